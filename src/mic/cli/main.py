@@ -1,0 +1,21 @@
+"""Entry point of the `mic` command: one Typer app with a sub-command per area."""
+
+from __future__ import annotations
+
+import typer
+
+from mic.cli.serve import serve
+from mic.testing.cli import testing_app
+
+app = typer.Typer(
+    name="mic",
+    help="MIC, the Multicluster Ingress Controller: watch many Kubernetes clusters from one place.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve)
+app.add_typer(testing_app, name="testing")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""mic.service"""

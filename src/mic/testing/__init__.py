@@ -1,0 +1,1 @@
+"""A Kubernetes API server emulator for tests, demos and benchmarks."""
