@@ -1,1 +1,35 @@
-"""mic.store"""
+"""Persistence of MIC's registrations: SQLite by default, PostgreSQL behind the same interface.
+
+`Store.open(url)` creates the database if needed and applies migrations; every method then is
+one committed transaction. See `mic.store.store` for behaviour, `mic.store.dialects` for what
+differs between databases, `mic.store.migrate` for how the schema evolves.
+"""
+
+from mic.store.dialects import default_database_url
+from mic.store.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+)
+from mic.store.records import TOKEN_ROLES, ClusterRecord, TokenRecord, TokenRole
+from mic.store.store import TOKEN_TOUCH_INTERVAL, Store, hash_token
+
+__all__ = [
+    "TOKEN_ROLES",
+    "TOKEN_TOUCH_INTERVAL",
+    "AlreadyExistsError",
+    "ClusterRecord",
+    "ConflictError",
+    "NotFoundError",
+    "SchemaError",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "TokenRecord",
+    "TokenRole",
+    "default_database_url",
+    "hash_token",
+]

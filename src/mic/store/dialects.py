@@ -1,0 +1,196 @@
+"""Everything that differs between SQLite and PostgreSQL, kept in this one module.
+
+The rest of `mic.store` speaks portable SQLAlchemy Core. What cannot be portable is here:
+
+* URL handling: `sqlite:///…` and `postgresql://…` are accepted and given their asyncio drivers
+  (aiosqlite, asyncpg), so `MIC_DATABASE_URL` can be written the way people usually write it.
+* Engine settings. For SQLite: WAL, foreign keys, busy timeout, and transaction control.
+  Python's `sqlite3` (under aiosqlite) by default emits no BEGIN before SELECT or DDL
+  ("legacy transaction control"), which breaks transactional migrations and repeatable reads.
+  So the driver's own BEGIN is disabled (`isolation_level = None`) and SQLAlchemy's `begin` event
+  emits it instead: `BEGIN IMMEDIATE` for write transactions, plain (deferred) `BEGIN` for reads.
+  Taking the write lock up front is what keeps two writers (two `Store`s, maybe two processes)
+  from deadlocking: with deferred transactions, two readers that both try to become writers get
+  `SQLITE_BUSY` at once, without the busy timeout ever applying; with `BEGIN IMMEDIATE` the second
+  writer simply waits up to `SQLITE_BUSY_TIMEOUT_MS` for the first to commit.
+* Upsert (`INSERT … ON CONFLICT DO UPDATE`), whose SQLAlchemy constructs are per dialect.
+* Serialising concurrent migrations: SQLite's `BEGIN IMMEDIATE` already does; PostgreSQL takes a
+  transaction-scoped advisory lock.
+
+Durability: SQLite runs with `synchronous=NORMAL`. In WAL mode this survives a crash of the MIC
+process (`kill -9`) without losing committed transactions; only an OS crash or power loss may
+roll back the last few commits. That is acceptable for configuration (the API caller sees the
+change, and at worst re-applies it). The delivery outbox (issue 4) promises that an accepted event
+is never lost, so when it lands it needs `synchronous=FULL` on the connections that commit outbox
+writes (or a `wal_checkpoint`/fsync policy argued for explicitly): change `SQLITE_SYNCHRONOUS` here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite connection waits for another writer (any process) before failing."""
+
+SQLITE_SYNCHRONOUS = "NORMAL"
+"""See the module docstring: durable across process crashes in WAL mode, not power loss."""
+
+WRITE_OPTION = "mic_store_write"
+"""Execution option marking a connection whose transactions will write (`BEGIN IMMEDIATE`)."""
+
+MIGRATION_LOCK_ID = 0x6D69635F6D6967  # "mic_mig": the PostgreSQL advisory lock for migrations
+
+_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The embedded default: a SQLite file `mic.db` in `data_dir` (made absolute)."""
+    return f"sqlite+aiosqlite:///{(data_dir.expanduser().absolute() / 'mic.db').as_posix()}"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse `url` and give it an asyncio driver; reject what the store does not support.
+
+    Raises `ValueError` with a message saying what to write instead.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise ValueError(
+            "invalid database URL; expected e.g. sqlite+aiosqlite:///path/to/mic.db"
+            " or postgresql+asyncpg://user:password@host/db"
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "postgres":  # the spelling Heroku and libpq accept
+        backend = "postgresql"
+    driver = _ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database {backend!r}; use sqlite+aiosqlite:///path/to/mic.db"
+            " or postgresql+asyncpg://user:password@host/db"
+        )
+    given = parsed.get_driver_name()
+    if "+" in parsed.drivername and given != driver:
+        raise ValueError(
+            f"database driver {given!r} is not supported for {backend}; use {backend}+{driver}://…"
+        )
+    return parsed.set(drivername=f"{backend}+{driver}")
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL points at, or None for memory databases, URIs and other backends."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+        return None
+    return Path(database)
+
+
+def prepare_location(url: URL) -> None:
+    """Create a SQLite file's directory, and the file itself readable by its owner only.
+
+    The clusters table holds credentials, so the file is created mode 0600 before SQLite opens it
+    (an empty file is a valid empty database); SQLite gives its `-wal` and `-shm` files the same
+    mode. A directory MIC creates is 0700. Existing files and directories are left as they are.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def create_engine(url: URL) -> AsyncEngine:
+    """An async engine configured for the URL's database (see the module docstring)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        # File databases get AsyncAdaptedQueuePool (SQLAlchemy's default for aiosqlite): each
+        # pooled connection owns one aiosqlite thread and only ever runs on it, so
+        # `check_same_thread` can stay at its safe default. The driver-level timeout covers the
+        # dialect's first-connect queries, before our PRAGMAs run.
+        engine = create_async_engine(
+            url,
+            hide_parameters=True,  # statement parameters may be credentials; keep them out of errors
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    # PostgreSQL: pre-ping so a restarted server or a dropped connection costs a retry, not an error.
+    return create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+    in_memory = sqlite_file(engine.url) is None
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _on_begin
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            mode = cursor.fetchone()[0]
+            if str(mode).lower() != "wal" and not in_memory:
+                log.warning(
+                    "SQLite refused WAL mode (journal_mode=%s); concurrent access will be slower", mode
+                )
+            cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """A view of `engine` (same pool) whose transactions take the write lock at BEGIN."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+async def lock_for_migration(conn: AsyncConnection) -> None:
+    """Serialise migrations run by several processes at once, for the current transaction."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    # SQLite: the migration transaction began with BEGIN IMMEDIATE, which already excludes writers.
+
+
+def upsert(dialect_name: str, table: Table, values: Mapping[str, Any], key: Sequence[str]) -> Insert:
+    """`INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new values."""
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        sqlite_stmt = sqlite_insert(table).values(dict(values))
+        return sqlite_stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={k: sqlite_stmt.excluded[k] for k in values if k not in key},
+        )
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(table).values(dict(values))
+        return pg_stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={k: pg_stmt.excluded[k] for k in values if k not in key},
+        )
+    raise NotImplementedError(f"upsert is not implemented for {dialect_name}")
