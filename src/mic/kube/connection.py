@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 
 class Authenticator(Protocol):
@@ -37,7 +38,9 @@ class ClusterConnection:
 
     `ssl_context` is None for plain-HTTP servers; with `insecure-skip-tls-verify` it is a
     context that verifies nothing. `description` names the source (never a secret) for logs
-    and error messages.
+    and error messages. `tls_server_name` (kubeconfig `tls-server-name`) is the name to send
+    for SNI and to check the server's certificate against instead of the URL's host; pass it
+    to aiohttp as `server_hostname=`.
     """
 
     server: str
@@ -46,6 +49,37 @@ class ClusterConnection:
     proxy: str | None = None
     default_namespace: str = "default"
     description: str = ""
+    tls_server_name: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "server", self.server.rstrip("/"))
+
+    def __repr__(self) -> str:
+        # Hand-written so that a proxy password never reaches a log line; authenticators
+        # redact their own credentials in their reprs.
+        if self.ssl_context is None:
+            tls = "none"
+        elif self.ssl_context.verify_mode == ssl.CERT_NONE:
+            tls = "insecure"
+        else:
+            tls = "verified"
+        parts = [f"server={self.server!r}", f"tls={tls}"]
+        if self.tls_server_name:
+            parts.append(f"tls_server_name={self.tls_server_name!r}")
+        if self.proxy:
+            parts.append(f"proxy={redact_url(self.proxy)!r}")
+        parts += [
+            f"authenticator={self.authenticator!r}",
+            f"default_namespace={self.default_namespace!r}",
+            f"description={self.description!r}",
+        ]
+        return f"ClusterConnection({', '.join(parts)})"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for logs (proxy URLs may carry credentials)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
