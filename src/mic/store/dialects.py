@@ -72,7 +72,7 @@ def normalize_url(url: str | URL) -> URL:
             "invalid database URL; expected e.g. sqlite+aiosqlite:///path/to/mic.db"
             " or postgresql+asyncpg://user:password@host/db"
         ) from e
-    backend = parsed.get_backend_name()
+    backend, _, given = parsed.drivername.partition("+")
     if backend == "postgres":  # the spelling Heroku and libpq accept
         backend = "postgresql"
     driver = _ASYNC_DRIVERS.get(backend)
@@ -81,8 +81,7 @@ def normalize_url(url: str | URL) -> URL:
             f"unsupported database {backend!r}; use sqlite+aiosqlite:///path/to/mic.db"
             " or postgresql+asyncpg://user:password@host/db"
         )
-    given = parsed.get_driver_name()
-    if "+" in parsed.drivername and given != driver:
+    if given and given != driver:
         raise ValueError(
             f"database driver {given!r} is not supported for {backend}; use {backend}+{driver}://…"
         )
