@@ -9,6 +9,15 @@ Only portable types are used (`JSON`, timezone-aware `DateTime`, `String`, `BigI
 same metadata serves SQLite and PostgreSQL. Constraints get deterministic names from
 `NAMING_CONVENTION`, because SQLite's batch ALTER (copy-and-move) in later migrations can only
 drop or alter constraints that have names.
+
+Room for issue 4 (delivery), each a later migration: `subscriptions` (name primary key, JSON sink
+and filter, a `generation` from its own row in `sequences`); `ledger` (primary key cluster,
+resource, uid; resourceVersion and content hash; `cluster` a foreign key to `clusters.name` with
+ON DELETE CASCADE, which works on SQLite because `dialects` turns foreign keys on); `outbox`
+(autoincrement BigInteger id giving the per-subscription order, subscription foreign key, object
+key, JSON event, attempts, next attempt time; index on subscription and id); `dead_letters`
+(same shape plus the last error). Outbox writes share a transaction with ledger updates through
+the same write-transaction helper `Store` uses.
 """
 
 from __future__ import annotations

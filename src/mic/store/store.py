@@ -9,6 +9,7 @@ that cannot be reached or stays locked raises `StoreUnavailableError`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 """`find_token` records a token's use at most this often, so authentication stays a read."""
+
+
+PING_TIMEOUT = 5.0
+"""Seconds `ping` waits for an answer before reporting the database not ready."""
 
 
 def hash_token(token: str) -> str:
@@ -120,12 +125,15 @@ class Store:
         await self.close()
 
     async def ping(self) -> bool:
-        """Whether the database answers a trivial query (for `/readyz`); never raises."""
+        """Whether the database answers a trivial query within `PING_TIMEOUT` s (for `/readyz`).
+
+        Never raises: readiness is a yes or no, and the reason is logged.
+        """
         try:
-            async with self._read() as conn:
+            async with asyncio.timeout(PING_TIMEOUT), self._read() as conn:
                 await conn.execute(sa.text("SELECT 1"))
-        except (StoreError, OSError) as e:
-            log.warning("store ping failed: %s", e)
+        except (StoreError, OSError, TimeoutError) as e:
+            log.warning("store ping failed: %s", e or type(e).__name__)
             return False
         return True
 

@@ -123,3 +123,11 @@ async def test_a_failed_migration_leaves_no_partial_schema(tmp_path: Path) -> No
             assert (await conn.exec_driver_sql("SELECT name FROM sqlite_master")).all() == []
     finally:
         await engine.dispose()
+
+
+async def test_ping_is_false_when_the_database_is_unreachable() -> None:
+    store = Store(create_engine(normalize_url("postgresql://mic:pw@127.0.0.1:1/mic")))
+    try:
+        assert await store.ping() is False
+    finally:
+        await store.close()
