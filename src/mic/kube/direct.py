@@ -60,7 +60,7 @@ def from_token(
         authenticator=authenticator,
         proxy=proxy,
         default_namespace=default_namespace,
-        description=description or f"{auth} auth to {redact_url(server)}",
+        description=description or f"{auth} auth to {redact_url(server.rstrip('/'))}",
         tls_server_name=tls_server_name,
     )
 

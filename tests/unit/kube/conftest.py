@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from mic.kube.connection import ClusterConnection
 
 SECRET_TOKEN = "s3cr3t-t0ken-value-never-shown"
 
@@ -127,6 +131,44 @@ def write_kubeconfig(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+async def _handshake(connection: ClusterConnection, certs: Certs, *, require_client_cert: bool = True) -> str:
+    """Open a real TLS connection to a loopback server with the kubernetes.test certificate.
+
+    Returns the client certificate's CN as the server saw it ("" if none was sent).
+    """
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certs.server_crt, certs.server_key)
+    server_context.load_verify_locations(certs.ca_crt)
+    server_context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    seen: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peercert") or {}
+        seen.append(next((v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"), ""))
+        writer.write(b"ok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=connection.ssl_context, server_hostname=connection.tls_server_name
+        )
+        assert await reader.read() == b"ok"
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    return seen[0]
+
+
+@pytest.fixture
+def handshake() -> Callable[..., Any]:
+    """`await handshake(connection, certs)`: a real TLS handshake with a loopback server."""
+    return _handshake
 
 
 PLUGIN = textwrap.dedent(

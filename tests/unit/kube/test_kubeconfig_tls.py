@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mic.kube.connection import ClusterConnection
 from mic.kube.direct import from_token
 from mic.kube.errors import ConfigError
 from mic.kube.kubeconfig import from_kubeconfig_text, load_kubeconfig
@@ -23,41 +21,12 @@ from mic.kube.tls import load_client_certificate, new_context
 
 Certs = Any  # conftest.Certs
 Kubeconfig = Callable[..., dict[str, Any]]
+Handshake = Callable[..., Awaitable[str]]
 
 
-async def handshake(connection: ClusterConnection, certs: Certs, *, require_client_cert: bool = True) -> str:
-    """Open a real TLS connection to a loopback server with the kubernetes.test certificate.
-
-    Returns the client certificate's CN as the server saw it ("" if none was sent).
-    """
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(certs.server_crt, certs.server_key)
-    server_context.load_verify_locations(certs.ca_crt)
-    server_context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
-    seen: list[str] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peercert") or {}
-        seen.append(next((v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"), ""))
-        writer.write(b"ok")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_context)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=connection.ssl_context, server_hostname=connection.tls_server_name
-        )
-        assert await reader.read() == b"ok"
-        writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
-    return seen[0]
-
-
-async def test_ca_and_client_certificate_from_data(certs: Certs, kubeconfig: Kubeconfig) -> None:
+async def test_ca_and_client_certificate_from_data(
+    certs: Certs, kubeconfig: Kubeconfig, handshake: Handshake
+) -> None:
     document = kubeconfig(
         cluster={"certificate-authority-data": certs.b64(certs.ca_crt), "tls-server-name": "kubernetes.test"},
         user={
@@ -70,7 +39,9 @@ async def test_ca_and_client_certificate_from_data(certs: Certs, kubeconfig: Kub
     assert await handshake(connection, certs) == "alice"
 
 
-async def test_ca_and_client_certificate_from_files(certs: Certs, kubeconfig: Kubeconfig) -> None:
+async def test_ca_and_client_certificate_from_files(
+    certs: Certs, kubeconfig: Kubeconfig, handshake: Handshake
+) -> None:
     document = kubeconfig(
         cluster={"certificate-authority": str(certs.ca_crt), "tls-server-name": "kubernetes.test"},
         user={"client-certificate": "client.crt", "client-key": "client.key"},  # relative to base_dir
@@ -79,13 +50,17 @@ async def test_ca_and_client_certificate_from_files(certs: Certs, kubeconfig: Ku
     assert await handshake(connection, certs) == "alice"
 
 
-async def test_without_tls_server_name_the_ip_does_not_match(certs: Certs, kubeconfig: Kubeconfig) -> None:
+async def test_without_tls_server_name_the_ip_does_not_match(
+    certs: Certs, kubeconfig: Kubeconfig, handshake: Handshake
+) -> None:
     connection = load_kubeconfig(kubeconfig(cluster={"certificate-authority": str(certs.ca_crt)}, user={}))
     with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
         await handshake(connection, certs, require_client_cert=False)
 
 
-async def test_custom_ca_replaces_system_roots(certs: Certs, kubeconfig: Kubeconfig, tmp_path: Path) -> None:
+async def test_custom_ca_replaces_system_roots(
+    certs: Certs, kubeconfig: Kubeconfig, tmp_path: Path, handshake: Handshake
+) -> None:
     # A CA that did not sign the server's certificate: verification must fail.
     (tmp_path / "other-ca.crt").write_bytes(certs.server_crt.read_bytes())
     document = kubeconfig(cluster={"certificate-authority": str(tmp_path / "other-ca.crt")}, user={})
@@ -94,7 +69,9 @@ async def test_custom_ca_replaces_system_roots(certs: Certs, kubeconfig: Kubecon
         await handshake(connection, certs, require_client_cert=False)
 
 
-async def test_insecure_skips_verification(certs: Certs, kubeconfig: Kubeconfig) -> None:
+async def test_insecure_skips_verification(
+    certs: Certs, kubeconfig: Kubeconfig, handshake: Handshake
+) -> None:
     connection = load_kubeconfig(kubeconfig(cluster={"insecure-skip-tls-verify": True}, user={}))
     assert connection.ssl_context is not None
     assert connection.ssl_context.verify_mode == ssl.CERT_NONE
@@ -197,7 +174,7 @@ def test_encrypted_key_is_refused_without_prompting(certs: Certs, tmp_path: Path
         load_client_certificate(new_context(), cert_file=certs.client_crt, key_file=encrypted)
 
 
-async def test_from_token_with_ca_data_pem_or_base64(certs: Certs) -> None:
+async def test_from_token_with_ca_data_pem_or_base64(certs: Certs, handshake: Handshake) -> None:
     pem = certs.ca_crt.read_text()
     for ca_data in (pem, certs.b64(certs.ca_crt)):
         connection = from_token(
