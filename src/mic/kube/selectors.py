@@ -63,7 +63,7 @@ _DNS1123_SUBDOMAIN_RE: Final = re.compile(
 _INT64_RE: Final = re.compile(r"[+-]?[0-9]+")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NAME_SYNTAX = (
-    "must consist of alphanumeric characters, '-', '_' or '.', "
+    "consist of alphanumeric characters, '-', '_' or '.', "
     "and must start and end with an alphanumeric character"
 )
 
@@ -85,7 +85,7 @@ def _key_problem(key: str) -> str | None:
     if len(name) > _NAME_MAX:
         return f"name part must be no more than {_NAME_MAX} characters"
     if not _NAME_RE.fullmatch(name):
-        return f"name part {_NAME_SYNTAX}"
+        return f"name part must {_NAME_SYNTAX}"
     return None
 
 
