@@ -103,6 +103,11 @@ def from_kubeconfig_file(
     restrictions: Restrictions = Restrictions(),
 ) -> ClusterConnection:
     """Connection from a kubeconfig file; relative paths in it resolve against its directory."""
+    if "\n" in os.fspath(path):
+        # Kubeconfig text passed by mistake: echoing it as a "missing file" would leak its tokens.
+        raise ConfigError(
+            "the kubeconfig path contains a newline; pass kubeconfig text to from_kubeconfig_text"
+        )
     path = Path(path).expanduser()
     document = _Document.from_text(_read_kubeconfig(path), path.parent.absolute())
     return _build(document, f"kubeconfig {path}", context, allow_exec, allow_files, restrictions)

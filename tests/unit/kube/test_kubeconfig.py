@@ -119,6 +119,12 @@ def test_missing_kubeconfig_file(tmp_path: Path) -> None:
         from_kubeconfig_file(tmp_path / "nothing-here")
 
 
+def test_text_passed_as_a_path_is_not_echoed(kubeconfig: Kubeconfig) -> None:
+    with pytest.raises(ConfigError, match="pass kubeconfig text to from_kubeconfig_text") as caught:
+        load_kubeconfig(yaml.safe_dump(kubeconfig()))
+    assert SECRET_TOKEN not in str(caught.value)
+
+
 def test_yaml_error_gives_line_and_column_without_quoting_the_line() -> None:
     text = f"clusters:\n- name: c1\n  token: {SECRET_TOKEN}\n    bad: indentation\n"
     with pytest.raises(ConfigError) as caught:
