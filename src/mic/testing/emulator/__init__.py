@@ -1,0 +1,72 @@
+"""An emulated Kubernetes API server speaking kube's REST wire protocol over real HTTP(S).
+
+What it does as kube-apiserver does (the things clients depend on):
+
+- URL layout (`/api/v1`, `/apis/{group}/{version}`, `namespaces/{ns}/`, `/status`, the legacy
+  `/watch/` prefix), discovery documents (`/version`, `/api`, `/api/v1`, `/apis`,
+  `/apis/{group}`, `/apis/{group}/{version}`), failures as `Status` bodies with kube's
+  reasons and messages (NotFound, AlreadyExists, Conflict, Invalid, BadRequest,
+  MethodNotAllowed, UnsupportedMediaType, Unauthorized, Forbidden, Expired, Timeout).
+- One resourceVersion counter for all resources (etcd's revision), as decimal strings;
+  no-op updates get no new resourceVersion and no event; generateName; finalizers hold an
+  object with deletionTimestamp set until an update removes the last one.
+- Lists: label selectors (=, ==, !=, in, notin, exists, !key, >, <), field selectors
+  (metadata.name, metadata.namespace, plus kube's per-type fields such as pods'
+  spec.nodeName/status.phase and secrets' type; others are 400), limit/continue with kube's
+  token format, pages consistent at the first page's resourceVersion (rebuilt from history,
+  like etcd MVCC), remainingItemCount on unfiltered lists, 410 Expired once the token's
+  resourceVersion is compacted, resourceVersionMatch=Exact/NotOlderThan.
+- Watches: newline-delimited JSON over chunked HTTP/1.1; resourceVersion unset or "0" gives
+  synthetic ADDED events for current objects first; "N" replays retained changes after N; a
+  too-old N gets HTTP 200 with one ERROR event (Status 410 Expired, "too old resource
+  version: N (M)") then the end; BOOKMARK events with allowWatchBookmarks; sendInitialEvents
+  with the `k8s.io/initial-events-end` bookmark; timeoutSeconds; selectors with enter (ADDED)
+  and leave (DELETED of the previous state at the new resourceVersion) as the watch cache
+  does; slow watchers closed when their buffer overflows.
+- List items of built-in types omit kind/apiVersion (typed encoding); custom resource items
+  carry them (unstructured encoding). Watch event objects always carry them.
+- DELETE answers the object for pods, namespaces, CRDs and custom resources, a Success
+  `Status` with details for other types.
+
+Known differences from kube-apiserver (do not build client behaviour on these):
+
+- Only JSON (and YAML request bodies). No protobuf, no `as=Table`, no aggregated discovery
+  (`application/json;g=apidiscovery.k8s.io;v=v2` requests get the legacy documents, as from
+  an old server), no /openapi. No server-side apply (apply-patch is 415); strategic merge
+  patch is applied as a JSON merge patch (lists are replaced, not merged by key).
+- No validation or defaulting of object bodies beyond metadata.name/namespace, no schemas
+  for custom resources, no admission, no managedFields, no ownerReference garbage
+  collection, no controllers: pods are never scheduled or run, services get no cluster IP,
+  endpoints are not computed.
+- metadata.generation is set to 1 on create and bumped on any change outside metadata and
+  status for every type (kube bumps it only for types whose strategy does, e.g. not for
+  ConfigMaps).
+- Deleting a namespace deletes its contents and the namespace at once (no Terminating
+  phase, content finalizers ignored); pods are deleted immediately (no grace period, as
+  for unscheduled pods in kube).
+- Custom resources serving several versions: objects are stored once and only their
+  apiVersion is rewritten (no conversion webhooks). CRD updates re-register names.
+- RBAC is a per-token allow list (`TokenPolicy`), not Roles/Bindings; discovery is open to
+  every valid token; there is no anonymous access when tokens are configured.
+- The history is a bounded count of changes (`history_size`), not a time window; it is
+  global, so any resource's churn can expire another's resourceVersion (as etcd compaction
+  does). Watch from a resourceVersion newer than the current one waits for it silently
+  instead of kube's "Too large resource version" error after 3 s; lists answer 504 for it.
+- BOOKMARK objects carry only kind, apiVersion and metadata (resourceVersion, plus the
+  initial-events-end annotation); kube's typed bookmarks also serialize empty fields
+  (`creationTimestamp: null`, empty spec). Bookmarks come every `bookmark_interval` seconds
+  on a quiet stream (kube: roughly every minute, and before a timeout).
+- No default watch timeout: a watch without timeoutSeconds lasts until the client, a fault
+  or `stop()` ends it (kube ends watches after 30-60 min).
+- `limit` is always honoured, also with resourceVersion="0" (older kube served those from the
+  watch cache ignoring limit). A 410 for an expired continue token has no fresh continue
+  token in its metadata.
+- Selector validation is close to kube's but not identical in its error wording.
+"""
+
+from mic.testing.emulator.auth import TokenPolicy
+from mic.testing.emulator.emulator import KubeEmulator
+from mic.testing.emulator.errors import StatusError
+from mic.testing.emulator.server import RequestRecord
+
+__all__ = ["KubeEmulator", "RequestRecord", "StatusError", "TokenPolicy"]

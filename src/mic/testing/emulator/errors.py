@@ -1,0 +1,180 @@
+"""Kubernetes `Status` failure bodies and the exception that carries one to the HTTP layer.
+
+Every error the emulator answers is a `Status` object shaped exactly as kube-apiserver
+shapes it (kind, apiVersion, metadata, status, message, reason, details, code), because
+clients decide what to do from `reason` and `code`, and print `message` to users.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StatusError(Exception):
+    """A request failed; `body` is the `Status` to send with HTTP status `code`.
+
+    Raised anywhere below the HTTP layer (state, selectors, patches); the server turns it into
+    a response. In-process helpers let it propagate so tests see the same reason and code.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return status_body(self.code, self.reason, self.message, self.details)
+
+
+def status_body(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A failure `Status` object; `details` is omitted when empty, as kube omits it."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
+    if details:
+        body["details"] = details
+    body["code"] = code
+    return body
+
+
+def _details(resource: str, name: str | None, group: str) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    details["kind"] = resource
+    return details
+
+
+def qualified(resource: str, group: str) -> str:
+    """`pods` or `ingresses.networking.k8s.io`: how kube names a resource in messages."""
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(resource: str, name: str, group: str = "") -> StatusError:
+    return StatusError(
+        404, "NotFound", f'{qualified(resource, group)} "{name}" not found', _details(resource, name, group)
+    )
+
+
+def already_exists(resource: str, name: str, group: str = "") -> StatusError:
+    return StatusError(
+        409,
+        "AlreadyExists",
+        f'{qualified(resource, group)} "{name}" already exists',
+        _details(resource, name, group),
+    )
+
+
+def conflict(resource: str, name: str, group: str = "", why: str = "") -> StatusError:
+    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    return StatusError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": {why}',
+        _details(resource, name, group),
+    )
+
+
+def invalid(kind: str, name: str, group: str, causes: list[tuple[str, str]]) -> StatusError:
+    """422 Invalid; `causes` are (field, message) pairs, as kube lists them."""
+    text = ", ".join(f"{field}: {msg}" for field, msg in causes)
+    details: dict[str, Any] = {"name": name}
+    if group:
+        details["group"] = group
+    details["kind"] = kind
+    details["causes"] = [{"reason": "FieldValueInvalid", "message": msg, "field": f} for f, msg in causes]
+    subject = f"{kind}.{group}" if group else kind
+    return StatusError(422, "Invalid", f'{subject} "{name}" is invalid: {text}', details)
+
+
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, "BadRequest", message)
+
+
+def gone(message: str) -> StatusError:
+    """410 Expired: a resourceVersion or continue token older than the retained history."""
+    return StatusError(410, "Expired", message)
+
+
+def page_not_found() -> StatusError:
+    return StatusError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def method_not_allowed() -> StatusError:
+    return StatusError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
+
+
+def unsupported_media_type(content_type: str) -> StatusError:
+    return StatusError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+        f' (got "{content_type}")',
+    )
+
+
+_FAULT_REASONS = {
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected fault"),
+    502: ("InternalError", "Internal error occurred: injected fault (bad gateway)"),
+    503: ("ServiceUnavailable", "The server is currently unable to handle the request"),
+    504: (
+        "Timeout",
+        "The server was unable to return a response in the time allotted,"
+        " but may still be processing the request",
+    ),
+}
+
+
+def injected(code: int, retry_after: float | None) -> StatusError:
+    """The failure `fail_requests` injects: kube's reason and words for that status code."""
+    reason, message = _FAULT_REASONS.get(
+        code, ("InternalError", f"Internal error occurred: injected fault {code}")
+    )
+    details: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        details["retryAfterSeconds"] = max(1, round(retry_after))
+        headers["Retry-After"] = str(max(0, round(retry_after)))
+    return StatusError(code, reason, message, details, headers)
+
+
+def too_large_resource_version(rv: int, current: int) -> StatusError:
+    """504 for a resourceVersion the server has not reached yet, as kube's watch cache answers."""
+    return StatusError(
+        504,
+        "Timeout",
+        f"Too large resource version: {rv}, current: {current}",
+        {
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        },
+    )
+
+
+def invalid_list_options(field: str, message: str) -> StatusError:
+    """422 for query parameters kube's ListOptions validation rejects."""
+    return invalid("ListOptions", "", "meta.k8s.io", [(field, message)])
