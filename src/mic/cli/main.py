@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from mic.cli.clusters import clusters_app
+from mic.cli.resources import resources_app
 from mic.cli.serve import serve
 from mic.testing.cli import testing_app
 
@@ -14,6 +16,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(serve)
+app.add_typer(clusters_app, name="clusters")
+app.add_typer(resources_app, name="resources")
 app.add_typer(testing_app, name="testing")
 
 

@@ -1,0 +1,344 @@
+"""The small REST client the `mic` commands share.
+
+Every command talks to the MIC service through `MicClient`, so there is exactly one place that
+builds requests (base URL, bearer token, path quoting, timeouts) and one place that turns what
+can go wrong — an unreachable service, a 4xx/5xx with FastAPI's error body, a non-JSON answer —
+into one readable line. Commands raise or let `MicError` propagate; `reporting_errors` prints
+it and exits, so a user never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import quote
+
+import httpx
+import typer
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# Options every client command takes: where MIC is and how to prove who we are.
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", envvar="MIC_URL", help="Base URL of the MIC service.", show_default=True),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="MIC_TOKEN",
+        help="MIC API bearer token (admin to change things, viewer to read). Never printed.",
+        show_default=False,
+    ),
+]
+
+# Generous for a slow server, short enough that a typo in --url does not hang a script.
+_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+_MAX_BODY_IN_MESSAGE = 200
+_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class MicError(Exception):
+    """A failure the user should read as one line; `exit_code` 2 marks a usage error, as Typer does."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class UsageError(MicError):
+    """Options that cannot go together or are missing: exit code 2, like Typer's own usage errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    """Print `error: <message>` on stderr and leave with `exit_code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=exit_code)
+
+
+def reporting_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command so `MicError` and Ctrl-C end it with one line instead of a traceback.
+
+    `functools.wraps` keeps the signature visible to Typer, which reads it to build the options.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MicError as exc:
+            fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def path_segment(value: str) -> str:
+    """Quote one path segment so a name containing `/`, `?` or `#` cannot change the route."""
+    return quote(value, safe="")
+
+
+def format_detail(detail: Any) -> str:
+    """Render FastAPI's `detail` — a string, or a list of validation errors — as one line.
+
+    A validation error reads `body.connection.kubeconfig: Field required`; several are joined
+    with `; ` so the whole answer still fits on the one error line.
+    """
+    if isinstance(detail, str):
+        return _one_line(detail)
+    if isinstance(detail, list):
+        parts = [_format_validation_error(item) for item in detail]
+        return "; ".join(part for part in parts if part) or "invalid request"
+    if isinstance(detail, dict):
+        if "msg" in detail:
+            return _format_validation_error(detail)
+        if isinstance(detail.get("message"), str):
+            return _one_line(detail["message"])
+    return _one_line(str(detail))
+
+
+def _format_validation_error(item: Any) -> str:
+    if not isinstance(item, dict):
+        return _one_line(str(item))
+    message = _one_line(str(item.get("msg", "invalid value")))
+    loc = item.get("loc")
+    if isinstance(loc, list | tuple) and loc:
+        return f"{'.'.join(str(part) for part in loc)}: {message}"
+    return message
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class MicClient:
+    """A synchronous client for MIC's `/v1` API; a CLI makes one request at a time.
+
+    The token is kept out of every message this class produces: error text that echoes it (a
+    misbehaving proxy, a server bug) is redacted before it reaches the terminal.
+    """
+
+    def __init__(self, url: str, token: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/") or url
+        self._token = token or None
+        headers = {"Accept": "application/json", "User-Agent": "mic-cli"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, headers=headers, timeout=_TIMEOUT, transport=transport
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise UsageError(f"invalid MIC URL {url!r}: {exc}") from None
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> MicClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- the requests the commands need -------------------------------------------------
+
+    def add_cluster(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/clusters`; returns the created cluster."""
+        return self._object(self.request("POST", "/v1/clusters", json=body))
+
+    def list_clusters(self) -> list[dict[str, Any]]:
+        """`GET /v1/clusters`; returns its items."""
+        answer = self._object(self.request("GET", "/v1/clusters"))
+        items = answer.get("items", [])
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    def get_cluster(self, name: str) -> dict[str, Any]:
+        """`GET /v1/clusters/{name}`."""
+        return self._object(
+            self.request("GET", f"/v1/clusters/{path_segment(name)}", not_found=f"cluster {name!r} not found")
+        )
+
+    def remove_cluster(self, name: str) -> None:
+        """`DELETE /v1/clusters/{name}`."""
+        self.request("DELETE", f"/v1/clusters/{path_segment(name)}", not_found=f"cluster {name!r} not found")
+
+    def list_resources(
+        self,
+        cluster: str,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        chunk_size: int = 0,
+    ) -> dict[str, Any]:
+        """List one resource in one cluster, following `continue` tokens until the list is whole.
+
+        `chunk_size` > 0 asks for pages of that size, so a large cache is fetched in bounded
+        answers; the merged result has the shape of a single `List`.
+        """
+        path = f"/v1/clusters/{path_segment(cluster)}/resources/{path_segment(resource)}"
+        params: dict[str, str] = {}
+        if namespace:
+            params["namespace"] = namespace
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if chunk_size > 0:
+            params["limit"] = str(chunk_size)
+        items: list[Any] = []
+        first: dict[str, Any] | None = None
+        seen_tokens: set[str] = set()
+        while True:
+            page = self._object(
+                self.request(
+                    "GET",
+                    path,
+                    params=params,
+                    not_found=f"cluster {cluster!r} or resource {resource!r} not found",
+                )
+            )
+            first = first or page
+            page_items = page.get("items") or []
+            if isinstance(page_items, list):
+                items.extend(page_items)
+            metadata = page.get("metadata")
+            token = metadata.get("continue") if isinstance(metadata, dict) else None
+            if not token or not isinstance(token, str) or token in seen_tokens:
+                break
+            seen_tokens.add(token)  # a server repeating a token must not loop us forever
+            params["continue"] = token
+        merged = dict(first)
+        merged["items"] = items
+        merged["metadata"] = {**(first.get("metadata") or {}), "continue": None}
+        return merged
+
+    def get_resource(
+        self, cluster: str, resource: str, name: str, *, namespace: str | None
+    ) -> dict[str, Any]:
+        """Get one object: the namespaced route with `namespace`, the cluster-scoped one without."""
+        base = f"/v1/clusters/{path_segment(cluster)}/resources/{path_segment(resource)}"
+        if namespace:
+            path = f"{base}/{path_segment(namespace)}/{path_segment(name)}"
+            what = f"{resource} {namespace}/{name} not found in cluster {cluster!r}"
+        else:
+            path = f"{base}/{path_segment(name)}"
+            what = f"{resource} {name!r} not found in cluster {cluster!r}"
+        return self._object(self.request("GET", path, not_found=what))
+
+    def query_resources(
+        self,
+        resource: str,
+        *,
+        clusters: list[str] | None,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /v1/resources/{resource}` across clusters (all of them when `clusters` is None)."""
+        params: dict[str, str] = {}
+        if clusters:
+            params["clusters"] = ",".join(clusters)
+        if namespace:
+            params["namespace"] = namespace
+        if label_selector:
+            params["labelSelector"] = label_selector
+        return self._object(self.request("GET", f"/v1/resources/{path_segment(resource)}", params=params))
+
+    # --- the one place requests are made and errors are worded --------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        not_found: str | None = None,
+    ) -> Any:
+        """Send one request; return the decoded JSON body (None when empty) or raise `MicError`.
+
+        `not_found` words a 404 whose body says nothing more useful than FastAPI's default
+        "Not Found" (an unknown route, say), so the user still learns *what* was missing.
+        """
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.ConnectError as exc:
+            raise MicError(f"cannot reach MIC at {self.url}: {self._reason(exc)}") from None
+        except httpx.TimeoutException:
+            raise MicError(f"MIC at {self.url} did not answer in time") from None
+        except httpx.UnsupportedProtocol:
+            raise UsageError(f"invalid MIC URL {self.url!r}: use http:// or https://") from None
+        except httpx.HTTPError as exc:
+            raise MicError(f"request to MIC at {self.url} failed: {self._reason(exc)}") from None
+        if response.is_success:
+            if response.status_code == 204 or not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise MicError(
+                    f"MIC at {self.url} answered {method} {path} with something that is not JSON "
+                    f"({response.status_code})"
+                ) from None
+        raise MicError(self._redact(self._error_message(response, not_found)))
+
+    def _error_message(self, response: httpx.Response, not_found: str | None) -> str:
+        status = response.status_code
+        detail: str | None = None
+        try:
+            body = response.json()
+        except ValueError:
+            text = _one_line(response.text)
+            if text:
+                detail = text[:_MAX_BODY_IN_MESSAGE] + ("…" if len(text) > _MAX_BODY_IN_MESSAGE else "")
+        else:
+            if isinstance(body, dict) and "detail" in body:
+                detail = format_detail(body["detail"])
+            elif body is not None:
+                detail = format_detail(body)
+        if status == 404 and not_found and (not detail or detail.lower() == "not found"):
+            detail = not_found
+        if not detail:
+            detail = response.reason_phrase or "request failed"
+        message = f"{detail} ({status})"
+        if status == 401:
+            hint = "set MIC_TOKEN or pass --token" if not self._token else "check MIC_TOKEN / --token"
+            message = f"{message}; {hint}"
+        elif status == 403:
+            message = f"{message}; this needs an admin token"
+        return message
+
+    def _reason(self, exc: Exception) -> str:
+        text = str(exc) or type(exc).__name__
+        text = _ERRNO_PREFIX.sub("", _one_line(text))
+        return self._redact(text[:1].lower() + text[1:])
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _object(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise MicError(f"MIC at {self.url} sent an unexpected answer (expected a JSON object)")
+        return body
+
+
+@contextmanager
+def connect(url: str, token: str | None) -> Iterator[MicClient]:
+    """Open a `MicClient` for one command and close it afterwards."""
+    client = MicClient(url, token)
+    try:
+        yield client
+    finally:
+        client.close()
