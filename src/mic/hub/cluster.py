@@ -1,0 +1,324 @@
+"""One cluster inside the hub: its client, discovery, informers and health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mic.events import Event
+from mic.hub.spec import WatchSpec
+from mic.hub.status import ClusterState, ClusterStatus, ResourceStatus
+from mic.kube.backoff import Backoff
+from mic.kube.client import KubeClient
+from mic.kube.connection import ClusterConnection
+from mic.kube.discover import discover
+from mic.kube.discovery import ResourceCatalog
+from mic.kube.errors import ApiError, ConnectionFailure, KubeError
+from mic.kube.informer import Informer, InformerOptions, InformerState, KnownObject
+from mic.kube.resources import ResourceInfo
+from mic.kube.tasks import OwnedTasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InformerKey:
+    """What makes two watches shareable: same resource, namespaces and selector."""
+
+    group: str
+    version: str
+    resource: str
+    namespaces: frozenset[str] | None
+    label_selector: str
+
+
+KnownStateLoader = Callable[[str, ResourceInfo], Awaitable[dict[str, KnownObject] | None]]
+BatchSink = Callable[["ClusterRuntime", InformerKey, list[Event]], Awaitable[None]]
+
+
+class ClusterRuntime:
+    """Connects to one cluster, discovers its resources, runs the informers asked of it.
+
+    Everything here is owned by `tasks`; a cluster that is down, slow or forbidden only ever
+    affects its own state, never the hub or other clusters.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: ClusterConnection,
+        *,
+        labels: dict[str, str],
+        sink: BatchSink,
+        informer_options: InformerOptions,
+        discovery_refresh_interval: float,
+        known_state: KnownStateLoader | None = None,
+    ) -> None:
+        self.name = name
+        self.labels = dict(labels)
+        self.connection = connection
+        self.client = KubeClient(connection)
+        self.catalog: ResourceCatalog | None = None
+        self.server_version: str | None = None
+        self.last_error: str | None = None
+        self._discovery_state = ClusterState.CONNECTING
+        self._sink = sink
+        self._informer_options = informer_options
+        self._refresh_interval = discovery_refresh_interval
+        self._known_state = known_state
+        self._wants: dict[WatchSpec, int] = {}
+        self._resolved: dict[WatchSpec, InformerKey] = {}
+        self._unresolved: dict[WatchSpec, str] = {}
+        self._informers: dict[InformerKey, Informer] = {}
+        self._users: dict[InformerKey, set[WatchSpec]] = {}
+        self._discovered = asyncio.Event()
+        self._wants_changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._last_discovery = 0.0
+        self.tasks = OwnedTasks(f"cluster {name}")
+
+    def start(self) -> None:
+        self.tasks.start("connect", self._connect_loop())
+
+    async def close(self) -> None:
+        await self.tasks.close()
+        for informer in self._informers.values():
+            await informer.stop()
+        self._informers.clear()
+        await self.client.close()
+
+    # -- discovery ------------------------------------------------------------------------
+
+    async def _connect_loop(self) -> None:
+        """Discover until it works, then keep discovery fresh while some name is unresolved."""
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        while True:
+            try:
+                await self.rediscover()
+                backoff.reset()
+            except ApiError as error:
+                self._discovery_failed(error, 401 if error.is_unauthorized else error.status)
+                await asyncio.sleep(backoff.next_delay() if error.status not in (401, 403) else 30.0)
+                continue
+            except (ConnectionFailure, KubeError) as error:
+                self._discovery_failed(error, None)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            self._wants_changed.clear()
+            try:
+                async with asyncio.timeout(self._refresh_interval if self._unresolved else None):
+                    await self._wants_changed.wait()
+            except TimeoutError:
+                pass
+
+    def _discovery_failed(self, error: Exception, status: int | None) -> None:
+        self.last_error = str(error)
+        if status in (401, 403):
+            self._discovery_state = ClusterState.UNAUTHORIZED
+        else:
+            self._discovery_state = ClusterState.UNREACHABLE
+        log.warning("cluster %s: discovery failed: %s", self.name, error)
+
+    async def rediscover(self) -> None:
+        """Fetch the server version and resource catalog, then start what can now be resolved."""
+        version = await self.client.server_version()
+        self.server_version = str(version.get("gitVersion") or "") or None
+        self.catalog = await discover(self.client)
+        self._last_discovery = time.monotonic()
+        self._discovery_state = ClusterState.READY
+        self.last_error = None
+        self._discovered.set()
+        await self._apply_wants()
+
+    async def wait_discovered(self, timeout: float | None) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._discovered.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def resolve(self, name: str, *, refresh_if_unknown: bool = True) -> ResourceInfo:
+        """Resolve a resource name as kubectl does; re-discovers once if the name is new.
+
+        Raises UnknownResourceError / AmbiguousResourceError, or ConnectionFailure/ApiError
+        when the cluster cannot be asked.
+        """
+        if self.catalog is None:
+            await self.rediscover()
+        assert self.catalog is not None
+        try:
+            return self.catalog.resolve(name)
+        except KubeError:
+            if not refresh_if_unknown or time.monotonic() - self._last_discovery < 1.0:
+                raise
+        await self.rediscover()
+        return self.catalog.resolve(name)
+
+    # -- wants and informers --------------------------------------------------------------
+
+    async def want(self, spec: WatchSpec) -> None:
+        """Start (or share) an informer for `spec`."""
+        self._wants[spec] = self._wants.get(spec, 0) + 1
+        if self._wants[spec] == 1:
+            await self._apply_wants()
+            self._wants_changed.set()
+
+    async def unwant(self, spec: WatchSpec) -> None:
+        """Release `spec`; its informer stops when nobody else uses it."""
+        count = self._wants.get(spec, 0) - 1
+        if count > 0:
+            self._wants[spec] = count
+            return
+        self._wants.pop(spec, None)
+        self._unresolved.pop(spec, None)
+        key = self._resolved.pop(spec, None)
+        if key is None:
+            return
+        users = self._users.get(key, set())
+        users.discard(spec)
+        if not users:
+            self._users.pop(key, None)
+            informer = self._informers.pop(key, None)
+            if informer is not None:
+                await informer.stop()
+
+    def specs_for(self, key: InformerKey) -> frozenset[WatchSpec]:
+        return frozenset(self._users.get(key, ()))
+
+    async def _apply_wants(self) -> None:
+        if self.catalog is None:
+            self._unresolved.update(dict.fromkeys(self._wants, "waiting for discovery"))
+            return
+        async with self._lock:
+            for spec in list(self._wants):
+                if spec in self._resolved:
+                    continue
+                try:
+                    info = self.catalog.resolve(spec.resource)
+                except KubeError as error:
+                    self._unresolved[spec] = str(error)
+                    continue
+                self._unresolved.pop(spec, None)
+                key = InformerKey(
+                    info.group, info.version, info.resource, spec.namespaces, spec.label_selector
+                )
+                self._resolved[spec] = key
+                self._users.setdefault(key, set()).add(spec)
+                if key not in self._informers:
+                    await self._start_informer(key, info)
+
+    async def _start_informer(self, key: InformerKey, info: ResourceInfo) -> None:
+        known = await self._known_state(self.name, info) if self._known_state else None
+
+        async def sink(events: list[Event]) -> None:
+            await self._sink(self, key, events)
+
+        informer = Informer(
+            self.client,
+            self.name,
+            info,
+            sink,
+            namespaces=key.namespaces,
+            label_selector=key.label_selector or None,
+            known=known,
+            options=self._informer_options,
+        )
+        self._informers[key] = informer
+        await informer.start()
+
+    def informer_for(self, spec: WatchSpec) -> Informer | None:
+        key = self._resolved.get(spec)
+        return self._informers.get(key) if key is not None else None
+
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
+
+    def find_informer(
+        self, info: ResourceInfo, namespace: str | None, label_selector: str
+    ) -> Informer | None:
+        """An informer whose cache can answer a query on `info` in `namespace`.
+
+        Prefers the widest informer: no selector (or the same selector), all namespaces (or
+        one including `namespace`).
+        """
+        candidates: list[tuple[int, Informer]] = []
+        for key, informer in self._informers.items():
+            if (key.group, key.version, key.resource) != (info.group, info.version, info.resource):
+                continue
+            if key.label_selector and key.label_selector != label_selector:
+                continue
+            if key.namespaces is not None and (namespace is None or namespace not in key.namespaces):
+                continue
+            candidates.append(((key.namespaces is not None) + bool(key.label_selector), informer))
+        candidates.sort(key=lambda pair: pair[0])
+        return candidates[0][1] if candidates else None
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> ClusterStatus:
+        resources = []
+        last_event = None
+        for key, informer in self._informers.items():
+            status = informer.status
+            resources.append(
+                ResourceStatus(
+                    resource=informer.resource.qualified_name,
+                    namespaces=tuple(sorted(key.namespaces)) if key.namespaces is not None else None,
+                    label_selector=key.label_selector,
+                    state=status.state,
+                    synced=status.synced,
+                    object_count=status.object_count,
+                    resource_version=status.resource_version,
+                    last_error=status.last_error,
+                    last_event_at=status.last_event_at,
+                )
+            )
+            if status.last_event_at and (last_event is None or status.last_event_at > last_event):
+                last_event = status.last_event_at
+        state, error = self._overall_state(resources)
+        return ClusterStatus(
+            name=self.name,
+            state=state,
+            labels=dict(self.labels),
+            server_version=self.server_version,
+            last_error=error,
+            last_event_at=last_event,
+            resources=tuple(sorted(resources, key=lambda r: r.resource)),
+            unresolved=tuple(sorted(f"{spec.resource}: {why}" for spec, why in self._unresolved.items())),
+        )
+
+    def _overall_state(self, resources: list[ResourceStatus]) -> tuple[ClusterState, str | None]:
+        if self._discovery_state is not ClusterState.READY:
+            return self._discovery_state, self.last_error
+        if not resources:
+            return (
+                (ClusterState.DEGRADED, self._first_unresolved())
+                if self._unresolved
+                else (
+                    ClusterState.READY,
+                    None,
+                )
+            )
+        states = [r.state for r in resources]
+        errors = [r.last_error for r in resources if r.last_error]
+        auth_states = {InformerState.UNAUTHORIZED, InformerState.FORBIDDEN}
+        if all(s in auth_states for s in states):
+            return ClusterState.UNAUTHORIZED, errors[0] if errors else None
+        if all(s is InformerState.UNREACHABLE for s in states):
+            return ClusterState.UNREACHABLE, errors[0] if errors else None
+        if any(
+            s not in (InformerState.WATCHING, InformerState.LISTING, InformerState.PENDING) for s in states
+        ):
+            return ClusterState.DEGRADED, errors[0] if errors else None
+        if self._unresolved:
+            return ClusterState.DEGRADED, self._first_unresolved()
+        if not all(r.synced for r in resources):
+            return ClusterState.CONNECTING, None
+        return ClusterState.READY, None
+
+    def _first_unresolved(self) -> str | None:
+        return next(iter(self._unresolved.values()), None)

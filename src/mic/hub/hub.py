@@ -1,0 +1,395 @@
+"""The `Hub`: many clusters watched as one. The library's public face."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from mic.events import Event, EventType
+from mic.hub.cluster import ClusterRuntime, InformerKey, KnownStateLoader
+from mic.hub.spec import WatchSpec
+from mic.hub.status import ClusterStatus
+from mic.hub.stream import EventStream
+from mic.kube.connection import ClusterConnection
+from mic.kube.errors import KubeError
+from mic.kube.informer import InformerOptions
+from mic.kube.resources import ResourceInfo
+from mic.kube.selectors import LabelSelector
+from mic.kube.tasks import OwnedTasks
+
+log = logging.getLogger(__name__)
+
+KubeObject = dict[str, Any]
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class UnknownClusterError(KubeError, LookupError):
+    """No cluster of that name has been added to the hub."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no cluster named {name!r}")
+        self.name = name
+
+
+class DuplicateClusterError(KubeError, ValueError):
+    """A cluster of that name is already in the hub."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"cluster {name!r} is already added")
+        self.name = name
+
+
+class NotWatchedError(KubeError, LookupError):
+    """A cache query on a resource that no informer in that cluster covers."""
+
+
+class Hub:
+    """Watch resources in many clusters and consume their changes as one stream.
+
+    ```
+    async with Hub() as hub:
+        await hub.add_cluster("eu-1", load_kubeconfig("~/.kube/eu-1"))
+        async for event in hub.events("ingresses"):
+            print(event.cluster, event.type, event.key)
+    ```
+
+    One informer per (cluster, resource, namespaces, label selector) serves every consumer
+    that asks for it. Clusters can be added and removed while it runs; a watch declared for
+    all clusters extends to clusters added later. A dead or slow cluster never delays the
+    others: each has its own tasks, and back-pressure from a slow consumer only slows the
+    streams that consumer reads.
+    """
+
+    def __init__(
+        self,
+        *,
+        informer_options: InformerOptions | None = None,
+        discovery_refresh_interval: float = 30.0,
+        stream_max_batches: int = 1024,
+        known_state: KnownStateLoader | None = None,
+    ) -> None:
+        self._informer_options = informer_options or InformerOptions()
+        self._discovery_refresh_interval = discovery_refresh_interval
+        self._stream_max_batches = stream_max_batches
+        self._known_state = known_state
+        self._clusters: dict[str, ClusterRuntime] = {}
+        self._specs: dict[WatchSpec, int] = {}
+        self._streams: dict[WatchSpec, list[EventStream]] = {}
+        self._handlers: list[tuple[WatchSpec, frozenset[EventType] | None, Handler]] = []
+        self._tasks = OwnedTasks("hub")
+        self._handlers_started = False
+        self._closed = False
+
+    async def __aenter__(self) -> Hub:
+        self._start_handlers()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every informer and handler, close every stream and connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for streams in list(self._streams.values()):
+            for stream in list(streams):
+                stream.close()
+        await self._tasks.close()
+        for runtime in list(self._clusters.values()):
+            await runtime.close()
+        self._clusters.clear()
+
+    # -- clusters -------------------------------------------------------------------------
+
+    async def add_cluster(
+        self, name: str, connection: ClusterConnection, *, labels: dict[str, str] | None = None
+    ) -> None:
+        """Start watching a cluster; returns at once (the cluster connects in the background).
+
+        Every watch declared for all clusters, or naming this one, applies to it.
+        """
+        if name in self._clusters:
+            raise DuplicateClusterError(name)
+        runtime = ClusterRuntime(
+            name,
+            connection,
+            labels=labels or {},
+            sink=self._dispatch,
+            informer_options=self._informer_options,
+            discovery_refresh_interval=self._discovery_refresh_interval,
+            known_state=self._known_state,
+        )
+        self._clusters[name] = runtime
+        runtime.start()
+        for spec in self._specs:
+            if spec.applies_to(name):
+                await runtime.want(spec)
+
+    async def remove_cluster(self, name: str) -> None:
+        """Stop watching a cluster and free its caches."""
+        runtime = self._clusters.pop(name, None)
+        if runtime is None:
+            raise UnknownClusterError(name)
+        await runtime.close()
+
+    def cluster_names(self) -> list[str]:
+        return sorted(self._clusters)
+
+    def status(self, name: str) -> ClusterStatus:
+        return self._cluster(name).status()
+
+    def statuses(self) -> list[ClusterStatus]:
+        return [self._clusters[name].status() for name in sorted(self._clusters)]
+
+    def _cluster(self, name: str) -> ClusterRuntime:
+        try:
+            return self._clusters[name]
+        except KeyError:
+            raise UnknownClusterError(name) from None
+
+    async def resolve(self, cluster: str, resource: str) -> ResourceInfo:
+        """What `resource` (as kubectl would accept it) means in `cluster`."""
+        return await self._cluster(cluster).resolve(resource)
+
+    # -- watches --------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        resource: str,
+        *,
+        clusters: Iterable[str] | None = None,
+        namespaces: Iterable[str] | None = None,
+        label_selector: str | LabelSelector | None = None,
+    ) -> WatchSpec:
+        """Declare interest in a resource so its informers run and its caches fill.
+
+        Returns the spec to pass to `unwatch`. Calls with equal arguments share informers;
+        each call must be matched by one `unwatch`.
+        """
+        spec = WatchSpec.build(
+            resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
+        )
+        await self._add_spec(spec)
+        return spec
+
+    async def unwatch(self, spec: WatchSpec) -> None:
+        count = self._specs.get(spec, 0) - 1
+        if count > 0:
+            self._specs[spec] = count
+            return
+        self._specs.pop(spec, None)
+        for name, runtime in list(self._clusters.items()):
+            if spec.applies_to(name):
+                await runtime.unwant(spec)
+
+    async def _add_spec(self, spec: WatchSpec) -> None:
+        self._specs[spec] = self._specs.get(spec, 0) + 1
+        if self._specs[spec] > 1:
+            return
+        for name, runtime in list(self._clusters.items()):
+            if spec.applies_to(name):
+                await runtime.want(spec)
+
+    async def events(
+        self,
+        resource: str,
+        *,
+        clusters: Iterable[str] | None = None,
+        namespaces: Iterable[str] | None = None,
+        label_selector: str | LabelSelector | None = None,
+        types: Iterable[EventType | str] | None = None,
+    ) -> EventStream:
+        """A stream of the changes of `resource`: the current objects first (ADDED), then changes.
+
+        Use it with `async with` (or call `close()`) so the watch is released:
+
+        ```
+        async with await hub.events("services", namespaces=["shop"]) as stream:
+            async for event in stream: ...
+        ```
+        """
+        spec = WatchSpec.build(
+            resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
+        )
+        wanted_types = frozenset(EventType(t) for t in types) if types is not None else None
+        stream = EventStream(
+            spec, types=wanted_types, max_batches=self._stream_max_batches, on_close=self._stream_closed
+        )
+        self._streams.setdefault(spec, []).append(stream)
+        self._replay_cached(stream)
+        await self._add_spec(spec)
+        return stream
+
+    def _replay_cached(self, stream: EventStream) -> None:
+        """A consumer that joins a running informer first gets its current objects as ADDED."""
+        for name, runtime in self._clusters.items():
+            if not stream.spec.applies_to(name):
+                continue
+            informer = runtime.informer_for(stream.spec)
+            if informer is None or not informer.synced:
+                continue
+            snapshot = [informer.make_event(EventType.ADDED, obj) for _, obj in informer.cache.items()]
+            if snapshot:
+                stream.put_nowait(snapshot)
+
+    def _stream_closed(self, stream: EventStream) -> None:
+        streams = self._streams.get(stream.spec, [])
+        if stream in streams:
+            streams.remove(stream)
+        if not streams:
+            self._streams.pop(stream.spec, None)
+        if not self._closed:
+            self._tasks.start("unwatch", self.unwatch(stream.spec))
+
+    def on(
+        self,
+        resource: str,
+        *,
+        clusters: Iterable[str] | None = None,
+        namespaces: Iterable[str] | None = None,
+        label_selector: str | None = None,
+        types: Iterable[EventType | str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register an async handler called for each event, in order, once the hub runs.
+
+        ```
+        @hub.on("ingresses", types=["ADDED", "MODIFIED"])
+        async def route(event: Event) -> None: ...
+        ```
+        A handler that raises is logged and called again for the next event; it never stops
+        the hub.
+        """
+        spec = WatchSpec.build(
+            resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
+        )
+        wanted_types = frozenset(EventType(t) for t in types) if types is not None else None
+
+        def register(handler: Handler) -> Handler:
+            self._handlers.append((spec, wanted_types, handler))
+            if self._handlers_started:
+                self._tasks.start(
+                    f"handler {handler.__name__}", self._run_handler(spec, wanted_types, handler)
+                )
+            return handler
+
+        return register
+
+    def _start_handlers(self) -> None:
+        if self._handlers_started:
+            return
+        self._handlers_started = True
+        for spec, types, handler in self._handlers:
+            self._tasks.start(f"handler {handler.__name__}", self._run_handler(spec, types, handler))
+
+    async def _run_handler(
+        self, spec: WatchSpec, types: frozenset[EventType] | None, handler: Handler
+    ) -> None:
+        stream = await self.events(
+            spec.resource,
+            clusters=spec.clusters,
+            namespaces=spec.namespaces,
+            label_selector=spec.label_selector or None,
+            types=types,
+        )
+        async with stream:
+            async for event in stream:
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception(
+                        "handler %s failed on %s %s/%s",
+                        handler.__name__,
+                        event.type,
+                        event.cluster,
+                        event.key,
+                    )
+
+    async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
+        for spec in runtime.specs_for(key):
+            for stream in list(self._streams.get(spec, ())):
+                await stream.put(events)
+
+    # -- readiness and cache queries ------------------------------------------------------
+
+    async def wait_synced(
+        self, *, clusters: Iterable[str] | None = None, timeout: float | None = None
+    ) -> bool:
+        """Wait until every informer in `clusters` (all by default) has completed its first list."""
+        names = list(clusters) if clusters is not None else list(self._clusters)
+
+        async def one(name: str) -> bool:
+            runtime = self._cluster(name)
+            while True:
+                informers = runtime.informers()
+                if all(informer.synced for informer in informers) and runtime.catalog is not None:
+                    return True
+                await asyncio.sleep(0.02)
+
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(one(name) for name in names))
+        except TimeoutError:
+            return False
+        return True
+
+    def _informer(self, cluster: str, resource: str, namespace: str | None, label_selector: str) -> Any:
+        runtime = self._cluster(cluster)
+        if runtime.catalog is None:
+            raise NotWatchedError(f"cluster {cluster!r} has not been discovered yet")
+        info = runtime.catalog.resolve(resource)
+        informer = runtime.find_informer(info, namespace, label_selector)
+        if informer is None:
+            raise NotWatchedError(
+                f"{info.qualified_name} is not watched in cluster {cluster!r}"
+                + (f" for namespace {namespace!r}" if namespace else "")
+                + "; call Hub.watch() first"
+            )
+        return informer
+
+    def get(self, cluster: str, resource: str, name: str, namespace: str | None = None) -> KubeObject | None:
+        """One cached object, or None. Raises NotWatchedError when no informer covers it."""
+        informer = self._informer(cluster, resource, namespace, "")
+        result: KubeObject | None = informer.cache.get(namespace, name)
+        return result
+
+    def list(
+        self,
+        cluster: str,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+    ) -> list[KubeObject]:
+        """Cached objects of one cluster, filtered by namespace and label selector."""
+        selector = LabelSelector.parse(label_selector) if isinstance(label_selector, str) else label_selector
+        canonical = str(selector) if selector is not None else ""
+        try:
+            informer = self._informer(cluster, resource, namespace, canonical)
+        except NotWatchedError:
+            if not canonical:
+                raise
+            informer = self._informer(cluster, resource, namespace, "")
+        result: list[KubeObject] = informer.cache.list(namespace, selector)
+        return result
+
+    def list_all(
+        self,
+        resource: str,
+        *,
+        clusters: Iterable[str] | None = None,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+    ) -> builtins.list[tuple[str, KubeObject]]:
+        """Cached objects across clusters as (cluster, object) pairs, clusters in name order."""
+        names = sorted(clusters) if clusters is not None else sorted(self._clusters)
+        found: builtins.list[tuple[str, KubeObject]] = []
+        for name in names:
+            found.extend(
+                (name, obj)
+                for obj in self.list(name, resource, namespace=namespace, label_selector=label_selector)
+            )
+        return found

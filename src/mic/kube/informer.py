@@ -1,0 +1,541 @@
+"""Informers: list once, then watch, and keep a cache equal to the server's state.
+
+An `Informer` covers one resource of one cluster, optionally narrowed to a set of namespaces
+(one `Reflector`, i.e. one list+watch stream, per namespace, so a service account limited to
+a few namespaces works) and a label selector (pushed down to the server). It reports every
+change exactly once, in the order the server made it:
+
+* a dropped connection resumes the watch from the last resourceVersion seen (events or
+  bookmarks), so nothing is lost and nothing is repeated;
+* a 410 Gone (or a watch `ERROR` with code 410) relists and emits the exact difference between
+  the cache and the new list: deletes that happened during the gap are reported, unchanged
+  objects are not;
+* a watch that goes quiet for longer than `stall_timeout` (no event, no bookmark) is
+  restarted;
+* a caller that kept the state it last saw (`KnownObject` per uid) can hand it over, so the
+  first list after a process restart reports only what really changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mic.events import Event, EventType
+from mic.kube.backoff import Backoff
+from mic.kube.cache import ObjectCache, ObjectKey, object_key, object_resource_version, object_uid
+from mic.kube.client import JsonObject, KubeClient, api_error_from_status_object
+from mic.kube.errors import ApiError, ConnectionFailure
+from mic.kube.fingerprint import content_hash
+from mic.kube.resources import ResourceInfo
+from mic.kube.selectors import LabelSelector
+from mic.kube.tasks import OwnedTasks
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[list[Event]], Awaitable[None]]
+
+
+class InformerState(StrEnum):
+    """Where an informer (or one of its reflectors) stands."""
+
+    PENDING = "pending"
+    LISTING = "listing"
+    WATCHING = "watching"
+    BACKOFF = "backoff"
+    UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    STOPPED = "stopped"
+
+
+# Worst first: the informer reports the worst state among its reflectors.
+_SEVERITY = [
+    InformerState.UNAUTHORIZED,
+    InformerState.FORBIDDEN,
+    InformerState.NOT_FOUND,
+    InformerState.UNREACHABLE,
+    InformerState.BACKOFF,
+    InformerState.PENDING,
+    InformerState.LISTING,
+    InformerState.WATCHING,
+    InformerState.STOPPED,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownObject:
+    """What a caller last saw of one object (keyed by uid in the mapping it hands over)."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class InformerOptions:
+    """Tuning knobs; the defaults follow client-go where it has one."""
+
+    page_size: int = 500
+    stall_timeout: float = 300.0
+    watch_timeout_range: tuple[int, int] = (300, 600)
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    auth_retry_interval: float = 60.0
+    strip_managed_fields: bool = False
+
+
+@dataclass
+class InformerStatus:
+    """A snapshot of an informer's health, for status pages and metrics."""
+
+    state: InformerState = InformerState.PENDING
+    synced: bool = False
+    last_error: str | None = None
+    resource_version: str = ""
+    object_count: int = 0
+    last_event_at: float | None = None
+    relists: int = 0
+    watch_restarts: int = 0
+    stalls: int = 0
+
+
+class StalledWatch(Exception):
+    """No event or bookmark arrived within the stall timeout."""
+
+
+class Informer:
+    """List+watch one resource of one cluster into a cache and report every change."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        cluster: str,
+        resource: ResourceInfo,
+        sink: EventSink,
+        *,
+        namespaces: Iterable[str] | None = None,
+        label_selector: LabelSelector | str | None = None,
+        known: Mapping[str, KnownObject] | None = None,
+        options: InformerOptions | None = None,
+    ) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.resource = resource
+        self.options = options or InformerOptions()
+        if isinstance(label_selector, str):
+            label_selector = LabelSelector.parse(label_selector)
+        self.label_selector = label_selector if label_selector and not label_selector.is_empty else None
+        scopes: list[str | None]
+        if namespaces is None or not resource.namespaced:
+            scopes = [None]
+        else:
+            scopes = [*sorted(set(namespaces))] or [None]
+        self.namespaces: tuple[str, ...] | None = None if scopes == [None] else tuple(s for s in scopes if s)
+        self.cache = ObjectCache()
+        self._sink = sink
+        self._known: dict[str, KnownObject] = dict(known or {})
+        self._reflectors = [Reflector(self, scope) for scope in scopes]
+        self._tasks = OwnedTasks(f"informer {cluster}/{resource.qualified_name}")
+        self._started = False
+        self._synced = asyncio.Event()
+        self.last_event_at: float | None = None
+
+    def __repr__(self) -> str:
+        scope = ",".join(self.namespaces) if self.namespaces else "*"
+        return (
+            f"<Informer {self.cluster} {self.resource.qualified_name} ns={scope} sel={self.label_selector}>"
+        )
+
+    async def start(self) -> None:
+        """Start listing and watching; returns at once (see `wait_synced`)."""
+        if self._started:
+            return
+        self._started = True
+        for reflector in self._reflectors:
+            self._tasks.start(reflector.name, reflector.run())
+
+    async def stop(self) -> None:
+        """Stop every stream; the cache keeps its last content."""
+        await self._tasks.close()
+        for reflector in self._reflectors:
+            reflector.state = InformerState.STOPPED
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        """Wait until every reflector has completed its first list; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    @property
+    def status(self) -> InformerStatus:
+        states = {r.state for r in self._reflectors}
+        state = next(s for s in _SEVERITY if s in states)
+        errors = [r.last_error for r in self._reflectors if r.last_error]
+        return InformerStatus(
+            state=state,
+            synced=self.synced,
+            last_error=errors[0] if errors else None,
+            resource_version=max((r.resource_version for r in self._reflectors), key=_rv_order, default=""),
+            object_count=len(self.cache),
+            last_event_at=self.last_event_at,
+            relists=sum(r.relists for r in self._reflectors),
+            watch_restarts=sum(r.watch_restarts for r in self._reflectors),
+            stalls=sum(r.stalls for r in self._reflectors),
+        )
+
+    def _reflector_synced(self) -> None:
+        if all(r.synced for r in self._reflectors):
+            self._synced.set()
+
+    def _take_known(self, namespace: str | None) -> dict[str, KnownObject]:
+        """Hand the known state within one reflector's scope to it, once."""
+        if not self._known:
+            return {}
+        if namespace is None:
+            taken, self._known = self._known, {}
+            return taken
+        taken = {uid: k for uid, k in self._known.items() if k.namespace == namespace}
+        for uid in taken:
+            del self._known[uid]
+        return taken
+
+    def make_event(self, type_: EventType, obj: JsonObject, old: JsonObject | None = None) -> Event:
+        metadata = obj.get("metadata") or {}
+        return Event(
+            type=type_,
+            cluster=self.cluster,
+            group=self.resource.group,
+            version=self.resource.version,
+            kind=self.resource.kind,
+            resource=self.resource.resource,
+            namespace=metadata.get("namespace") or None,
+            name=metadata.get("name") or "",
+            uid=metadata.get("uid") or "",
+            resource_version=metadata.get("resourceVersion") or "",
+            object=obj,
+            old_object=old,
+        )
+
+    async def emit(self, events: list[Event]) -> None:
+        if events:
+            self.last_event_at = time.time()
+            await self._sink(events)
+
+
+def _rv_order(rv: str) -> tuple[int, str]:
+    """Order resourceVersions for display only; they are opaque, so never for logic."""
+    return (len(rv), rv)
+
+
+class Reflector:
+    """One list+watch stream of an informer: all namespaces, or one namespace."""
+
+    def __init__(self, informer: Informer, namespace: str | None) -> None:
+        self.informer = informer
+        self.namespace = namespace
+        self.name = f"reflector ns={namespace or '*'}"
+        self.state = InformerState.PENDING
+        self.last_error: str | None = None
+        self.resource_version = ""
+        self.synced = False
+        self.relists = 0
+        self.watch_restarts = 0
+        self.stalls = 0
+        options = informer.options
+        self._backoff = Backoff(initial=options.initial_backoff, maximum=options.max_backoff)
+        self._path = informer.resource.collection_path(namespace)
+        self._need_list = True
+        self._first_list = True
+
+    @property
+    def _where(self) -> str:
+        informer = self.informer
+        return f"{informer.cluster}/{informer.resource.qualified_name} ns={self.namespace or '*'}"
+
+    def _params(self) -> dict[str, str | int]:
+        params: dict[str, str | int] = {}
+        if self.informer.label_selector is not None:
+            params["labelSelector"] = str(self.informer.label_selector)
+        return params
+
+    async def run(self) -> None:
+        """Keep the cache in sync until cancelled; every failure is retried, none is fatal."""
+        while True:
+            try:
+                if self._need_list:
+                    await self._list_and_sync()
+                await self._watch()
+            except StalledWatch:
+                self.stalls += 1
+                log.warning("%s: watch stalled for %.0fs; restarting it", self._where, self._stall_timeout)
+            except ApiError as error:
+                await self._on_api_error(error)
+            except ConnectionFailure as error:
+                await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
+
+    @property
+    def _stall_timeout(self) -> float:
+        return self.informer.options.stall_timeout
+
+    async def _on_api_error(self, error: ApiError) -> None:
+        options = self.informer.options
+        if error.is_gone:
+            self.relists += 1
+            self._need_list = True
+            log.info(
+                "%s: resourceVersion %s expired (%s); relisting", self._where, self.resource_version, error
+            )
+            if self.relists > 1 and self._backoff.failing:
+                await asyncio.sleep(self._backoff.next_delay())
+            else:
+                self._backoff.next_delay()
+            return
+        if error.is_unauthorized:
+            await self._pause(InformerState.UNAUTHORIZED, error.message, options.auth_retry_interval)
+        elif error.is_forbidden:
+            await self._pause(InformerState.FORBIDDEN, error.message, options.auth_retry_interval)
+        elif error.is_not_found:
+            await self._pause(InformerState.NOT_FOUND, error.message, options.auth_retry_interval)
+        elif error.status == 429 and error.retry_after is not None:
+            await self._pause(InformerState.BACKOFF, str(error), error.retry_after)
+        else:
+            delay = self._backoff.next_delay()
+            if error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            await self._pause(InformerState.BACKOFF, str(error), delay)
+
+    async def _pause(self, state: InformerState, message: str, delay: float) -> None:
+        self.state = state
+        self.last_error = message
+        log.warning("%s: %s: %s; retrying in %.1fs", self._where, state.value, message, delay)
+        await asyncio.sleep(delay)
+
+    # -- list -----------------------------------------------------------------------------
+
+    async def _list_and_sync(self) -> None:
+        if self.state not in (InformerState.UNREACHABLE, InformerState.BACKOFF):
+            self.state = InformerState.LISTING
+        items, list_rv = await self._list_all()
+        events = self._sync(items)
+        self.resource_version = list_rv
+        self._need_list = False
+        self._first_list = False
+        self.synced = True
+        self.informer._reflector_synced()
+        self._backoff.reset()
+        await self.informer.emit(events)
+
+    async def _list_all(self) -> tuple[list[JsonObject], str]:
+        """All objects in scope, page by page; a consistent snapshot at the returned version.
+
+        If the continue token expires between pages (410), start over once; if that fails
+        too, list without pagination, as client-go's pager falls back.
+        """
+        page_size = self.informer.options.page_size
+        for limit in (page_size, page_size, 0):
+            try:
+                return await self._list_pages(limit)
+            except ApiError as error:
+                if not (error.is_gone and limit):
+                    raise
+                log.info("%s: list continuation expired; listing again", self._where)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _list_pages(self, limit: int) -> tuple[list[JsonObject], str]:
+        client = self.informer.client
+        strip = self.informer.options.strip_managed_fields
+        items: list[JsonObject] = []
+        continue_token = ""
+        list_rv = ""
+        while True:
+            params = self._params()
+            if limit:
+                params["limit"] = limit
+            if continue_token:
+                params["continue"] = continue_token
+            page = await client.get_json(self._path, params)
+            metadata = page.get("metadata") or {}
+            page_items = page.get("items") or []
+            if strip:
+                for obj in page_items:
+                    _strip_managed_fields(obj)
+            items.extend(page_items)
+            if not list_rv:
+                list_rv = str(metadata.get("resourceVersion") or "")
+            continue_token = str(metadata.get("continue") or "")
+            if not continue_token:
+                return items, list_rv
+
+    def _sync(self, items: list[JsonObject]) -> list[Event]:
+        """Replace this reflector's part of the cache with `items`; return the differences.
+
+        Deletions come first, so a name that was deleted and created again during the gap is
+        reported in the order it happened.
+        """
+        informer = self.informer
+        cache = informer.cache
+        known = informer._take_known(self.namespace) if self._first_list else {}
+        deletions: list[Event] = []
+        changes: list[Event] = []
+        seen: set[ObjectKey] = set()
+        kind, api_version = informer.resource.kind, informer.resource.group_version
+        for obj in items:
+            # Lists omit kind/apiVersion on items; watch events carry them. Make them alike.
+            obj.setdefault("kind", kind)
+            obj.setdefault("apiVersion", api_version)
+            key = object_key(obj)
+            seen.add(key)
+            old = cache.put(key, obj)
+            uid = object_uid(obj)
+            if old is None:
+                previous = known.pop(uid, None)
+                if previous is None:
+                    changes.append(informer.make_event(EventType.ADDED, obj))
+                elif not _same_state(previous, obj):
+                    changes.append(informer.make_event(EventType.MODIFIED, obj))
+            elif object_uid(old) != uid:
+                deletions.append(informer.make_event(EventType.DELETED, old))
+                changes.append(informer.make_event(EventType.ADDED, obj))
+            elif object_resource_version(old) != object_resource_version(obj):
+                changes.append(informer.make_event(EventType.MODIFIED, obj, old))
+        for key in self._keys_in_scope():
+            if key not in seen:
+                gone = cache.remove(key)
+                if gone is not None:
+                    deletions.append(informer.make_event(EventType.DELETED, gone))
+        for uid, previous in known.items():
+            deletions.append(informer.make_event(EventType.DELETED, _tombstone(uid, previous, informer)))
+        return deletions + changes
+
+    def _keys_in_scope(self) -> list[ObjectKey]:
+        keys = self.informer.cache.keys()
+        if self.namespace is None:
+            return keys
+        return [key for key in keys if key[0] == self.namespace]
+
+    # -- watch ----------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Watch from the last known version until the stream ends; raise on failure."""
+        low, high = self.informer.options.watch_timeout_range
+        params = self._params()
+        params.update(
+            resourceVersion=self.resource_version,
+            allowWatchBookmarks="true",
+            timeoutSeconds=random.randint(low, high),
+        )
+        started = time.monotonic()
+        received = 0
+        async with self.informer.client.watch(self._path, params) as stream:
+            self.state = InformerState.WATCHING
+            self.last_error = None
+            while True:
+                try:
+                    async with asyncio.timeout(self._stall_timeout):
+                        batch = await stream.next_batch()
+                except TimeoutError as error:
+                    raise StalledWatch from error
+                if batch is None:
+                    break
+                received += len(batch)
+                if batch:
+                    await self._apply(batch)
+                    self._backoff.reset()
+        self.watch_restarts += 1
+        if received == 0 and time.monotonic() - started < 1.0:
+            # The server keeps ending watches at once: do not spin.
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _apply(self, batch: list[JsonObject]) -> None:
+        informer = self.informer
+        cache = informer.cache
+        strip = informer.options.strip_managed_fields
+        events: list[Event] = []
+        for raw in batch:
+            type_ = raw.get("type")
+            obj = raw.get("object")
+            if not isinstance(obj, dict):
+                continue
+            if type_ == "BOOKMARK":
+                self.resource_version = object_resource_version(obj) or self.resource_version
+                continue
+            if type_ == "ERROR":
+                await informer.emit(events)
+                raise api_error_from_status_object(obj)
+            if strip:
+                _strip_managed_fields(obj)
+            key = object_key(obj)
+            rv = object_resource_version(obj)
+            if type_ == "DELETED":
+                old = cache.remove(key)
+                if old is not None:
+                    events.append(informer.make_event(EventType.DELETED, obj, old))
+            elif type_ in ("ADDED", "MODIFIED"):
+                old = cache.put(key, obj)
+                if old is None:
+                    events.append(informer.make_event(EventType.ADDED, obj))
+                elif object_uid(old) != object_uid(obj):
+                    events.append(informer.make_event(EventType.DELETED, old))
+                    events.append(informer.make_event(EventType.ADDED, obj))
+                elif object_resource_version(old) != rv:
+                    events.append(informer.make_event(EventType.MODIFIED, obj, old))
+            else:
+                log.warning("%s: ignoring watch event of unknown type %r", self._where, type_)
+                continue
+            if rv:
+                self.resource_version = rv
+        await informer.emit(events)
+
+
+def _same_state(previous: KnownObject, obj: JsonObject) -> bool:
+    if previous.resource_version == object_resource_version(obj):
+        return True
+    return previous.content_hash is not None and previous.content_hash == content_hash(obj)
+
+
+def _tombstone(uid: str, previous: KnownObject, informer: Informer) -> JsonObject:
+    """The last state we can name of an object deleted while nobody watched."""
+    metadata: dict[str, Any] = {
+        "name": previous.name,
+        "uid": uid,
+        "resourceVersion": previous.resource_version,
+    }
+    if previous.namespace:
+        metadata["namespace"] = previous.namespace
+    return {
+        "apiVersion": informer.resource.group_version,
+        "kind": informer.resource.kind,
+        "metadata": metadata,
+    }
+
+
+def _strip_managed_fields(obj: JsonObject) -> None:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+
+
+__all__ = [
+    "EventSink",
+    "Informer",
+    "InformerOptions",
+    "InformerState",
+    "InformerStatus",
+    "KnownObject",
+]

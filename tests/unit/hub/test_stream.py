@@ -1,0 +1,58 @@
+"""EventStream: ordered, bounded, back-pressured, and closable without stranding producers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mic.events import Event, EventType
+from mic.hub.spec import WatchSpec
+from mic.hub.stream import EventStream
+
+
+def event(name: str, type_: EventType = EventType.ADDED) -> Event:
+    return Event(
+        type=type_, cluster="c", group="", version="v1", kind="Pod", resource="pods",
+        namespace="default", name=name, uid=name, resource_version="1", object={},
+    )  # fmt: skip
+
+
+async def test_events_come_out_in_order_across_batches() -> None:
+    stream = EventStream(WatchSpec("pods"))
+    await stream.put([event("a"), event("b")])
+    await stream.put([event("c")])
+    stream.close()
+    assert [e.name async for e in stream] == ["a", "b", "c"]
+
+
+async def test_type_filter() -> None:
+    stream = EventStream(WatchSpec("pods"), types=[EventType.DELETED])
+    await stream.put([event("a"), event("b", EventType.DELETED)])
+    stream.close()
+    assert [e.name async for e in stream] == ["b"]
+
+
+async def test_full_stream_makes_producer_wait_until_consumer_reads() -> None:
+    stream = EventStream(WatchSpec("pods"), max_batches=2)
+    await stream.put([event("1")])
+    await stream.put([event("2")])
+    producer = asyncio.create_task(stream.put([event("3")]))
+    await asyncio.sleep(0.01)
+    assert not producer.done(), "a full stream must hold the producer back, not drop events"
+    assert stream.backlog == 2
+    assert (await anext(stream)).name == "1"
+    await asyncio.wait_for(producer, 1)
+    assert stream.backlog == 2
+    batch = await stream.next_batch()
+    assert batch is not None
+    assert [e.name for e in batch] == ["2", "3"]
+
+
+async def test_close_releases_a_waiting_producer() -> None:
+    stream = EventStream(WatchSpec("pods"), max_batches=1)
+    await stream.put([event("1")])
+    producer = asyncio.create_task(stream.put([event("2")]))
+    await asyncio.sleep(0.01)
+    stream.close()
+    await asyncio.wait_for(producer, 1)
+    assert [e.name async for e in stream] == ["1"]
+    assert await stream.next_batch() is None
