@@ -103,7 +103,9 @@ def _resources_of(document: Mapping[str, Any], group_version: str) -> list[Resou
     if not isinstance(document, Mapping):
         raise ValueError(f"invalid APIResourceList for {group_version!r}: not an object")
     group, version = _split_group_version(document.get("groupVersion") or group_version)
-    entries = document.get("resources") or []
+    entries = document.get("resources")
+    if entries is None:  # an empty group version (all its resources are being deleted)
+        entries = []
     if not isinstance(entries, list):
         raise ValueError(f"invalid APIResourceList for {group_version!r}: 'resources' must be a list")
     resources: list[ResourceInfo] = []
@@ -166,14 +168,16 @@ class ResourceCatalog:
         core: Mapping[str, Any] | None,
         groups: Mapping[str, Mapping[str, Any]],
         *,
+        group_list: Mapping[str, Any] | None = None,
         preferred: Mapping[str, str] | None = None,
     ) -> ResourceCatalog:
         """Build from the server's APIResourceList documents.
 
         `core` is `/api/v1` (None if not fetched); `groups` maps `group/version` to the document
         of `/apis/{group}/{version}` (its own `groupVersion` field wins when present).
-        `preferred` is `preferred_versions()` of `/apis`; without it, a group serving several
-        versions prefers the highest by `version_priority`. Raises ValueError naming the
+        Each group's preferred version comes from `group_list` (the `/apis` APIGroupList),
+        overridden by `preferred` ({group: version}); for a group neither mentions, the most
+        stable version by `version_priority` is preferred. Raises ValueError naming the
         group/version of a malformed document.
         """
         resources: list[ResourceInfo] = []
@@ -181,7 +185,9 @@ class ResourceCatalog:
             resources.extend(_resources_of(core, "v1"))
         for group_version, document in groups.items():
             resources.extend(_resources_of(document, group_version))
-        return cls(resources, preferred)
+        choices = preferred_versions(group_list) if group_list is not None else {}
+        choices.update(preferred or {})
+        return cls(resources, choices)
 
     def all(self) -> tuple[ResourceInfo, ...]:
         """Every resource, every served version, in discovery order."""
@@ -319,4 +325,4 @@ def catalog_from_api_group_list(
     groups: Mapping[str, Mapping[str, Any]],
 ) -> ResourceCatalog:
     """`ResourceCatalog.from_discovery` with preferred versions taken from `/apis` (APIGroupList)."""
-    return ResourceCatalog.from_discovery(core, groups, preferred=preferred_versions(api_group_list))
+    return ResourceCatalog.from_discovery(core, groups, group_list=api_group_list)

@@ -267,6 +267,10 @@ class LabelSelector:
     def __repr__(self) -> str:
         return f"LabelSelector({self._text!r})"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickle as the canonical text: the compiled matcher is rebuilt, not serialised."""
+        return (_parse_label_selector, (self._text,))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LabelSelector) and other._text == self._text
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import random
 from collections.abc import Mapping
 
@@ -179,6 +181,14 @@ def test_equal_selectors_compare_and_hash_equal() -> None:
     assert a != LabelSelector.parse("app=web")
     assert a != "app=web,!canary,tier in (a,b)"
     assert repr(a) == "LabelSelector('app=web,!canary,tier in (a,b)')"
+
+
+def test_selectors_survive_pickle_and_copy() -> None:
+    selector = LabelSelector.parse("app in (web,api),!canary")
+    for clone in (pickle.loads(pickle.dumps(selector)), copy.deepcopy(selector), copy.copy(selector)):
+        assert clone == selector
+        assert clone.matches({"app": "api"})
+        assert not clone.matches({"app": "api", "canary": "1"})
 
 
 def test_requirements_are_exposed_in_canonical_order() -> None:
