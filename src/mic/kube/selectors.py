@@ -164,7 +164,7 @@ class LabelSelector:
     """A conjunction of label requirements, compiled for fast matching.
 
     Build one with `parse`, `from_match_labels`, `from_label_selector_object` or `everything`;
-    the constructor takes already-validated `Requirement`s.
+    the constructor takes `Requirement`s (each validated when it was built).
     """
 
     __slots__ = ("_hash", "_requirements", "_text", "matches")
@@ -199,7 +199,7 @@ class LabelSelector:
     @classmethod
     def from_match_labels(cls, match_labels: Mapping[str, str]) -> LabelSelector:
         """The selector of a `matchLabels` map (or a Service's `spec.selector`): all must equal."""
-        return cls._from_object({"matchLabels": match_labels}, "matchLabels")
+        return cls._from_object({"matchLabels": match_labels})
 
     @classmethod
     def from_label_selector_object(cls, obj: Mapping[str, Any]) -> LabelSelector:
@@ -207,15 +207,15 @@ class LabelSelector:
 
         As in kube's `LabelSelectorAsSelector`, an object with neither field selects everything.
         """
-        return cls._from_object(obj, "")
+        return cls._from_object(obj)
 
     @classmethod
-    def _from_object(cls, obj: Mapping[str, Any], where: str) -> LabelSelector:
+    def _from_object(cls, obj: Mapping[str, Any]) -> LabelSelector:
         def fail(path: str, problem: str) -> NoReturn:
             raise InvalidSelectorError(f"invalid label selector: {path}: {problem}")
 
         if not isinstance(obj, Mapping):
-            fail(where or "selector", "must be an object")
+            fail("selector", "must be an object")
         requirements: list[Requirement] = []
         match_labels = obj.get("matchLabels") or {}
         if not isinstance(match_labels, Mapping):
