@@ -1,18 +1,57 @@
-"""The FastAPI application."""
+"""The FastAPI application: `/v1` API, probes, metrics and Swagger UI at `/swagger/`.
+
+`create_app(settings)` builds an app whose lifespan opens the store, starts the supervisor
+and closes both on shutdown, so tests make one per temporary SQLite file.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
 
 import mic
+from mic.api.auth import authorize
+from mic.api.errors import BodyLimitMiddleware, install_error_handlers
+from mic.api.routes import clusters, health, resources
+from mic.service.service import running_service
+from mic.service.settings import ServiceSettings
+
+DESCRIPTION = """\
+Watch Kubernetes resources in many clusters from one place.
+
+Every `/v1` route needs `Authorization: Bearer <token>`: click **Authorize** and paste an
+admin token (write) or viewer token (read only). Credentials submitted with a cluster are
+write-only: no response ever contains them.
+"""
 
 
-def create_app() -> FastAPI:
-    """Build the application; the service issue grows this into the full `/v1` API."""
-    app = FastAPI(title="MIC", version=mic.__version__, docs_url="/swagger/", redoc_url=None)
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the application for `settings` (defaults: `ServiceSettings()`)."""
+    settings = settings or ServiceSettings()
 
-    @app.get("/healthz", summary="Process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_service(settings) as service:
+            app.state.service = service
+            try:
+                yield
+            finally:
+                del app.state.service
 
+    app = FastAPI(
+        title="MIC",
+        version=mic.__version__,
+        description=DESCRIPTION,
+        docs_url="/swagger/",
+        redoc_url=None,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(clusters.router, dependencies=[Depends(authorize)])
+    app.include_router(resources.router, dependencies=[Depends(authorize)])
     return app

@@ -1,0 +1,91 @@
+"""The running service: store, hub, supervisor and token verifier, opened and closed as one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from prometheus_client.registry import CollectorRegistry
+
+from mic.kube.informer import InformerOptions
+from mic.service.connections import ConnectionPolicy
+from mic.service.metrics import CountingHub, build_registry
+from mic.service.settings import ServiceSettings
+from mic.service.supervisor import Supervisor
+from mic.service.tokens import TokenVerifier, generate_admin_token_if_none
+from mic.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What the API's routes use; built by `running_service`."""
+
+    settings: ServiceSettings
+    store: Store
+    hub: CountingHub
+    supervisor: Supervisor
+    tokens: TokenVerifier
+    metrics: CollectorRegistry
+
+    async def ready(self) -> bool:
+        """Store reachable and the supervisor's first pass done (for `/readyz`)."""
+        return self.supervisor.ready and await self.store.ping()
+
+
+def announce_token(settings: ServiceSettings, token: str) -> None:
+    """Show a generated admin token once, on stderr and never through logging."""
+    print(
+        "\nMIC generated an admin API token (shown only this once; only its hash is stored).\n"
+        f"Open {settings.swagger_url}, click Authorize and paste it:\n\n"
+        f"    {token}\n\n"
+        "Set MIC_ADMIN_TOKEN (or MIC_TOKENS_FILE) to choose tokens yourself.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@asynccontextmanager
+async def running_service(
+    settings: ServiceSettings, *, announce: Callable[[ServiceSettings, str], None] = announce_token
+) -> AsyncIterator[Service]:
+    """Open the store (applying migrations), start the supervisor; close everything on exit."""
+    grants = settings.token_grants()
+    store = await Store.open(settings.effective_database_url)
+    try:
+        token = await generate_admin_token_if_none(store, grants)
+        if token is not None and settings.announce_generated_token:
+            announce(settings, token)
+        hub = CountingHub(informer_options=InformerOptions(strip_managed_fields=True))
+        policy = ConnectionPolicy(
+            kubeconfig_dir=settings.kubeconfig_dir,
+            allow_exec=settings.allow_kubeconfig_exec,
+            allow_files=settings.allow_kubeconfig_files,
+        )
+        supervisor = Supervisor(
+            store,
+            hub,
+            policy,
+            resync_interval=settings.resync_interval,
+            sync_timeout=settings.resource_sync_timeout,
+        )
+        try:
+            await supervisor.start()
+            yield Service(
+                settings=settings,
+                store=store,
+                hub=hub,
+                supervisor=supervisor,
+                tokens=TokenVerifier(store, grants),
+                metrics=build_registry(supervisor, hub),
+            )
+        finally:
+            await supervisor.close()
+            await hub.close()
+            log.info("service stopped")
+    finally:
+        await store.close()

@@ -1,0 +1,134 @@
+"""What an operator configures when starting the service (`mic serve` flags and `MIC_*` env).
+
+Kept free of FastAPI and Typer so tests and embedders build a `ServiceSettings` directly and
+hand it to `mic.api.app.create_app`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mic.store import TOKEN_ROLES, TokenRole, default_database_url
+
+DEFAULT_DATA_DIR = Path(".mic")
+"""Where the SQLite file goes by default: `./.mic/mic.db`, next to where `mic serve` runs."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted (1 MiB): plenty for a kubeconfig, small enough to refuse abuse."""
+
+
+class SettingsError(ValueError):
+    """A setting is unusable; the message names the setting and what to change."""
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """One operator-configured API token: accepted as given, never stored or logged."""
+
+    name: str
+    role: TokenRole
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the service needs to start. Defaults suit `make run` on a laptop.
+
+    `database_url` wins over `data_dir` (which only places the default SQLite file).
+    `kubeconfig_dir` is the only directory whose kubeconfig files API users may name
+    (`kubeconfigFile` connections); None disables such connections.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    kubeconfig_dir: Path | None = None
+    admin_token: str | None = field(default=None, repr=False)
+    viewer_token: str | None = field(default=None, repr=False)
+    tokens_file: Path | None = None
+    allow_kubeconfig_exec: bool = False
+    allow_kubeconfig_files: bool = False
+    log_level: str = "info"
+    resource_sync_timeout: float = 10.0
+    """How long a resource query waits for a newly started cache to complete its first list."""
+    resync_interval: float = 30.0
+    """How often the supervisor re-reads the store (other replicas' changes, connections to retry)."""
+    max_body_bytes: int = MAX_BODY_BYTES
+    announce_generated_token: bool = True
+    """Print a generated admin token to stderr (`mic serve`); tests turn it off and read the store."""
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or default_database_url(self.data_dir)
+
+    @property
+    def swagger_url(self) -> str:
+        """Where a user on this machine opens the Swagger UI."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/swagger/"
+
+    def token_grants(self) -> list[TokenGrant]:
+        """The tokens configured by environment and tokens file; raises SettingsError."""
+        grants: list[TokenGrant] = []
+        if self.admin_token:
+            grants.append(TokenGrant("MIC_ADMIN_TOKEN", "admin", self.admin_token))
+        if self.viewer_token:
+            grants.append(TokenGrant("MIC_VIEWER_TOKEN", "viewer", self.viewer_token))
+        if self.tokens_file is not None:
+            grants.extend(read_tokens_file(self.tokens_file))
+        return grants
+
+
+def read_tokens_file(path: Path) -> list[TokenGrant]:
+    """Parse a tokens file: one `role:name:token` per line, `#` comments and blank lines ignored.
+
+    A file whose first non-blank character is `[` is read as JSON instead:
+    `[{"role": "admin", "name": "ci", "token": "..."}]`. Error messages name the line, never
+    the token.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError(f"cannot read tokens file {str(path)!r}: {error.strerror}") from None
+    if text.lstrip().startswith("["):
+        return _json_tokens(text, path)
+    grants = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        role, sep1, rest = line.partition(":")
+        name, sep2, token = rest.partition(":")
+        if not (sep1 and sep2 and name.strip() and token.strip()):
+            raise SettingsError(f"tokens file {str(path)!r} line {number}: expected role:name:token")
+        grants.append(_grant(role.strip(), name.strip(), token.strip(), f"{path} line {number}"))
+    return grants
+
+
+def _json_tokens(text: str, path: Path) -> list[TokenGrant]:
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"tokens file {str(path)!r} is not valid JSON: line {error.lineno}") from None
+    grants = []
+    for index, entry in enumerate(entries):
+        where = f"{path} entry {index}"
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) and entry.get(k) for k in ("role", "name", "token")
+        ):
+            raise SettingsError(f"tokens file {where}: expected {{role, name, token}} strings")
+        grants.append(_grant(entry["role"], entry["name"], entry["token"], where))
+    return grants
+
+
+def _grant(role: str, name: str, token: str, where: str) -> TokenGrant:
+    if role not in TOKEN_ROLES:
+        raise SettingsError(
+            f"tokens file {where}: role must be one of {', '.join(TOKEN_ROLES)}, not {role!r}"
+        )
+    return TokenGrant(name, role, token)  # type: ignore[arg-type]

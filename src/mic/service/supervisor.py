@@ -1,0 +1,334 @@
+"""The supervisor (the original MIC's "scheduler"): makes what runs match what is stored.
+
+The store is the truth; the hub is what runs. Every API write goes to the store first and then
+asks the supervisor to reconcile that one cluster, so a failed write never leaves the hub
+ahead of the store. Reconciling compares the stored record with what was last applied and
+does the least that makes them equal:
+
+- connection changed: the cluster is removed from the hub and added again (new client, new
+  informers, because every informer holds the old connection);
+- labels changed: updated in place, no watch restarts;
+- default resources changed: only the difference is watched or unwatched;
+- deleted: its watches are released and the cluster removed, which frees its caches.
+
+A periodic pass re-reads the store, which picks up changes made by another MIC sharing the
+database and retries connections that could not be built (a kubeconfig file fixed on disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from mic.hub import ClusterState, ClusterStatus, Hub, ResourceStatus, UnknownClusterError, WatchSpec
+from mic.kube.connection import ClusterConnection
+from mic.kube.errors import ConfigError
+from mic.kube.informer import InformerState
+from mic.kube.resources import ResourceInfo
+from mic.kube.tasks import OwnedTasks
+from mic.service.connections import ConnectionPolicy, build_connection, parse_connection
+from mic.store import ClusterRecord, NotFoundError, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+_FAILED_STATES = frozenset({InformerState.UNAUTHORIZED, InformerState.FORBIDDEN, InformerState.NOT_FOUND})
+
+
+class ClusterUnavailableError(Exception):
+    """A cluster cannot answer right now (unreachable, unauthorized, unusable connection)."""
+
+
+class CacheNotReadyError(Exception):
+    """A cache did not complete its first list within the allowed time."""
+
+
+@dataclass
+class _Applied:
+    """What the supervisor last applied for one cluster."""
+
+    record: ClusterRecord
+    connection: ClusterConnection | None
+    error: str | None = None
+    watches: dict[str, WatchSpec] = field(default_factory=dict)
+    """Default resources (as stored) → the hub watch declared for each."""
+    on_demand: dict[str, WatchSpec] = field(default_factory=dict)
+    """Caches started by resource queries (qualified resource name → watch), kept for the process."""
+
+
+@dataclass(frozen=True)
+class RuntimeView:
+    """How one cluster is doing, for the API: hub status plus what the supervisor knows."""
+
+    status: ClusterStatus
+    server: str | None
+
+
+class Supervisor:
+    """Owns the reconciliation of stored clusters into the hub; see the module docstring.
+
+    Reconciliations are serialized by one lock: they only start and stop tasks, so they are
+    quick, and serializing them rules out two requests racing on the same cluster.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        policy: ConnectionPolicy,
+        *,
+        resync_interval: float = 30.0,
+        sync_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.policy = policy
+        self.sync_timeout = sync_timeout
+        self._resync_interval = resync_interval
+        self._applied: dict[str, _Applied] = {}
+        self._lock = asyncio.Lock()
+        self._tasks = OwnedTasks("supervisor")
+        self._ready = False
+        self._revision = -1
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first pass over the store has completed."""
+        return self._ready
+
+    async def start(self) -> None:
+        """Start every stored cluster, then keep re-reading the store in the background."""
+        await self.reconcile_all()
+        self._ready = True
+        self._tasks.start("resync", self._resync_loop())
+
+    async def close(self) -> None:
+        """Stop the background pass; the hub (closed by its owner) stops the clusters."""
+        await self._tasks.close()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync_interval)
+            try:
+                revision = await self.store.clusters_revision()
+                if revision != self._revision or any(a.connection is None for a in self._applied.values()):
+                    await self.reconcile_all()
+            except StoreError as error:
+                log.warning("supervisor: cannot re-read the store, keeping what runs: %s", error)
+
+    # -- writes (store first, then reconcile) -----------------------------------------------
+
+    def validate(self, connection: Mapping[str, Any]) -> ClusterConnection:
+        """Build the connection as the supervisor will; raises ConfigError saying what to fix."""
+        try:
+            spec = parse_connection(connection)
+        except ValidationError as error:
+            raise ConfigError(f"invalid connection: {error.errors()[0]['msg']}") from None
+        return build_connection(spec, self.policy)
+
+    async def create(self, record: ClusterRecord) -> ClusterRecord:
+        """Validate, store, then start the cluster. Raises ConfigError, AlreadyExistsError."""
+        self.validate(record.connection)
+        stored = await self.store.create_cluster(record)
+        await self.reconcile(stored.name)
+        return stored
+
+    async def replace(
+        self, record: ClusterRecord, *, expected_generation: int | None = None
+    ) -> ClusterRecord:
+        """Validate, store, reconcile. Raises ConfigError, NotFoundError, ConflictError."""
+        self.validate(record.connection)
+        stored = await self.store.replace_cluster(record, expected_generation=expected_generation)
+        await self.reconcile(stored.name)
+        return stored
+
+    async def delete(self, name: str) -> None:
+        """Delete from the store, then stop the cluster and free its caches. Raises NotFoundError."""
+        await self.store.delete_cluster(name)
+        await self.reconcile(name)
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    async def reconcile_all(self) -> None:
+        """Make the hub match every stored cluster (and drop clusters no longer stored)."""
+        revision = await self.store.clusters_revision()
+        records = {record.name: record for record in await self.store.list_clusters()}
+        async with self._lock:
+            for name in sorted(set(self._applied) | set(records)):
+                await self._apply(name, records.get(name))
+        self._revision = revision
+
+    async def reconcile(self, name: str) -> None:
+        """Make the hub match the stored state of one cluster."""
+        try:
+            record: ClusterRecord | None = await self.store.get_cluster(name)
+        except NotFoundError:
+            record = None
+        async with self._lock:
+            await self._apply(name, record)
+
+    async def _apply(self, name: str, record: ClusterRecord | None) -> None:
+        applied = self._applied.get(name)
+        if record is None:
+            if applied is not None:
+                await self._stop(name, applied)
+            return
+        if applied is None:
+            applied = _Applied(record=record, connection=None)
+            self._applied[name] = applied
+            await self._connect(name, applied, record)
+            await self._sync_watches(name, applied, record.resources)
+            log.info("cluster %s: started (generation %d)", name, record.generation)
+            return
+        if applied.record.generation == record.generation and applied.connection is not None:
+            return
+        if applied.connection is None or dict(applied.record.connection) != dict(record.connection):
+            await self._connect(name, applied, record)
+            log.info("cluster %s: connection changed, reconnected (generation %d)", name, record.generation)
+        elif dict(applied.record.labels) != dict(record.labels):
+            self._set_labels(name, record.labels)
+            log.info("cluster %s: labels updated in place", name)
+        await self._sync_watches(name, applied, record.resources)
+        applied.record = record
+
+    async def _connect(self, name: str, applied: _Applied, record: ClusterRecord) -> None:
+        """(Re)create the cluster in the hub; watches declared for it are re-applied by the hub."""
+        if applied.connection is not None:
+            await self.hub.remove_cluster(name)
+            applied.connection = None
+        applied.record = record
+        try:
+            connection = self.validate(record.connection)
+        except ConfigError as error:
+            applied.error = f"invalid connection: {error}"
+            log.warning("cluster %s: cannot build its connection: %s", name, error)
+            return
+        await self.hub.add_cluster(name, connection, labels=dict(record.labels))
+        applied.connection = connection
+        applied.error = None
+
+    def _set_labels(self, name: str, labels: Mapping[str, str]) -> None:
+        """Update a running cluster's labels without touching its informers.
+
+        The hub has no public setter yet, so this sets the runtime's `labels`, which is all the
+        hub reads them from; switch to `Hub.set_cluster_labels` when it exists.
+        """
+        setter = getattr(self.hub, "set_cluster_labels", None)
+        if setter is not None:
+            setter(name, dict(labels))
+            return
+        runtime = self.hub._cluster(name)
+        runtime.labels = dict(labels)
+
+    async def _sync_watches(self, name: str, applied: _Applied, resources: tuple[str, ...]) -> None:
+        wanted = dict.fromkeys(resources)
+        for resource in [r for r in applied.watches if r not in wanted]:
+            await self.hub.unwatch(applied.watches.pop(resource))
+        for resource in wanted:
+            if resource not in applied.watches:
+                applied.watches[resource] = await self.hub.watch(resource, clusters=[name])
+
+    async def _stop(self, name: str, applied: _Applied) -> None:
+        for spec in [*applied.watches.values(), *applied.on_demand.values()]:
+            await self.hub.unwatch(spec)
+        if applied.connection is not None:
+            await self.hub.remove_cluster(name)
+        del self._applied[name]
+        log.info("cluster %s: stopped and its caches freed", name)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def view(self, name: str) -> RuntimeView:
+        """The runtime status of a stored cluster (connecting if not applied yet)."""
+        applied = self._applied.get(name)
+        if applied is None:
+            return RuntimeView(ClusterStatus(name=name, state=ClusterState.CONNECTING), None)
+        if applied.connection is None:
+            status = ClusterStatus(
+                name=name,
+                state=ClusterState.UNREACHABLE,
+                labels=dict(applied.record.labels),
+                last_error=applied.error,
+            )
+            return RuntimeView(status, None)
+        return RuntimeView(self.hub.status(name), applied.connection.server)
+
+    def statuses(self) -> list[ClusterStatus]:
+        """Every applied cluster's status, for metrics."""
+        return [self.view(name).status for name in sorted(self._applied)]
+
+    async def ensure_cached(
+        self, cluster: str, resource: str, *, timeout: float | None = None
+    ) -> ResourceInfo:
+        """Make sure `resource` in `cluster` is cached and synced, starting a cache if needed.
+
+        Decision: a query on a resource that is not watched starts caching it (all namespaces,
+        no selector) and keeps that cache for the life of the process (until the cluster is
+        deleted), rather than doing one live list: the second query is then as fast as any
+        and the resource stays fresh at the cost of one watch. Waits up to `timeout` (default
+        `sync_timeout`) for the first list.
+
+        Raises UnknownClusterError, UnknownResourceError, AmbiguousResourceError,
+        ClusterUnavailableError, CacheNotReadyError.
+        """
+        applied = self._applied.get(cluster)
+        if applied is None:
+            raise UnknownClusterError(cluster)
+        if applied.connection is None:
+            raise ClusterUnavailableError(f"cluster {cluster!r} cannot be reached: {applied.error}")
+        limit = self.sync_timeout if timeout is None else timeout
+        stage = "did not answer discovery"
+        try:
+            async with asyncio.timeout(limit):
+                info = await self.hub.resolve(cluster, resource)
+                stage = f"did not complete the first list of {info.qualified_name}"
+                await self._wait_cache(cluster, applied, resource, info)
+        except TimeoutError:
+            detail = self._cache_error(cluster, stage)
+            raise CacheNotReadyError(f"cluster {cluster!r} {stage} within {limit:g}s{detail}") from None
+        return info
+
+    async def _wait_cache(self, cluster: str, applied: _Applied, resource: str, info: ResourceInfo) -> None:
+        while True:
+            entry = self._full_cache_status(cluster, info)
+            if entry is None:
+                async with self._lock:
+                    if self._applied.get(cluster) is not applied:
+                        raise UnknownClusterError(cluster)
+                    if (
+                        info.qualified_name not in applied.on_demand
+                        and self._full_cache_status(cluster, info) is None
+                    ):
+                        applied.on_demand[info.qualified_name] = await self.hub.watch(
+                            resource, clusters=[cluster]
+                        )
+                        log.info("cluster %s: caching %s on demand", cluster, info.qualified_name)
+            elif entry.synced:
+                return
+            elif entry.state in _FAILED_STATES:
+                raise ClusterUnavailableError(
+                    f"cluster {cluster!r} cannot list {info.qualified_name}: "
+                    f"{entry.last_error or entry.state}"
+                )
+            await asyncio.sleep(0.02)
+
+    def _full_cache_status(self, cluster: str, info: ResourceInfo) -> ResourceStatus | None:
+        for entry in self.hub.status(cluster).resources:
+            if (
+                entry.resource == info.qualified_name
+                and entry.namespaces is None
+                and not entry.label_selector
+            ):
+                return entry
+        return None
+
+    def _cache_error(self, cluster: str, stage: str) -> str:
+        try:
+            status = self.hub.status(cluster)
+        except UnknownClusterError:
+            return ""
+        return f": {status.last_error}" if status.last_error else ""
