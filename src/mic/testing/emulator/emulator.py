@@ -93,9 +93,7 @@ class KubeEmulator:
             shutdown_timeout=self.shutdown_timeout,
         )
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, ssl_context=ssl_context, shutdown_timeout=self.shutdown_timeout
-        )
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=ssl_context)
         try:
             await site.start()
         except BaseException:

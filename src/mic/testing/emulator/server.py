@@ -236,6 +236,8 @@ class ApiServer:
             raise errors.method_not_allowed()
         if verb not in rt.verbs and verb != "watch":
             raise errors.method_not_allowed()
+        if verb in ("update", "patch") and not target.name:
+            raise errors.method_not_allowed()
         ns = target.namespace or ""
         if verb == "watch":
             return await self._watch(request, rt, target)
