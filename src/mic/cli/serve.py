@@ -1,16 +1,106 @@
-"""`mic serve`: run the service (REST API, supervisor) until interrupted."""
+"""`mic serve`: run the service (REST API, supervisor) until interrupted.
+
+Every flag has a `MIC_*` environment variable, so containers configure MIC without a
+command line. Tokens are read from the environment or a file rather than flags, which would
+show them in `ps`.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from mic.api.app import create_app
+from mic.service.settings import DEFAULT_DATA_DIR, ServiceSettings, SettingsError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", envvar="MIC_HOST", help="Address to listen on."),
-    port: int = typer.Option(8000, envvar="MIC_PORT", help="TCP port to listen on."),
+    host: Annotated[str, typer.Option(envvar="MIC_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="MIC_PORT", help="TCP port to listen on.")] = 8000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MIC_DATABASE_URL",
+            help="sqlite+aiosqlite:///path/mic.db or postgresql+asyncpg://user:pw@host/db "
+            "(default: DATA_DIR/mic.db).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path, typer.Option(envvar="MIC_DATA_DIR", help="Directory of the default SQLite database.")
+    ] = DEFAULT_DATA_DIR,
+    kubeconfig_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MIC_KUBECONFIG_DIR",
+            help="Only directory whose kubeconfig files API users may name (kubeconfigFile connections).",
+            show_default=False,
+        ),
+    ] = None,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MIC_TOKENS_FILE",
+            help="API tokens, one 'role:name:token' per line (role admin or viewer), or a JSON list.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_kubeconfig_exec: Annotated[
+        bool,
+        typer.Option(
+            "--allow-kubeconfig-exec",
+            envvar="MIC_ALLOW_KUBECONFIG_EXEC",
+            help="Let kubeconfigs from the API run exec credential plugins on this host.",
+        ),
+    ] = False,
+    allow_kubeconfig_files: Annotated[
+        bool,
+        typer.Option(
+            "--allow-kubeconfig-files",
+            envvar="MIC_ALLOW_KUBECONFIG_FILES",
+            help="Let kubeconfig text from the API refer to files on this host (certificates, token files).",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option(envvar="MIC_LOG_LEVEL", help=f"One of {', '.join(LOG_LEVELS)}.")
+    ] = "info",
 ) -> None:
-    """Start the MIC service."""
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    """Start the MIC service: REST API with Swagger UI at /swagger/, supervisor, store.
+
+    Tokens: MIC_ADMIN_TOKEN and MIC_VIEWER_TOKEN (environment only). Without any token, one
+    admin token is generated at first start and printed once.
+    """
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    settings = ServiceSettings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        data_dir=data_dir,
+        kubeconfig_dir=kubeconfig_dir,
+        admin_token=_env("MIC_ADMIN_TOKEN"),
+        viewer_token=_env("MIC_VIEWER_TOKEN"),
+        tokens_file=tokens_file,
+        allow_kubeconfig_exec=allow_kubeconfig_exec,
+        allow_kubeconfig_files=allow_kubeconfig_files,
+        log_level=level,
+    )
+    try:
+        settings.token_grants()  # fail before binding the port, with the file's line number
+    except SettingsError as error:
+        typer.echo(f"mic serve: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=level)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
