@@ -262,6 +262,7 @@ class Reflector:
         self._path = informer.resource.collection_path(namespace)
         self._need_list = True
         self._first_list = True
+        self._watch_open = False
 
     @property
     def _where(self) -> str:
@@ -277,6 +278,7 @@ class Reflector:
     async def run(self) -> None:
         """Keep the cache in sync until cancelled; every failure is retried, none is fatal."""
         while True:
+            self._watch_open = False
             try:
                 if self._need_list:
                     await self._list_and_sync()
@@ -288,6 +290,9 @@ class Reflector:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
                 await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
+            finally:
+                if self._watch_open:
+                    self.watch_restarts += 1
 
     @property
     def _stall_timeout(self) -> float:
@@ -443,6 +448,7 @@ class Reflector:
         started = time.monotonic()
         received = 0
         async with self.informer.client.watch(self._path, params) as stream:
+            self._watch_open = True
             self.state = InformerState.WATCHING
             self.last_error = None
             while True:
@@ -457,7 +463,6 @@ class Reflector:
                 if batch:
                     await self._apply(batch)
                     self._backoff.reset()
-        self.watch_restarts += 1
         if received == 0 and time.monotonic() - started < 1.0:
             # The server keeps ending watches at once: do not spin.
             await asyncio.sleep(self._backoff.next_delay())

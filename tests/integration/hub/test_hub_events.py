@@ -1,0 +1,213 @@
+"""Events from several emulated clusters over real HTTP arrive complete, once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hub_helpers import configmap, connect, eventually
+
+from mic.events import EventType
+from mic.hub import ClusterState, Hub
+from mic.testing import KubeEmulator
+
+
+async def test_changes_in_three_clusters_arrive_with_their_cluster_names(
+    hub: Hub, kube_emulators: Any, record: Any
+) -> None:
+    emulators: list[KubeEmulator] = [await kube_emulators(name=f"c{i}") for i in range(3)]
+    for emulator in emulators:
+        emulator.create(configmap("before", owner=emulator.name))
+        await hub.add_cluster(emulator.name, connect(emulator), labels={"env": "test"})
+    recorder = await record("configmaps")
+    await recorder.wait_count(3)
+    assert sorted(recorder.summary()) == sorted(
+        (e.name, "ADDED", "default/before", e.get("configmaps", "before")["metadata"]["resourceVersion"])
+        for e in emulators
+    )
+    for emulator in emulators:
+        emulator.create(configmap("web", owner=emulator.name))
+        emulator.patch("configmaps", "web", {"data": {"owner": "changed"}})
+        emulator.delete("configmaps", "web")
+    await recorder.wait_count(12)
+    for emulator in emulators:
+        mine = [(e.type, e.key) for e in recorder.events if e.cluster == emulator.name and e.name == "web"]
+        assert mine == [
+            (EventType.ADDED, "default/web"),
+            (EventType.MODIFIED, "default/web"),
+            (EventType.DELETED, "default/web"),
+        ]
+    modified = next(e for e in recorder.events if e.type is EventType.MODIFIED)
+    assert modified.old_object is not None
+    assert modified.old_object["data"] == {"owner": modified.cluster}
+    assert modified.object["data"] == {"owner": "changed"}
+    assert (modified.group, modified.version, modified.kind, modified.resource) == (
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+    )
+    assert await hub.wait_synced(timeout=5)
+    for status in hub.statuses():
+        assert status.state is ClusterState.READY, status
+        assert status.server_version
+        assert status.labels == {"env": "test"}
+
+
+async def test_a_dropped_watch_resumes_without_loss_or_duplicates(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    await hub.add_cluster("c1", connect(kube_emulator))
+    recorder = await record("configmaps")
+    await hub.wait_synced(timeout=5)
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    informer = hub._cluster("c1").informers()[0]
+    expected: list[tuple[str, str, str]] = []
+    for round_ in range(5):
+        for i in range(4):
+            made = kube_emulator.create(configmap(f"cm-{round_}-{i}"))
+            expected.append(("ADDED", made["metadata"]["name"], made["metadata"]["resourceVersion"]))
+        kube_emulator.drop_watches()
+        for i in range(4):
+            changed = kube_emulator.patch("configmaps", f"cm-{round_}-{i}", {"data": {"round": str(round_)}})
+            expected.append(("MODIFIED", changed["metadata"]["name"], changed["metadata"]["resourceVersion"]))
+        await eventually(
+            lambda n=round_: informer.status.watch_restarts > n and kube_emulator.open_watches == 1
+        )
+    await recorder.wait_count(len(expected))
+    await asyncio.sleep(0.3)  # anything extra (a duplicate) would have arrived by now
+    got = [(e.type.value, e.name, e.resource_version) for e in recorder.events]
+    assert got == expected
+    assert informer.status.watch_restarts == 5
+    assert informer.status.relists == 0, "a dropped connection must resume, not relist"
+
+
+async def test_forced_410_relists_and_reports_exactly_what_changed_in_the_gap(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    for i in range(6):
+        kube_emulator.create(configmap(f"cm-{i}", v="0"))
+    await hub.add_cluster("c1", connect(kube_emulator))
+    recorder = await record("configmaps")
+    await recorder.wait_count(6)
+    await kube_emulator.wait_for_watches(1, "configmaps")
+
+    kube_emulator.pause()  # hold the informer's reconnect until the gap is complete
+    kube_emulator.drop_watches()
+    kube_emulator.patch("configmaps", "cm-0", {"data": {"v": "1"}})
+    kube_emulator.delete("configmaps", "cm-1")
+    kube_emulator.delete("configmaps", "cm-2")
+    kube_emulator.create(configmap("cm-2", v="recreated"))
+    kube_emulator.create(configmap("cm-new"))
+    kube_emulator.compact()
+    kube_emulator.resume()
+
+    await recorder.wait_count(6 + 5)
+    await asyncio.sleep(0.3)
+    gap = [(e.type.value, e.name) for e in recorder.events[6:]]
+    assert sorted(gap) == sorted(
+        [
+            ("MODIFIED", "cm-0"),
+            ("DELETED", "cm-1"),
+            ("DELETED", "cm-2"),
+            ("ADDED", "cm-2"),
+            ("ADDED", "cm-new"),
+        ]
+    )
+    assert gap.index(("DELETED", "cm-2")) < gap.index(("ADDED", "cm-2"))
+    assert len(recorder.events) == 11, "unchanged objects must not be re-sent"
+    informer = hub._cluster("c1").informers()[0]
+    assert informer.status.relists >= 1
+    server_state = {
+        o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in kube_emulator.objects("configmaps")
+    }
+    cached = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in hub.list("c1", "configmaps")}
+    assert cached == server_state
+
+
+async def test_410_error_event_during_watch_relists(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    kube_emulator.create(configmap("a"))
+    await hub.add_cluster("c1", connect(kube_emulator))
+    recorder = await record("configmaps")
+    await recorder.wait_count(1)
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    kube_emulator.pause()
+    kube_emulator.end_watches()
+    kube_emulator.delete("configmaps", "a")
+    kube_emulator.create(configmap("b"))
+    kube_emulator.compact()
+    kube_emulator.resume()
+    await recorder.wait_for(
+        lambda events: {(e.type.value, e.name) for e in events} >= {("DELETED", "a"), ("ADDED", "b")}
+    )
+    assert hub._cluster("c1").informers()[0].status.relists >= 1
+
+
+async def test_a_stalled_watch_is_detected_and_restarted(hub: Hub, kube_emulators: Any, record: Any) -> None:
+    emulator = await kube_emulators(name="c1", bookmark_interval=0.2)
+    await hub.add_cluster("c1", connect(emulator))
+    recorder = await record("configmaps")
+    await hub.wait_synced(timeout=5)
+    await emulator.wait_for_watches(1, "configmaps")
+    assert emulator.stall_watches() == 1
+    made = emulator.create(configmap("after-stall"))
+    await recorder.wait_for(lambda events: any(e.name == "after-stall" for e in events), timeout=8)
+    informer = hub._cluster("c1").informers()[0]
+    assert informer.status.stalls == 1
+    assert recorder.events[-1].resource_version == made["metadata"]["resourceVersion"]
+
+
+async def test_namespace_and_label_selector_filtering(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    for namespace in ("team-a", "team-b", "team-c"):
+        kube_emulator.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        kube_emulator.create(configmap("web", namespace, labels={"app": "web"}))
+        kube_emulator.create(configmap("db", namespace, labels={"app": "db"}))
+    await hub.add_cluster("c1", connect(kube_emulator))
+    recorder = await record("cm", namespaces=["team-a", "team-b"], label_selector="app in (web)")
+    await recorder.wait_count(2)
+    assert sorted(e.key for e in recorder.events) == ["team-a/web", "team-b/web"]
+    kube_emulator.patch("configmaps", "db", {"metadata": {"labels": {"app": "web"}}}, namespace="team-a")
+    kube_emulator.patch("configmaps", "web", {"data": {"x": "1"}}, namespace="team-c")
+    kube_emulator.patch("configmaps", "web", {"metadata": {"labels": {"app": "other"}}}, namespace="team-b")
+    await recorder.wait_count(4)
+    await asyncio.sleep(0.2)
+    assert [(e.type.value, e.key) for e in recorder.events[2:]] == [
+        ("ADDED", "team-a/db"),
+        ("DELETED", "team-b/web"),
+    ]
+    names = sorted(
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in hub.list("c1", "configmaps", namespace="team-a", label_selector="app in (web)")
+    )
+    assert names == [("team-a", "db"), ("team-a", "web")]
+    statuses = hub.status("c1").resources
+    assert len(statuses) == 1
+    assert statuses[0].namespaces == ("team-a", "team-b")
+    assert statuses[0].label_selector == "app in (web)"
+
+
+async def test_handlers_and_shared_informers(hub: Hub, kube_emulator: KubeEmulator) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    @hub.on("configmaps", types=["ADDED"])
+    async def on_added(event: Any) -> None:
+        if event.name == "boom":
+            raise RuntimeError("handler failure must not stop the hub")
+        seen.append(event.name)
+        if event.name == "last":
+            done.set()
+
+    stream = await hub.events("configmaps")
+    await hub.add_cluster("c1", connect(kube_emulator))
+    kube_emulator.create(configmap("first"))
+    kube_emulator.create(configmap("boom"))
+    kube_emulator.create(configmap("last"))
+    await asyncio.wait_for(done.wait(), 10)
+    assert seen == ["first", "last"]
+    assert len(hub._cluster("c1").informers()) == 1, "one informer serves every consumer of the same watch"
+    stream.close()
