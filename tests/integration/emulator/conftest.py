@@ -72,11 +72,16 @@ async def open_watch(session: aiohttp.ClientSession) -> AsyncIterator[WatchOpene
         stream.close()
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait until `condition()` holds, failing after `timeout` seconds."""
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    return wait_until
 
 
 def configmap(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
