@@ -7,13 +7,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from mic_api_harness import Api, kubeconfig_connection, run_app
 
 from mic.service.settings import ServiceSettings
 from mic.testing.emulator import KubeEmulator, TokenPolicy
 
-pytestmark = __import__("pytest").mark.integration
+pytestmark = pytest.mark.integration
 
 
 def free_port() -> int:
@@ -34,12 +35,15 @@ async def test_register_get_list_and_status_becomes_ready(api: Api, kube_emulato
         "context": None,
         "path": None,
     }
-    assert created["generation"] > 0 and created["createdAt"] and created["updatedAt"]
+    assert created["generation"] > 0
+    assert created["createdAt"]
+    assert created["updatedAt"]
 
     ready = await api.wait_cluster("eu-1", lambda c: c["status"]["state"] == "ready")
     (resource,) = ready["status"]["resources"]
     assert resource["resource"] == "ingresses.networking.k8s.io"
-    assert resource["synced"] is True and resource["namespaces"] is None
+    assert resource["synced"] is True
+    assert resource["namespaces"] is None
     assert ready["status"]["serverVersion"]
 
     listed = (await api.get("/v1/clusters")).json()
@@ -125,7 +129,8 @@ async def test_file_references_in_kubeconfig_text_are_refused(api: Api, kube_emu
     response = await api.post("/v1/clusters", json=body)
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert "refers to a file" in detail and "--allow-kubeconfig-files" in detail
+    assert "refers to a file" in detail
+    assert "--allow-kubeconfig-files" in detail
 
 
 async def test_kubeconfig_file_inside_the_operator_directory(
@@ -250,7 +255,8 @@ async def test_put_replaces_and_patch_merges(api: Api, kube_emulator: KubeEmulat
     )
     assert replaced.status_code == 200, replaced.text
     body = replaced.json()
-    assert body["labels"] == {"c": "3"} and body["resources"] == ["services"]
+    assert body["labels"] == {"c": "3"}
+    assert body["resources"] == ["services"]
     assert body["generation"] > created["generation"]
     assert body["createdAt"] == created["createdAt"]
 
@@ -292,7 +298,8 @@ async def test_put_replaces_and_patch_merges(api: Api, kube_emulator: KubeEmulat
 async def test_delete_removes_it(api: Api, kube_emulator: KubeEmulator) -> None:
     await api.add_cluster("eu-1", kube_emulator, resources=["ingresses"])
     response = await api.delete("/v1/clusters/eu-1")
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 204
+    assert response.content == b""
     assert (await api.get("/v1/clusters/eu-1")).status_code == 404
     assert api.service.hub.cluster_names() == []
     assert (await api.delete("/v1/clusters/eu-1")).status_code == 404
