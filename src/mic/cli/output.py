@@ -9,6 +9,7 @@ message or a `[` in a label shows as typed instead of being eaten as a style tag
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -55,9 +56,20 @@ def print_notice(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _console() -> Console:
-    # Made per call so it writes to whatever sys.stdout is now (CliRunner swaps it in tests).
-    return Console(highlight=False, soft_wrap=False)
+_PIPE_WIDTH = 4096
+"""Table width when stdout is not a terminal: wide enough that no cell wraps, so `| grep` and
+`| awk '{print $1}'` see one object per line, as with kubectl."""
+
+
+def _print(renderable: RenderableType) -> None:
+    # A console per call writes to whatever sys.stdout is now (CliRunner swaps it in tests).
+    if sys.stdout.isatty():
+        Console(highlight=False, soft_wrap=False).print(renderable)
+        return
+    console = Console(highlight=False, soft_wrap=False, width=_PIPE_WIDTH, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -67,7 +79,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         table.add_column(header.upper(), overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    _console().print(table)
+    _print(table)
 
 
 def print_fields(fields: Sequence[tuple[str, str]]) -> None:
@@ -77,7 +89,7 @@ def print_fields(fields: Sequence[tuple[str, str]]) -> None:
     table.add_column(overflow="fold")
     for label, value in fields:
         table.add_row(Text(f"{label}:"), Text(value))
-    _console().print(table)
+    _print(table)
 
 
 # --- values ---------------------------------------------------------------------------
@@ -85,6 +97,8 @@ def print_fields(fields: Sequence[tuple[str, str]]) -> None:
 
 def parse_time(value: Any) -> datetime | None:
     """Read a timestamp the API may send as RFC 3339 text or as Unix seconds."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):

@@ -49,7 +49,7 @@ def run(fake_mic: FakeMic) -> Run:
 
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()
-        full_env = {"MIC_URL": fake_mic.url, "MIC_TOKEN": TOKEN, "COLUMNS": "250", **(env or {})}
+        full_env = {"MIC_URL": fake_mic.url, "MIC_TOKEN": TOKEN, **(env or {})}
         result = runner.invoke(app, list(args), input=input, env=full_env, catch_exceptions=False)
         assert TOKEN not in result.output + result.stderr, "the API token was printed"
         assert "Traceback" not in result.output + result.stderr
