@@ -100,8 +100,10 @@ class ClusterRuntime:
                 await self.rediscover()
                 backoff.reset()
             except ApiError as error:
-                self._discovery_failed(error, 401 if error.is_unauthorized else error.status)
-                await asyncio.sleep(backoff.next_delay() if error.status not in (401, 403) else 30.0)
+                self._discovery_failed(error, error.status)
+                auth_failed = error.status in (401, 403)
+                delay = self._informer_options.auth_retry_interval if auth_failed else backoff.next_delay()
+                await asyncio.sleep(max(delay, error.retry_after or 0.0))
                 continue
             except (ConnectionFailure, KubeError) as error:
                 self._discovery_failed(error, None)

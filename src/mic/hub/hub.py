@@ -136,6 +136,10 @@ class Hub:
             raise UnknownClusterError(name)
         await runtime.close()
 
+    def set_labels(self, name: str, labels: dict[str, str]) -> None:
+        """Replace a cluster's labels; nothing restarts (labels only select, they never connect)."""
+        self._cluster(name).labels = dict(labels)
+
     def cluster_names(self) -> list[str]:
         return sorted(self._clusters)
 
