@@ -50,6 +50,7 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 _CHUNK = 1 << 20
+TOKEN_KEY = web.RequestKey("mic_emulator_token", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +202,10 @@ class ApiServer:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or token.strip() not in self.tokens:
             raise unauthorized()
-        request["token"] = token.strip()
+        request[TOKEN_KEY] = token.strip()
 
     def _authorize(self, request: web.Request, verb: str, target: Target) -> None:
-        token = request.get("token")
+        token = request.get(TOKEN_KEY)
         if self.tokens is None or token is None:
             return
         policy = self.tokens[token]
@@ -467,10 +468,8 @@ class ApiServer:
         try:
             await response.prepare(request)
             how = await watcher.stream(request, response)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             how = DROPPED
-            if asyncio.current_task() and asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                raise
         finally:
             self.state.unsubscribe(rt.key, watcher)
             self.watchers.discard(watcher)
