@@ -99,7 +99,15 @@ def serve(
         typer.echo(f"mic serve: {error}", err=True)
         raise typer.Exit(code=2) from None
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_noisy_loggers()
     uvicorn.run(create_app(settings), host=host, port=port, log_level=level)
+
+
+def quiet_noisy_loggers() -> None:
+    """Keep libraries that log SQL parameters (stored credentials) at INFO, even at --log-level debug."""
+    for name in ("aiosqlite", "sqlalchemy.engine", "asyncpg"):
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
 
 def _env(name: str) -> str | None:
