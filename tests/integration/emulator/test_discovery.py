@@ -108,6 +108,15 @@ async def test_crd_lifecycle_over_http(session: aiohttp.ClientSession, open_watc
     }
     async with session.post(WIDGETS, json=widget) as response:
         assert response.status == 201
+    async with session.delete(f"{WIDGETS}/w1") as response:
+        assert response.status == 200
+        deleted = await response.json()
+    assert deleted["kind"] == "Status"
+    assert deleted["status"] == "Success"
+    assert deleted["details"]["group"] == "example.com"
+    assert deleted["details"]["kind"] == "widgets"
+    async with session.post(WIDGETS, json=widget) as response:
+        assert response.status == 201
     listed = await get_json(session, WIDGETS)
     assert listed["kind"] == "WidgetList"
     assert listed["items"][0]["kind"] == "Widget", "custom resource list items keep kind (unstructured)"

@@ -174,3 +174,15 @@ async def test_namespace_and_name_scoped_watches(
     assert names([await all_ns.next(), await all_ns.next()]) == [("ADDED", "a"), ("ADDED", "b")]
     assert names([await one.next()]) == [("ADDED", "b")]
     assert names([await legacy.next()]) == [("ADDED", "a")]
+
+
+async def test_send_initial_events_false_starts_at_most_recent(
+    kube_emulator: KubeEmulator, open_watch: Any, cm: Callable[..., Any]
+) -> None:
+    kube_emulator.create(cm("old"))
+    watch = await open_watch(
+        CMS, sendInitialEvents="false", resourceVersionMatch="NotOlderThan", resourceVersion="0"
+    )
+    await kube_emulator.wait_for_watches(1)
+    kube_emulator.create(cm("new"))
+    assert names([await watch.next()]) == [("ADDED", "new")]

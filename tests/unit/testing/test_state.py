@@ -225,3 +225,18 @@ def test_invalid_crd_is_422(state: ClusterState) -> None:
     with pytest.raises(StatusError) as info:
         state.create(crds, {"metadata": {"name": "bad"}, "spec": {"group": "g.io", "names": {}}})
     assert (info.value.code, info.value.reason) == (422, "Invalid")
+
+
+def test_namespace_range_with_lookalike_names(state: ClusterState) -> None:
+    rt, ns_rt = state.type_for("configmaps"), state.type_for("namespaces")
+    for ns in ("a", "a-b", "a.b", "a0", "b"):
+        state.create(ns_rt, {"metadata": {"name": ns}})
+        state.create(rt, cm("x", ns=ns))
+        state.create(rt, cm("y", ns=ns))
+    page = state.list(rt, "a", limit=1)
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in page.items] == [("a", "x")]
+    assert page.remaining == 1
+    rest = state.list(rt, "a", limit=5, continue_token=page.continue_token)
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in rest.items] == [("a", "y")]
+    everything = state.list(rt)
+    assert len(everything.items) == 10

@@ -25,8 +25,9 @@ What it does as kube-apiserver does (the things clients depend on):
   does; slow watchers closed when their buffer overflows.
 - List items of built-in types omit kind/apiVersion (typed encoding); custom resource items
   carry them (unstructured encoding). Watch event objects always carry them.
-- DELETE answers the object for pods, namespaces, CRDs and custom resources, a Success
-  `Status` with details for other types.
+- DELETE answers the object for pods, services, namespaces and CRDs (kube's
+  `ReturnDeletedObject` types, and objects held by finalizers), a Success `Status` with
+  details (name, group, kind=plural, uid) for the others, custom resources included.
 
 Known differences from kube-apiserver (do not build client behaviour on these):
 

@@ -136,6 +136,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         short_names=("svc",),
         categories=("all",),
         has_status=True,
+        returns_deleted_object=True,
         verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
     ),
     _core("endpoints", "endpoints", "Endpoints", True, short_names=("ep",)),
@@ -209,7 +210,6 @@ def custom_resource_type(
         categories=categories,
         versions=versions,
         has_status=has_status,
-        returns_deleted_object=True,
         builtin=False,
         list_kind=list_kind,
     )

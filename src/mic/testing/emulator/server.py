@@ -446,9 +446,11 @@ class ApiServer:
         response.enable_chunked_encoding()
         # From here to subscribe there is no await: the snapshot and the subscription are atomic.
         watcher.prelude = self._take_firehose(rt, target.namespace)
+        # rv unset or "0": current state as ADDED events first (unless sendInitialEvents=false,
+        # which starts at the most recent version); rv N: retained changes after N.
         initial = _truthy(send_initial) or (send_initial is None and not rv)
         try:
-            replay = [] if initial or rv is None else self.state.changes_since(rt.key, rv)
+            replay = [] if initial or not rv else self.state.changes_since(rt.key, rv)
         except StatusError as exc:
             await response.prepare(request)
             error = {"type": "ERROR", "object": exc.body}

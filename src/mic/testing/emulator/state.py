@@ -15,6 +15,7 @@ import base64
 import binascii
 import random
 import uuid
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ from mic.testing.emulator.selectors import FieldSelector, LabelSelector
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # kube's generateName alphabet
 _SNAPSHOT_CACHE = 8
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def now_rfc3339() -> str:
@@ -250,17 +255,16 @@ class ClusterState:
             snapshot = self._objects_at(rt, rv) if rv != self.rv else sorted(self._bucket(rt).items())
         labels = labels or LabelSelector()
         fields = fields or FieldSelector()
+        filtered = not labels.empty or not fields.empty
+        # Keys sort by namespace then name, so one namespace is a contiguous range.
         prefix = f"{namespace}/" if rt.namespaced and namespace else ""
+        lo = bisect_left(snapshot, max(start, prefix), key=_first)
+        hi = bisect_left(snapshot, f"{namespace}0", key=_first) if prefix else len(snapshot)
         items: list[dict[str, Any]] = []
         next_key: str | None = None
-        index = 0
-        filtered = not labels.empty or not fields.empty
-        # Binary search would be faster; pages are small and lists are emulator-sized.
-        for index, (key, obj) in enumerate(snapshot):  # noqa: B007
-            if start and key < start:
-                continue
-            if prefix and not key.startswith(prefix):
-                continue
+        index = lo
+        for index in range(lo, hi):
+            key, obj = snapshot[index]
             if filtered and not (labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)):
                 continue
             if limit and len(items) == limit:
@@ -273,9 +277,8 @@ class ClusterState:
             self._snapshots[(rt.key, rv)] = snapshot
             while len(self._snapshots) > _SNAPSHOT_CACHE:
                 self._snapshots.popitem(last=False)
-        remaining: int | None = None
-        if not filtered:
-            remaining = sum(1 for k, _ in snapshot[index:] if not prefix or k.startswith(prefix))
+        # kube reports remainingItemCount only when it can count without filtering.
+        remaining = None if filtered else hi - index
         return ListPage(items, rv, encode_continue(rv, next_key), remaining)
 
     # -- writes -------------------------------------------------------------------------
