@@ -71,8 +71,9 @@ class RuntimeView:
 class Supervisor:
     """Owns the reconciliation of stored clusters into the hub; see the module docstring.
 
-    Reconciliations are serialized by one lock: they only start and stop tasks, so they are
-    quick, and serializing them rules out two requests racing on the same cluster.
+    Reconciliations are serialized by one lock, and each reads the store inside it: they only
+    read a row and start or stop tasks, so they are quick, and reading under the lock means a
+    slower reconcile can never apply an older state over a newer one.
     """
 
     def __init__(
@@ -155,20 +156,20 @@ class Supervisor:
 
     async def reconcile_all(self) -> None:
         """Make the hub match every stored cluster (and drop clusters no longer stored)."""
-        revision = await self.store.clusters_revision()
-        records = {record.name: record for record in await self.store.list_clusters()}
         async with self._lock:
+            revision = await self.store.clusters_revision()
+            records = {record.name: record for record in await self.store.list_clusters()}
             for name in sorted(set(self._applied) | set(records)):
                 await self._apply(name, records.get(name))
-        self._revision = revision
+            self._revision = revision
 
     async def reconcile(self, name: str) -> None:
         """Make the hub match the stored state of one cluster."""
-        try:
-            record: ClusterRecord | None = await self.store.get_cluster(name)
-        except NotFoundError:
-            record = None
         async with self._lock:
+            try:
+                record: ClusterRecord | None = await self.store.get_cluster(name)
+            except NotFoundError:
+                record = None
             await self._apply(name, record)
 
     async def _apply(self, name: str, record: ClusterRecord | None) -> None:
