@@ -3,6 +3,11 @@
 `KubeEmulator` serves the Kubernetes REST protocol on a real socket; see
 `mic.testing.emulator` for what it emulates and where it differs from kube-apiserver, and
 `mic.testing.pytest_plugin` for the `kube_emulator` / `kube_emulators` fixtures.
+
+    async with KubeEmulator("c1", tokens={"t": TokenPolicy.allow_all()}) as emu:
+        kubeconfig = emu.kubeconfig()          # point the client under test here
+        emu.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
+        emu.drop_watches()                     # then watch the client recover
 """
 
 from mic.testing.emulator import KubeEmulator, RequestRecord, StatusError, TokenPolicy

@@ -63,6 +63,12 @@ Known differences from kube-apiserver (do not build client behaviour on these):
   watch cache ignoring limit). A 410 for an expired continue token has no fresh continue
   token in its metadata.
 - Selector validation is close to kube's but not identical in its error wording.
+- HTTP/1.1 only (no HTTP/2, no WebSocket watches). Ignored query parameters: dryRun,
+  fieldManager, fieldValidation, pretty, propagationPolicy, gracePeriodSeconds,
+  orphanDependents. No selfLink, no audit, no priority-and-fairness headers.
+- A continue token is not checked against the query it came from (kube may reject a token
+  reused with different selectors).
+- `firehose` lines are sent verbatim, bypassing the watch's selectors and namespace.
 """
 
 from mic.testing.emulator.auth import TokenPolicy

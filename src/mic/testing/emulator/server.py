@@ -475,6 +475,7 @@ class ApiServer:
         finally:
             self.state.unsubscribe(rt.key, watcher)
             self.watchers.discard(watcher)
+        log.debug("watch on %s ended: %s", rt.key, how)
         if how == DROPPED:
             if request.transport is not None:
                 request.transport.abort()

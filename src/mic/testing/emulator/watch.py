@@ -116,6 +116,9 @@ class Watcher:
             # kube's cacher drops a watcher that cannot keep up; the client re-watches from
             # the last resourceVersion it saw and gets the rest from history.
             self.overflowed = True
+            log.warning(
+                "closing a watch on %s: the client fell %d events behind", self.rt.key, len(self.buffer)
+            )
             self.buffer.clear()
             self.close(ENDED)
         self.wakeup.set()
