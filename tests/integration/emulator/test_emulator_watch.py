@@ -186,3 +186,33 @@ async def test_send_initial_events_false_starts_at_most_recent(
     await kube_emulator.wait_for_watches(1)
     kube_emulator.create(cm("new"))
     assert names([await watch.next()]) == [("ADDED", "new")]
+
+
+async def test_long_replay_is_not_a_slow_watcher(kube_emulators: Any, cm: Callable[..., Any]) -> None:
+    emu = await kube_emulators(name="replay", history_size=100, watch_buffer=5)
+    start = emu.resource_version
+    for i in range(30):
+        emu.create(cm(f"c{i:02d}"))
+    async with (
+        aiohttp.ClientSession(emu.url) as session,
+        session.get(CMS, params={"watch": "1", "resourceVersion": start}) as response,
+    ):
+        seen = [orjson.loads(await asyncio.wait_for(response.content.readline(), 5)) for _ in range(30)]
+        assert [e["object"]["metadata"]["name"] for e in seen] == [f"c{i:02d}" for i in range(30)]
+        emu.create(cm("live"))
+        live = orjson.loads(await asyncio.wait_for(response.content.readline(), 5))
+        assert live["object"]["metadata"]["name"] == "live"
+
+
+async def test_expired_watch_does_not_consume_a_firehose(
+    kube_emulator: KubeEmulator, open_watch: Any, cm: Callable[..., Any]
+) -> None:
+    kube_emulator.create(cm("a"))
+    old = kube_emulator.resource_version
+    kube_emulator.create(cm("b"))
+    kube_emulator.compact()
+    kube_emulator.firehose("configmaps", [b'{"type":"ADDED","object":{"metadata":{"name":"fh"}}}'])
+    expired = await open_watch(CMS, resourceVersion=old)
+    assert (await expired.next())["type"] == "ERROR"
+    watch = await open_watch(CMS, resourceVersion=kube_emulator.resource_version)
+    assert (await watch.next())["object"]["metadata"]["name"] == "fh"

@@ -34,7 +34,7 @@ from mic.testing.emulator.patch import (
 from mic.testing.emulator.resources import ResourceType
 from mic.testing.emulator.selectors import FieldSelector, parse_field_selector, parse_label_selector
 from mic.testing.emulator.state import ClusterState, deep_copy, strip_type_meta
-from mic.testing.emulator.watch import DROPPED, LIVE, STALLED, Watcher
+from mic.testing.emulator.watch import DROPPED, LIVE, STALLED, Watcher, chunk_lines
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ KUBE_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-_CHUNK = 1 << 20
 TOKEN_KEY = web.RequestKey("mic_emulator_token", str)
 
 
@@ -445,7 +444,6 @@ class ApiServer:
         )
         response.enable_chunked_encoding()
         # From here to subscribe there is no await: the snapshot and the subscription are atomic.
-        watcher.prelude = self._take_firehose(rt, target.namespace)
         # rv unset or "0": current state as ADDED events first (unless sendInitialEvents=false,
         # which starts at the most recent version); rv N: retained changes after N.
         initial = _truthy(send_initial) or (send_initial is None and not rv)
@@ -461,10 +459,12 @@ class ApiServer:
             watcher.initial = [o for o in self.state.objects(rt) if watcher.wants(o)]
             if _truthy(send_initial) and bookmarks:
                 watcher.initial_end_rv = self.state.rv
+        # Replayed history goes out before live events and does not count against the
+        # slow-watcher buffer: a long replay is not the client's fault.
+        replayed = [line for change in replay if (line := watcher.line_for(change)) is not None]
+        watcher.prelude = [*self._take_firehose(rt, target.namespace), *chunk_lines(replayed)]
         self.state.subscribe(rt.key, watcher)
         self.watchers.add(watcher)
-        for change in replay:
-            watcher.offer(change)
         async with self.watch_opened:
             self.watch_opened.notify_all()
         try:
@@ -570,5 +570,6 @@ class ApiServer:
         return count
 
     def add_firehose(self, rt: ResourceType, namespace: str | None, lines: list[bytes]) -> None:
-        data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-        self.firehoses[(rt.key, namespace)] = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+        self.firehoses[(rt.key, namespace)] = chunk_lines(
+            [line if line.endswith(b"\n") else line + b"\n" for line in lines]
+        )

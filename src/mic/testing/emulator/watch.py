@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -29,6 +30,22 @@ LIVE, ENDED, DROPPED, STALLED = "live", "ended", "dropped", "stalled"
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _CHUNK = 1 << 20
 _INITIAL_BATCH = 512
+
+
+def chunk_lines(lines: list[bytes], size: int = _CHUNK) -> list[bytes]:
+    """Join watch lines into writes of about `size` bytes (few large writes beat many small)."""
+    chunks: list[bytes] = []
+    batch: list[bytes] = []
+    pending = 0
+    for line in lines:
+        batch.append(line)
+        pending += len(line)
+        if pending >= size:
+            chunks.append(b"".join(batch))
+            batch, pending = [], 0
+    if batch:
+        chunks.append(b"".join(batch))
+    return chunks
 
 
 class Watcher:
@@ -157,7 +174,7 @@ class Watcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout if self.timeout else None
         next_bookmark = loop.time() + self.bookmark_interval
-        for chunk in (*self.prelude, *self._initial_chunks()):
+        for chunk in itertools.chain(self.prelude, self._initial_chunks()):
             if self.state != LIVE:
                 break
             await response.write(chunk)
