@@ -137,6 +137,13 @@ def unsupported_media_type(content_type: str) -> StatusError:
 
 
 _FAULT_REASONS = {
+    400: ("BadRequest", "injected fault: bad request"),
+    401: ("Unauthorized", "Unauthorized"),
+    403: ("Forbidden", "injected fault: forbidden"),
+    404: ("NotFound", "the server could not find the requested resource"),
+    408: ("Timeout", "injected fault: request timeout"),
+    409: ("Conflict", "injected fault: conflict"),
+    410: ("Expired", "injected fault: resource version expired"),
     429: ("TooManyRequests", "Too many requests, please try again later."),
     500: ("InternalError", "Internal error occurred: injected fault"),
     502: ("InternalError", "Internal error occurred: injected fault (bad gateway)"),
@@ -151,9 +158,12 @@ _FAULT_REASONS = {
 
 def injected(code: int, retry_after: float | None) -> StatusError:
     """The failure `fail_requests` injects: kube's reason and words for that status code."""
-    reason, message = _FAULT_REASONS.get(
-        code, ("InternalError", f"Internal error occurred: injected fault {code}")
+    fallback = (
+        ("BadRequest", f"injected fault {code}")
+        if code < 500
+        else ("InternalError", f"injected fault {code}")
     )
+    reason, message = _FAULT_REASONS.get(code, fallback)
     details: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if retry_after is not None:

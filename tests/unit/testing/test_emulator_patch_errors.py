@@ -1,6 +1,6 @@
 import pytest
 
-from mic.testing.emulator.errors import StatusError
+from mic.testing.emulator.errors import StatusError, injected
 from mic.testing.emulator.patch import json_patch, merge_patch
 
 
@@ -33,3 +33,12 @@ def test_json_patch_failures_are_422() -> None:
     with pytest.raises(StatusError) as info:
         json_patch({"a": 1}, [{"op": "remove", "path": "/b"}])
     assert info.value.code == 422
+
+
+def test_injected_failures_use_kube_reasons() -> None:
+    assert injected(429, 2.4).reason == "TooManyRequests"
+    assert injected(429, 2.4).headers == {"Retry-After": "2"}
+    assert injected(503, None).reason == "ServiceUnavailable"
+    assert injected(401, None).body["reason"] == "Unauthorized"
+    assert injected(418, None).reason == "BadRequest"
+    assert injected(599, None).reason == "InternalError"
