@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mic.hub import DuplicateClusterError, UnknownClusterError
+from mic.hub import DuplicateClusterError, NotWatchedError, UnknownClusterError
 from mic.kube.errors import (
     AmbiguousResourceError,
     ApiError,
     ConfigError,
     ConnectionFailure,
+    KubeError,
     UnknownResourceError,
 )
 from mic.kube.selectors import InvalidSelectorError
@@ -33,6 +34,8 @@ from mic.store import AlreadyExistsError, ConflictError, NotFoundError, StoreUna
 
 log = logging.getLogger(__name__)
 
+# Starlette picks the handler of the most specific class in the error's MRO, so the KubeError
+# fallback only catches kube errors without an entry of their own.
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (NotFoundError, 404),
     (UnknownClusterError, 404),
@@ -47,7 +50,9 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (ClusterUnavailableError, 502),
     (ConnectionFailure, 502),
     (ApiError, 502),
+    (KubeError, 502),
     (StoreUnavailableError, 503),
+    (NotWatchedError, 503),
     (CacheNotReadyError, 504),
 ]
 

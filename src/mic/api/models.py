@@ -28,7 +28,15 @@ ClusterName = Annotated[
         examples=["eu-1"],
     ),
 ]
-ResourceName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")]
+ResourceName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9./\-]*$",
+        description="as kubectl accepts it: ing, ingresses, ingresses.networking.k8s.io",
+    ),
+]
 
 
 class ApiModel(BaseModel):

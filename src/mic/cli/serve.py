@@ -74,8 +74,7 @@ def serve(
 ) -> None:
     """Start the MIC service: REST API with Swagger UI at /swagger/, supervisor, store.
 
-    Tokens: MIC_ADMIN_TOKEN and MIC_VIEWER_TOKEN (environment only). Without any token, one
-    admin token is generated at first start and printed once.
+    Tokens: MIC_ADMIN_TOKEN, MIC_VIEWER_TOKEN (env only) or --tokens-file; with none, one is printed once.
     """
     level = log_level.lower()
     if level not in LOG_LEVELS:
