@@ -12,9 +12,6 @@ import pytest
 import pytest_asyncio
 
 from mic.testing import KubeEmulator
-from mic.testing.pytest_plugin import kube_emulator, kube_emulators
-
-__all__ = ["kube_emulator", "kube_emulators"]
 
 pytestmark = pytest.mark.integration
 
