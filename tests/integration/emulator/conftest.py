@@ -13,8 +13,6 @@ import pytest_asyncio
 
 from mic.testing import KubeEmulator
 
-pytestmark = pytest.mark.integration
-
 
 class WatchStream:
     """One open watch response, read event by event with a timeout on every read."""
