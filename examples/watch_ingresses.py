@@ -52,10 +52,8 @@ async def demo() -> None:
                 await hub.add_cluster(emulator.name, from_kubeconfig_text(emulator.kubeconfig_yaml()))
             async with await hub.events("ing", label_selector="team=web") as stream:
                 await hub.wait_synced(timeout=10)
-                emulators[0].patch(
-                    "ingresses.networking.k8s.io", "shop", {"spec": {"rules": [{"host": "new.example.com"}]}}
-                )
-                emulators[1].delete("ingresses.networking.k8s.io", "shop")
+                emulators[0].patch("ingresses", "shop", {"spec": {"rules": [{"host": "new.example.com"}]}})
+                emulators[1].delete("ingresses", "shop")
                 for _ in range(len(emulators) + 2):
                     show(await anext(stream))
                 cached = hub.list_all("ingresses", label_selector="team=web")

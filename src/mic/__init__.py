@@ -5,35 +5,84 @@ in-cluster service account), declare what to watch, and consume one ordered stre
 `Event`s, or query the caches across clusters.
 """
 
-from mic.events import Event, EventType
-from mic.hub import (
-    ClusterState,
-    ClusterStatus,
-    DuplicateClusterError,
-    EventStream,
-    Hub,
-    NotWatchedError,
-    ResourceStatus,
-    UnknownClusterError,
-    WatchSpec,
-)
-from mic.kube.connection import ClusterConnection
-from mic.kube.direct import from_token
-from mic.kube.errors import (
-    AmbiguousResourceError,
-    ApiError,
-    ConfigError,
-    ConnectionFailure,
-    KubeError,
-    UnknownResourceError,
-)
-from mic.kube.incluster import in_cluster
-from mic.kube.informer import Informer, InformerOptions, InformerState, KnownObject
-from mic.kube.kubeconfig import from_kubeconfig_file, from_kubeconfig_text, load_kubeconfig
-from mic.kube.resources import ResourceInfo
-from mic.kube.selectors import InvalidSelectorError, LabelSelector
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mic.events import Event, EventType
+    from mic.hub import (
+        ClusterState,
+        ClusterStatus,
+        DuplicateClusterError,
+        EventStream,
+        Hub,
+        NotWatchedError,
+        ResourceStatus,
+        UnknownClusterError,
+        WatchSpec,
+    )
+    from mic.kube.connection import ClusterConnection
+    from mic.kube.direct import from_token
+    from mic.kube.errors import (
+        AmbiguousResourceError,
+        ApiError,
+        ConfigError,
+        ConnectionFailure,
+        KubeError,
+        UnknownResourceError,
+    )
+    from mic.kube.incluster import in_cluster
+    from mic.kube.informer import Informer, InformerOptions, InformerState, KnownObject
+    from mic.kube.kubeconfig import from_kubeconfig_file, from_kubeconfig_text, load_kubeconfig
+    from mic.kube.resources import ResourceInfo
+    from mic.kube.selectors import InvalidSelectorError, LabelSelector
 
 __version__ = "0.1.0"
+
+# Names are imported on first use (PEP 562), so `import mic` - and every `mic` CLI command -
+# does not pay for aiohttp, the hub and the kube client unless it uses them.
+_EXPORTS = {
+    "AmbiguousResourceError": "mic.kube.errors",
+    "ApiError": "mic.kube.errors",
+    "ClusterConnection": "mic.kube.connection",
+    "ClusterState": "mic.hub",
+    "ClusterStatus": "mic.hub",
+    "ConfigError": "mic.kube.errors",
+    "ConnectionFailure": "mic.kube.errors",
+    "DuplicateClusterError": "mic.hub",
+    "Event": "mic.events",
+    "EventStream": "mic.hub",
+    "EventType": "mic.events",
+    "Hub": "mic.hub",
+    "Informer": "mic.kube.informer",
+    "InformerOptions": "mic.kube.informer",
+    "InformerState": "mic.kube.informer",
+    "InvalidSelectorError": "mic.kube.selectors",
+    "KnownObject": "mic.kube.informer",
+    "KubeError": "mic.kube.errors",
+    "LabelSelector": "mic.kube.selectors",
+    "NotWatchedError": "mic.hub",
+    "ResourceInfo": "mic.kube.resources",
+    "ResourceStatus": "mic.hub",
+    "UnknownClusterError": "mic.hub",
+    "UnknownResourceError": "mic.kube.errors",
+    "WatchSpec": "mic.hub",
+    "from_kubeconfig_file": "mic.kube.kubeconfig",
+    "from_kubeconfig_text": "mic.kube.kubeconfig",
+    "from_token": "mic.kube.direct",
+    "in_cluster": "mic.kube.incluster",
+    "load_kubeconfig": "mic.kube.kubeconfig",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AmbiguousResourceError",

@@ -7,7 +7,7 @@ import typer
 from mic.cli.clusters import clusters_app
 from mic.cli.resources import resources_app
 from mic.cli.serve import serve
-from mic.testing.cli import testing_app
+from mic.cli.testing import testing_app
 
 app = typer.Typer(
     name="mic",

@@ -15,8 +15,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from mic.api.app import create_app
-from mic.service.settings import DEFAULT_DATA_DIR, ServiceSettings, SettingsError
+from mic.service.defaults import DEFAULT_DATA_DIR
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -79,6 +78,10 @@ def serve(
     level = log_level.lower()
     if level not in LOG_LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    # Imported here so that every other `mic` command starts without loading the server.
+    from mic.api.app import create_app
+    from mic.service.settings import ServiceSettings, SettingsError
+
     settings = ServiceSettings(
         host=host,
         port=port,

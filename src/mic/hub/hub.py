@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -82,6 +83,8 @@ class Hub:
         self._tasks = OwnedTasks("hub")
         self._handlers_started = False
         self._closed = False
+        self.events_observed: Counter[tuple[str, str]] = Counter()
+        """Changes reported by informers, per (cluster, qualified resource name), for metrics."""
 
     async def __aenter__(self) -> Hub:
         self._start_handlers()
@@ -136,7 +139,7 @@ class Hub:
             raise UnknownClusterError(name)
         await runtime.close()
 
-    def set_labels(self, name: str, labels: dict[str, str]) -> None:
+    def set_cluster_labels(self, name: str, labels: dict[str, str]) -> None:
         """Replace a cluster's labels; nothing restarts (labels only select, they never connect)."""
         self._cluster(name).labels = dict(labels)
 
@@ -313,6 +316,8 @@ class Hub:
                     )
 
     async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
+        resource = f"{key.resource}.{key.group}" if key.group else key.resource
+        self.events_observed[(runtime.name, resource)] += len(events)
         for spec in runtime.specs_for(key):
             for stream in list(self._streams.get(spec, ())):
                 await stream.put(events)

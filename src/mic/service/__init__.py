@@ -1,1 +1,1 @@
-"""mic.service"""
+"""The service: settings, the supervisor that reconciles the store with the hub, metrics."""

@@ -2,7 +2,7 @@
 
 A custom collector rather than gauges updated on every change: the hub already knows the
 current numbers, so reading them at scrape time costs nothing on the event path and can
-never drift. The only counter kept along the way is events observed, counted by `CountingHub`.
+never drift. The only counter kept along the way is the hub's own `events_observed`.
 """
 
 from __future__ import annotations
@@ -14,36 +14,16 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from mic.events import Event
 from mic.hub import ClusterState, Hub
-from mic.hub.cluster import ClusterRuntime, InformerKey
-from mic.kube.informer import InformerOptions
 
 if TYPE_CHECKING:
     from mic.service.supervisor import Supervisor
 
 
-class CountingHub(Hub):
-    """A `Hub` that counts the events its informers deliver, per cluster and resource.
-
-    Hooks the hub's internal dispatch because the hub exposes no event counter yet; a unit
-    test pins the hook so a rename in the hub is noticed.
-    """
-
-    def __init__(self, *, informer_options: InformerOptions | None = None) -> None:
-        super().__init__(informer_options=informer_options)
-        self.events_observed: Counter[tuple[str, str]] = Counter()
-
-    async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
-        resource = f"{key.resource}.{key.group}" if key.group else key.resource
-        self.events_observed[(runtime.name, resource)] += len(events)
-        await super()._dispatch(runtime, key, events)
-
-
 class ServiceCollector(Collector):
     """Clusters by state, informer object counts and sync state, events observed."""
 
-    def __init__(self, supervisor: Supervisor, hub: CountingHub) -> None:
+    def __init__(self, supervisor: Supervisor, hub: Hub) -> None:
         self._supervisor = supervisor
         self._hub = hub
 
@@ -80,7 +60,7 @@ class ServiceCollector(Collector):
         yield events
 
 
-def build_registry(supervisor: Supervisor, hub: CountingHub) -> CollectorRegistry:
+def build_registry(supervisor: Supervisor, hub: Hub) -> CollectorRegistry:
     """A registry of its own per app, so several apps (tests) never collide in the global one."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceCollector(supervisor, hub))

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from prometheus_client.registry import CollectorRegistry
 
+from mic.hub import Hub
 from mic.kube.informer import InformerOptions
 from mic.service.connections import ConnectionPolicy
-from mic.service.metrics import CountingHub, build_registry
+from mic.service.metrics import build_registry
 from mic.service.settings import ServiceSettings
 from mic.service.supervisor import Supervisor
 from mic.service.tokens import TokenVerifier, generate_admin_token_if_none
@@ -27,7 +28,7 @@ class Service:
 
     settings: ServiceSettings
     store: Store
-    hub: CountingHub
+    hub: Hub
     supervisor: Supervisor
     tokens: TokenVerifier
     metrics: CollectorRegistry
@@ -60,7 +61,7 @@ async def running_service(
         token = await generate_admin_token_if_none(store, grants)
         if token is not None and settings.announce_generated_token:
             announce(settings, token)
-        hub = CountingHub(informer_options=InformerOptions(strip_managed_fields=True))
+        hub = Hub(informer_options=InformerOptions(strip_managed_fields=True))
         policy = ConnectionPolicy(
             kubeconfig_dir=settings.kubeconfig_dir,
             allow_exec=settings.allow_kubeconfig_exec,

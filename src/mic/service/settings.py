@@ -10,10 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mic.service.defaults import DEFAULT_DATA_DIR
 from mic.store import TOKEN_ROLES, TokenRole, default_database_url
-
-DEFAULT_DATA_DIR = Path(".mic")
-"""Where the SQLite file goes by default: `./.mic/mic.db`, next to where `mic serve` runs."""
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (1 MiB): plenty for a kubeconfig, small enough to refuse abuse."""

@@ -191,7 +191,7 @@ class Supervisor:
             await self._connect(name, applied, record)
             log.info("cluster %s: connection changed, reconnected (generation %d)", name, record.generation)
         elif dict(applied.record.labels) != dict(record.labels):
-            self._set_labels(name, record.labels)
+            self.hub.set_cluster_labels(name, dict(record.labels))
             log.info("cluster %s: labels updated in place", name)
         await self._sync_watches(name, applied, record.resources)
         applied.record = record
@@ -211,19 +211,6 @@ class Supervisor:
         await self.hub.add_cluster(name, connection, labels=dict(record.labels))
         applied.connection = connection
         applied.error = None
-
-    def _set_labels(self, name: str, labels: Mapping[str, str]) -> None:
-        """Update a running cluster's labels without touching its informers.
-
-        The hub has no public setter yet, so this sets the runtime's `labels`, which is all the
-        hub reads them from; switch to `Hub.set_cluster_labels` when it exists.
-        """
-        setter = getattr(self.hub, "set_cluster_labels", None)
-        if setter is not None:
-            setter(name, dict(labels))
-            return
-        runtime = self.hub._cluster(name)
-        runtime.labels = dict(labels)
 
     async def _sync_watches(self, name: str, applied: _Applied, resources: tuple[str, ...]) -> None:
         wanted = dict.fromkeys(resources)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mic.hub import Hub
 from mic.kube.informer import InformerOptions
 from mic.service.connections import ConnectionPolicy
-from mic.service.metrics import CountingHub
 from mic.service.supervisor import Supervisor
 from mic.store import Store
 
@@ -25,7 +25,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def supervisor(store: Store) -> AsyncIterator[Supervisor]:
-    hub = CountingHub(informer_options=InformerOptions(strip_managed_fields=True))
+    hub = Hub(informer_options=InformerOptions(strip_managed_fields=True))
     running = Supervisor(store, hub, ConnectionPolicy(), resync_interval=0.05, sync_timeout=5.0)
     await running.start()
     try:

@@ -11,7 +11,6 @@ from fastapi import HTTPException
 from mic.api.errors import describe_validation_errors
 from mic.api.routes.clusters import merge_patch
 from mic.api.routes.resources import decode_continue, encode_continue, paginate
-from mic.hub import Hub
 from mic.kube.errors import ConfigError
 from mic.service.connections import public_view, resolve_kubeconfig_path
 from mic.service.settings import ServiceSettings, SettingsError, read_tokens_file
@@ -153,7 +152,3 @@ def test_public_view_shows_no_credential() -> None:
         "context": "ctx",
         "path": None,
     }
-
-
-def test_the_hub_still_has_the_dispatch_hook_counting_relies_on() -> None:
-    assert callable(getattr(Hub, "_dispatch", None))

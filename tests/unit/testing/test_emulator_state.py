@@ -240,3 +240,19 @@ def test_namespace_range_with_lookalike_names(state: ClusterState) -> None:
     assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in rest.items] == [("a", "y")]
     everything = state.list(rt)
     assert len(everything.items) == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("ingresses", "ingresses.networking.k8s.io"),
+        ("ing", "ingresses.networking.k8s.io"),
+        ("Ingress", "ingresses.networking.k8s.io"),
+        ("ingresses.networking.k8s.io", "ingresses.networking.k8s.io"),
+        ("endpointslices", "endpointslices.discovery.k8s.io"),
+        ("pods", "pods"),
+        ("po", "pods"),
+    ],
+)
+def test_resource_names_resolve_as_kubectl_resolves_them(name: str, key: str) -> None:
+    assert ClusterState(10).type_for(name).key == key

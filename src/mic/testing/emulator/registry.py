@@ -39,14 +39,20 @@ class ResourceRegistry:
         return rt
 
     def resolve(self, name: str) -> ResourceType | None:
-        """A resource from `pods`, `po`, `Pod`, `ingresses.networking.k8s.io` or `ing`."""
+        """A resource from `pods`, `po`, `Pod`, `ingresses`, `ingresses.networking.k8s.io` or `ing`.
+
+        Core types win a name several groups share, as with kubectl.
+        """
         if name in self._types:
             return self._types[name]
         lowered = name.lower()
-        for rt in self._types.values():
-            if lowered in (rt.singular, rt.kind.lower()) or lowered in rt.short_names:
-                return rt
-        return None
+        matches = [
+            rt
+            for rt in self._types.values()
+            if lowered in (rt.plural, rt.singular, rt.kind.lower()) or lowered in rt.short_names
+        ]
+        matches.sort(key=lambda rt: rt.group != "")
+        return matches[0] if matches else None
 
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         group, _, version = api_version.rpartition("/")

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mic.testing.emulator import KubeEmulator, TokenPolicy
-from mic.testing.seed import seed_demo
+if TYPE_CHECKING:
+    from mic.testing.emulator import KubeEmulator
 
 testing_app = typer.Typer(help="Tools for testing: emulated Kubernetes clusters.", no_args_is_help=True)
 
@@ -24,6 +24,8 @@ async def _serve(emulator: KubeEmulator, kubeconfig_out: Path, demo: bool) -> No
             loop.add_signal_handler(sig, stop.set)
     async with emulator:
         if demo:
+            from mic.testing.seed import seed_demo
+
             seed_demo(emulator)
         path = emulator.write_kubeconfig(kubeconfig_out)
         typer.echo(f"cluster {emulator.name} serving at {emulator.url}")
@@ -52,6 +54,8 @@ def cluster(
     bookmark_interval: Annotated[float, typer.Option(help="Seconds between watch bookmarks.")] = 1.0,
 ) -> None:
     """Run an emulated Kubernetes API server in the foreground until Ctrl-C or SIGTERM."""
+    from mic.testing.emulator import KubeEmulator, TokenPolicy  # the server stack only when used
+
     tokens = {t: TokenPolicy.allow_all() for t in token} if token else None
     emulator = KubeEmulator(
         name,
