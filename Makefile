@@ -16,13 +16,13 @@ run: $(STAMP)
 	$(BIN)/mic serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests examples bench
-	$(BIN)/ruff format src tests examples bench
+	$(BIN)/ruff check --fix src tests examples
+	$(BIN)/ruff format src tests examples
 
 test: lint
 	$(BIN)/pytest -q
