@@ -9,9 +9,9 @@ import pytest
 from fastapi import HTTPException
 
 from mic.api.errors import describe_validation_errors
-from mic.api.routes.clusters import merge_patch
 from mic.api.routes.resources import decode_continue, encode_continue, paginate
 from mic.kube.errors import ConfigError
+from mic.kube.patch import merge_patch
 from mic.service.connections import public_view, resolve_kubeconfig_path
 from mic.service.settings import ServiceSettings, SettingsError, read_tokens_file
 

@@ -1,7 +1,8 @@
 import pytest
 
+from mic.kube.patch import merge_patch
 from mic.testing.emulator.errors import StatusError, injected
-from mic.testing.emulator.patch import json_patch, merge_patch
+from mic.testing.emulator.patch import json_patch
 
 
 def test_merge_patch_follows_rfc7386() -> None:

@@ -26,6 +26,7 @@ from mic.api.models import (
     ResourceStatusView,
 )
 from mic.hub import ClusterStatus
+from mic.kube.patch import merge_patch
 from mic.service.connections import dump_connection, public_view
 from mic.service.service import Service
 from mic.service.supervisor import RuntimeView
@@ -140,19 +141,6 @@ async def replace_cluster(name: ClusterName, spec: ClusterReplacement, service: 
         )
     stored = await service.supervisor.replace(_record(spec, name))
     return cluster_view(stored, service.supervisor.view(name))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge-patch: objects merge recursively, null removes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 @router.patch(

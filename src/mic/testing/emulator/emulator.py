@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from mic.kube.patch import merge_patch
 from mic.testing.emulator import errors
 from mic.testing.emulator.auth import TokenPolicy
 from mic.testing.emulator.crds import crd_object
 from mic.testing.emulator.faults import FaultPlan
-from mic.testing.emulator.patch import JSON_PATCH, json_patch, merge_patch
+from mic.testing.emulator.patch import JSON_PATCH, json_patch
 from mic.testing.emulator.resources import CRD_RESOURCE, ResourceType
 from mic.testing.emulator.server import ApiServer, RequestRecord
 from mic.testing.emulator.state import ClusterState, deep_copy

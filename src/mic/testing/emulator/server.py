@@ -19,6 +19,7 @@ import orjson
 import yaml
 from aiohttp import web
 
+from mic.kube.patch import merge_patch
 from mic.testing.emulator import errors
 from mic.testing.emulator.auth import TokenPolicy, forbidden, unauthorized
 from mic.testing.emulator.errors import StatusError
@@ -29,7 +30,6 @@ from mic.testing.emulator.patch import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     json_patch,
-    merge_patch,
 )
 from mic.testing.emulator.resources import ResourceType
 from mic.testing.emulator.selectors import FieldSelector, parse_field_selector, parse_label_selector
