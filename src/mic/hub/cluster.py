@@ -34,8 +34,24 @@ class InformerKey:
     namespaces: frozenset[str] | None
     label_selector: str
 
+    @property
+    def qualified_resource(self) -> str:
+        """`ingresses.networking.k8s.io`, or `pods` for the core group."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
 
-KnownStateLoader = Callable[[str, ResourceInfo], Awaitable[dict[str, KnownObject] | None]]
+    @property
+    def scope(self) -> str:
+        """A stable text naming what this informer covers, e.g. `networking.k8s.io/ingresses|*|app=web`.
+
+        Durable state about an informer's objects (the delivery ledger) is kept per scope: an
+        object that leaves a selector is deleted for that scope only. The version is left out
+        on purpose: the same objects are served under every version.
+        """
+        namespaces = ",".join(sorted(self.namespaces)) if self.namespaces is not None else "*"
+        return f"{self.group}/{self.resource}|{namespaces}|{self.label_selector}"
+
+
+KnownStateLoader = Callable[[str, InformerKey], Awaitable[dict[str, KnownObject] | None]]
 BatchSink = Callable[["ClusterRuntime", InformerKey, list[Event]], Awaitable[None]]
 
 
@@ -214,7 +230,7 @@ class ClusterRuntime:
                     await self._start_informer(key, info)
 
     async def _start_informer(self, key: InformerKey, info: ResourceInfo) -> None:
-        known = await self._known_state(self.name, info) if self._known_state else None
+        known = await self._known_state(self.name, key) if self._known_state else None
 
         async def sink(events: list[Event]) -> None:
             await self._sink(self, key, events)

@@ -16,7 +16,7 @@ from mic.hub.status import ClusterStatus
 from mic.hub.stream import EventStream
 from mic.kube.connection import ClusterConnection
 from mic.kube.errors import KubeError
-from mic.kube.informer import InformerOptions
+from mic.kube.informer import InformerOptions, KnownObject
 from mic.kube.resources import ResourceInfo
 from mic.kube.selectors import LabelSelector
 from mic.kube.tasks import OwnedTasks
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 KubeObject = dict[str, Any]
 Handler = Callable[[Event], Awaitable[None]]
+BatchListener = Callable[[str, InformerKey, list[Event]], Awaitable[None]]
 
 
 class UnknownClusterError(KubeError, LookupError):
@@ -72,10 +73,13 @@ class Hub:
         stream_max_batches: int = 1024,
         known_state: KnownStateLoader | None = None,
     ) -> None:
+        """`known_state(cluster, key)` returns what a caller last saw of an informer's objects
+        (see `KnownObject`); it is asked each time an informer starts."""
         self._informer_options = informer_options or InformerOptions()
         self._discovery_refresh_interval = discovery_refresh_interval
         self._stream_max_batches = stream_max_batches
-        self._known_state = known_state
+        self.known_state = known_state
+        self._listeners: list[BatchListener] = []
         self._clusters: dict[str, ClusterRuntime] = {}
         self._specs: dict[WatchSpec, int] = {}
         self._streams: dict[WatchSpec, list[EventStream]] = {}
@@ -124,7 +128,7 @@ class Hub:
             sink=self._dispatch,
             informer_options=self._informer_options,
             discovery_refresh_interval=self._discovery_refresh_interval,
-            known_state=self._known_state,
+            known_state=self._load_known_state,
         )
         self._clusters[name] = runtime
         runtime.start()
@@ -138,6 +142,18 @@ class Hub:
         if runtime is None:
             raise UnknownClusterError(name)
         await runtime.close()
+
+    def add_listener(self, listener: BatchListener) -> None:
+        """Call `listener(cluster, key, events)` with every batch any informer reports.
+
+        The informer waits for the listener, so a listener that persists events (the delivery
+        outbox) gets them in order and holds the informer back until they are safe. Listeners
+        run before streams and handlers.
+        """
+        self._listeners.append(listener)
+
+    async def _load_known_state(self, cluster: str, key: InformerKey) -> dict[str, KnownObject] | None:
+        return await self.known_state(cluster, key) if self.known_state is not None else None
 
     def set_cluster_labels(self, name: str, labels: dict[str, str]) -> None:
         """Replace a cluster's labels; nothing restarts (labels only select, they never connect)."""
@@ -316,8 +332,9 @@ class Hub:
                     )
 
     async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
-        resource = f"{key.resource}.{key.group}" if key.group else key.resource
-        self.events_observed[(runtime.name, resource)] += len(events)
+        self.events_observed[(runtime.name, key.qualified_resource)] += len(events)
+        for listener in self._listeners:
+            await listener(runtime.name, key, events)
         for spec in runtime.specs_for(key):
             for stream in list(self._streams.get(spec, ())):
                 await stream.put(events)

@@ -211,3 +211,20 @@ async def test_handlers_and_shared_informers(hub: Hub, kube_emulator: KubeEmulat
     assert seen == ["first", "last"]
     assert len(hub._cluster("c1").informers()) == 1, "one informer serves every consumer of the same watch"
     stream.close()
+
+
+async def test_listeners_see_every_batch_before_streams(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    async def listener(cluster: str, key: Any, events: list[Any]) -> None:
+        seen.extend((cluster, key.scope, e.name) for e in events)
+
+    hub.add_listener(listener)
+    await hub.add_cluster("c1", connect(kube_emulator))
+    recorder = await record("configmaps", label_selector="app=web")
+    kube_emulator.create(configmap("a", labels={"app": "web"}))
+    await recorder.wait_count(1)
+    assert seen == [("c1", "/configmaps|*|app=web", "a")]
+    assert hub.events_observed[("c1", "configmaps")] == 1

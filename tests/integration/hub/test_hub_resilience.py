@@ -151,8 +151,8 @@ async def test_known_state_from_a_previous_run_reports_only_real_changes(kube_em
     kube_emulator.delete("configmaps", "gone")
     kube_emulator.create(configmap("new"))
 
-    async def load_known(cluster: str, info: Any) -> dict[str, KnownObject]:
-        assert (cluster, info.resource) == ("c1", "configmaps")
+    async def load_known(cluster: str, key: Any) -> dict[str, KnownObject]:
+        assert (cluster, key.resource, key.scope) == ("c1", "configmaps", "/configmaps|*|")
         return known
 
     async with Hub(informer_options=FAST, known_state=load_known) as hub:
