@@ -10,14 +10,10 @@ same metadata serves SQLite and PostgreSQL. Constraints get deterministic names 
 `NAMING_CONVENTION`, because SQLite's batch ALTER (copy-and-move) in later migrations can only
 drop or alter constraints that have names.
 
-Room for issue 4 (delivery), each a later migration: `subscriptions` (name primary key, JSON sink
-and filter, a `generation` from its own row in `sequences`); `ledger` (primary key cluster,
-resource, uid; resourceVersion and content hash; `cluster` a foreign key to `clusters.name` with
-ON DELETE CASCADE, which works on SQLite because `dialects` turns foreign keys on); `outbox`
-(autoincrement BigInteger id giving the per-subscription order, subscription foreign key, object
-key, JSON event, attempts, next attempt time; index on subscription and id); `dead_letters`
-(same shape plus the last error). Outbox writes share a transaction with ledger updates through
-the same write-transaction helper `Store` uses.
+Issue 4 (delivery, migration 0002) adds `subscriptions`, the `ledger` (what was last recorded
+per object and informer scope), and the durable outbox: `events` (each event stored once) and
+`deliveries` (one row per event and subscription, the per-subscription queue and its dead
+letters), plus `subscription_stats` (running totals that outlive deleted delivery rows).
 """
 
 from __future__ import annotations
@@ -32,6 +28,9 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -123,3 +122,112 @@ sequences = Table(
 )
 
 CLUSTERS_SEQUENCE = "clusters"
+
+SUBSCRIPTIONS_SEQUENCE = "subscriptions"
+EVENTS_SEQUENCE = "events"
+DELIVERIES_SEQUENCE = "deliveries"
+
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+"""Outbox ids: BIGINT on PostgreSQL; on SQLite `INTEGER PRIMARY KEY`, the rowid itself.
+
+Only that exact spelling makes SQLite use the rowid as the key (a `BIGINT PRIMARY KEY` would add
+a second index to every insert). SQLite integers are 64-bit either way.
+"""
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column(
+        "spec",
+        JSON,
+        nullable=False,
+        comment="SECRET: holds the sink's headers and signing secret; never return or log it",
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("generation", BigInteger, nullable=False, comment="from sequences 'subscriptions'; never reused"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    # The last state of each object recorded per informer scope, so that after a restart a
+    # relist emits only what really changed (including deletes) while MIC was down.
+    Column("cluster", String(63), ForeignKey("clusters.name", ondelete="CASCADE"), primary_key=True),
+    Column("scope", Text, primary_key=True, comment="InformerKey.scope: group/resource|namespaces|selector"),
+    Column("uid", String(128), primary_key=True),
+    Column("namespace", String(63), nullable=True),
+    Column("name", String(253), nullable=False),
+    Column("resource_version", String(128), nullable=False),
+    Column("content_hash", String(128), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    # Each event is stored once, however many subscriptions it goes to; `deliveries` refer to it.
+    # Ids come from sequences 'events' (see Store.record_changes), never reused.
+    Column("seq", RowId, primary_key=True, autoincrement=False),
+    Column("event_id", String(64), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("cluster", String(63), nullable=False),
+    Column("group", String(253), nullable=False),
+    Column("version", String(63), nullable=False),
+    Column("kind", String(253), nullable=False),
+    Column("resource", String(253), nullable=False),
+    Column("namespace", String(63), nullable=True),
+    Column("name", String(253), nullable=False),
+    Column("uid", String(128), nullable=False),
+    Column("resource_version", String(128), nullable=False),
+    Column("observed_at", Float, nullable=False, comment="seconds since the epoch"),
+    # orjson-encoded text rather than JSON columns: the store never queries inside objects, and
+    # encoding once with orjson is several times faster than the JSON type's json.dumps.
+    Column("object", Text, nullable=False, comment="the object after the change, JSON text"),
+    Column("old_object", Text, nullable=True, comment="the object before the change, JSON text"),
+    CheckConstraint("type IN ('ADDED', 'MODIFIED', 'DELETED')", name="type"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # The outbox proper: one row per (event, subscription) until delivered (then deleted) or
+    # dead-lettered (state 'dead', kept until replayed or the subscription is deleted). Ids come
+    # from sequences 'deliveries': the order of a subscription's queue, never reused.
+    Column("id", RowId, primary_key=True, autoincrement=False),
+    Column(
+        "subscription",
+        String(63),
+        ForeignKey("subscriptions.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_seq", RowId, ForeignKey("events.seq"), nullable=False),
+    Column("object_key", Text, nullable=False, comment="per-object ordering and coalescing key"),
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("state IN ('pending', 'dead')", name="state"),
+    # A lane reads its queue in order: WHERE subscription = ? AND state = ? AND id > ? ORDER BY id.
+    Index("ix_deliveries_subscription_state_id", "subscription", "state", "id"),
+    # Coalescing deletes older pending rows of one object: WHERE subscription = ? AND object_key = ?.
+    Index("ix_deliveries_subscription_object_key_id", "subscription", "object_key", "id"),
+    # Purging events no delivery refers to (and the FK check when an event is deleted).
+    Index("ix_deliveries_event_seq", "event_seq"),
+)
+
+subscription_stats = Table(
+    "subscription_stats",
+    metadata,
+    # Totals kept apart from `deliveries`, whose rows are deleted once delivered.
+    Column(
+        "subscription",
+        String(63),
+        ForeignKey("subscriptions.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("delivered_total", BigInteger, nullable=False),
+    Column("dead_total", BigInteger, nullable=False),
+)
