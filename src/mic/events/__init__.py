@@ -1,5 +1,26 @@
 """Events and their encodings; depends on nothing else in MIC."""
 
+from mic.events.encodings import (
+    EncodedRequest,
+    Format,
+    cloudevent,
+    encode,
+    mic_v1_envelope,
+    redact_secret,
+    stable_event_id,
+)
 from mic.events.event import Event, EventType, KubeObject, new_event_id
 
-__all__ = ["Event", "EventType", "KubeObject", "new_event_id"]
+__all__ = [
+    "EncodedRequest",
+    "Event",
+    "EventType",
+    "Format",
+    "KubeObject",
+    "cloudevent",
+    "encode",
+    "mic_v1_envelope",
+    "new_event_id",
+    "redact_secret",
+    "stable_event_id",
+]
