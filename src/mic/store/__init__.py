@@ -1,4 +1,6 @@
-"""Persistence of MIC's registrations: SQLite by default, PostgreSQL behind the same interface.
+"""Persistence of MIC's registrations and delivery state.
+
+SQLite by default, PostgreSQL behind the same interface.
 
 `Store.open(url)` creates the database if needed and applies migrations; every method then is
 one committed transaction. See `mic.store.store` for behaviour, `mic.store.dialects` for what
@@ -14,7 +16,20 @@ from mic.store.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from mic.store.records import TOKEN_ROLES, ClusterRecord, TokenRecord, TokenRole
+from mic.store.records import (
+    TOKEN_ROLES,
+    ClusterRecord,
+    DeliveryRow,
+    DeliveryState,
+    LedgerChange,
+    LedgerEntry,
+    NewDelivery,
+    StoredEvent,
+    SubscriptionCounts,
+    SubscriptionRecord,
+    TokenRecord,
+    TokenRole,
+)
 from mic.store.store import TOKEN_TOUCH_INTERVAL, Store, hash_token
 
 __all__ = [
@@ -23,11 +38,19 @@ __all__ = [
     "AlreadyExistsError",
     "ClusterRecord",
     "ConflictError",
+    "DeliveryRow",
+    "DeliveryState",
+    "LedgerChange",
+    "LedgerEntry",
+    "NewDelivery",
     "NotFoundError",
     "SchemaError",
     "Store",
     "StoreError",
     "StoreUnavailableError",
+    "StoredEvent",
+    "SubscriptionCounts",
+    "SubscriptionRecord",
     "TokenRecord",
     "TokenRole",
     "default_database_url",

@@ -17,12 +17,22 @@ The rest of `mic.store` speaks portable SQLAlchemy Core. What cannot be portable
 * Serialising concurrent migrations: SQLite's `BEGIN IMMEDIATE` already does; PostgreSQL takes a
   transaction-scoped advisory lock.
 
-Durability: SQLite runs with `synchronous=NORMAL`. In WAL mode this survives a crash of the MIC
-process (`kill -9`) without losing committed transactions; only an OS crash or power loss may
-roll back the last few commits. That is acceptable for configuration (the API caller sees the
-change, and at worst re-applies it). The delivery outbox (issue 4) promises that an accepted event
-is never lost, so when it lands it needs `synchronous=FULL` on the connections that commit outbox
-writes (or a `wal_checkpoint`/fsync policy argued for explicitly): change `SQLITE_SYNCHRONOUS` here.
+Durability (SQLite; PostgreSQL's default `synchronous_commit = on` already is durable). WAL mode
+is always on. `synchronous` depends on how the store was opened:
+
+* `durable=True` (the default of `Store.open`, and what `mic serve` uses): `synchronous=FULL`.
+  Every commit fsyncs the WAL, so a committed transaction survives an OS crash or power loss,
+  not only a crash of the MIC process. The delivery outbox needs this: `Store.record_changes`
+  is where MIC accepts responsibility for an event and updates the ledger, and after that commit
+  the event is not emitted again; if the commit could roll back at a power loss, the event
+  would be lost for good. The cost is one fsync per commit (see `Store.record_changes` for the
+  batch sizes that make it affordable).
+* `durable=False`: `synchronous=NORMAL`. In WAL mode this survives `kill -9` of MIC without
+  losing committed transactions; only an OS crash or power loss may roll back the last few
+  commits. Good enough for tests, benchmarks and throwaway stores.
+
+The setting is per engine (every connection of one `Store`), not per transaction: configuration
+writes are rare, so making them durable too costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -45,7 +55,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another writer (any process) before failing."""
 
 SQLITE_SYNCHRONOUS = "NORMAL"
-"""See the module docstring: durable across process crashes in WAL mode, not power loss."""
+"""`durable=False`: in WAL mode safe across process crashes, not power loss (module docstring)."""
+
+SQLITE_SYNCHRONOUS_DURABLE = "FULL"
+"""`durable=True`: every commit is fsynced, so it survives power loss too (module docstring)."""
 
 WRITE_OPTION = "mic_store_write"
 """Execution option marking a connection whose transactions will write (`BEGIN IMMEDIATE`)."""
@@ -116,8 +129,11 @@ def prepare_location(url: URL) -> None:
     os.close(fd)
 
 
-def create_engine(url: URL) -> AsyncEngine:
-    """An async engine configured for the URL's database (see the module docstring)."""
+def create_engine(url: URL, *, durable: bool = True) -> AsyncEngine:
+    """An async engine configured for the URL's database (see the module docstring).
+
+    `durable` chooses SQLite's `synchronous` level; PostgreSQL ignores it.
+    """
     backend = url.get_backend_name()
     if backend == "sqlite":
         # File databases get AsyncAdaptedQueuePool (SQLAlchemy's default for aiosqlite): each
@@ -129,13 +145,13 @@ def create_engine(url: URL) -> AsyncEngine:
             hide_parameters=True,  # statement parameters may be credentials; keep them out of errors
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
-        _install_sqlite_hooks(engine)
+        _install_sqlite_hooks(engine, SQLITE_SYNCHRONOUS_DURABLE if durable else SQLITE_SYNCHRONOUS)
         return engine
     # PostgreSQL: pre-ping so a restarted server or a dropped connection costs a retry, not an error.
     return create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
     sync_engine = engine.sync_engine
     in_memory = sqlite_file(engine.url) is None
 
@@ -152,7 +168,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
                 log.warning(
                     "SQLite refused WAL mode (journal_mode=%s); concurrent access will be slower", mode
                 )
-            cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
 
@@ -176,20 +192,43 @@ async def lock_for_migration(conn: AsyncConnection) -> None:
 
 def upsert(dialect_name: str, table: Table, values: Mapping[str, Any], key: Sequence[str]) -> Insert:
     """`INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new values."""
+    return _upsert(dialect_name, table, values, list(values), key)
+
+
+def upsert_many(dialect_name: str, table: Table, columns: Sequence[str], key: Sequence[str]) -> Insert:
+    """Like `upsert`, without values: execute it with a list of rows (DBAPI `executemany`).
+
+    One statement for a whole batch is what keeps ledger updates of 100 events to one round
+    trip. Every row must give every column in `columns`.
+    """
+    return _upsert(dialect_name, table, None, columns, key)
+
+
+def _upsert(
+    dialect_name: str,
+    table: Table,
+    values: Mapping[str, Any] | None,
+    columns: Sequence[str],
+    key: Sequence[str],
+) -> Insert:
     if dialect_name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        sqlite_stmt = sqlite_insert(table).values(dict(values))
+        sqlite_stmt = sqlite_insert(table)
+        if values is not None:
+            sqlite_stmt = sqlite_stmt.values(dict(values))
         return sqlite_stmt.on_conflict_do_update(
             index_elements=list(key),
-            set_={k: sqlite_stmt.excluded[k] for k in values if k not in key},
+            set_={k: sqlite_stmt.excluded[k] for k in columns if k not in key},
         )
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg_stmt = pg_insert(table).values(dict(values))
+        pg_stmt = pg_insert(table)
+        if values is not None:
+            pg_stmt = pg_stmt.values(dict(values))
         return pg_stmt.on_conflict_do_update(
             index_elements=list(key),
-            set_={k: pg_stmt.excluded[k] for k in values if k not in key},
+            set_={k: pg_stmt.excluded[k] for k in columns if k not in key},
         )
     raise NotImplementedError(f"upsert is not implemented for {dialect_name}")

@@ -1,7 +1,8 @@
 """Plain values the store reads and writes.
 
 They are frozen dataclasses rather than pydantic models: API models live in `mic.api`, and the
-store must not depend on any layer above it. Records are what is stored, nothing more.
+store must not depend on any layer above it. Records are what is stored, nothing more. The one
+import from MIC is `mic.events`, which depends on nothing: the outbox stores `Event`s.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
+
+from mic.events import Event, EventType, KubeObject
 
 TokenRole = Literal["admin", "viewer"]
 """`admin` may change things; `viewer` may only read."""
@@ -50,3 +53,135 @@ class TokenRecord:
     role: TokenRole
     created_at: datetime
     last_used_at: datetime | None = None
+
+
+DeliveryState = Literal["pending", "dead"]
+"""`pending`: waiting for (another) attempt. `dead`: a dead letter, kept until replayed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """One subscription: its name and its spec as JSON (`SubscriptionSpec.to_json()`).
+
+    `spec` holds the sink's headers and signing secret, so it is excluded from `repr` and the
+    API must never return those parts. The store does not interpret the spec: validating it is
+    `mic.routing`'s job, so the schema of a spec can evolve without a migration.
+    `created_at`, `updated_at` and `generation` behave as for `ClusterRecord`.
+    """
+
+    name: str
+    spec: Mapping[str, Any] = field(repr=False)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """The last recorded state of one object in one informer scope (keyed by uid).
+
+    `namespace` is "" for cluster-scoped objects, as in `mic.kube.informer.KnownObject`.
+    """
+
+    namespace: str
+    name: str
+    resource_version: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    """Set (or, with `entry` None, forget) the ledger entry of `uid` in `cluster`'s `scope`."""
+
+    cluster: str
+    scope: str
+    uid: str
+    entry: LedgerEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An `Event` as the outbox keeps it; `seq` is its row, `event_id` the `Event.id`."""
+
+    seq: int
+    event_id: str
+    cluster: str
+    group: str
+    version: str
+    kind: str
+    resource: str
+    namespace: str | None
+    name: str
+    uid: str
+    resource_version: str
+    type: EventType
+    observed_at: float
+    object: KubeObject
+    old_object: KubeObject | None
+
+    def to_event(self) -> Event:
+        """The `Event` that was stored (same id), for the encoders and sinks."""
+        return Event(
+            type=self.type,
+            cluster=self.cluster,
+            group=self.group,
+            version=self.version,
+            kind=self.kind,
+            resource=self.resource,
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+            resource_version=self.resource_version,
+            object=self.object,
+            old_object=self.old_object,
+            observed_at=self.observed_at,
+            id=self.event_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """Queue `events[event_index]` of a `Store.record_changes` call for `subscription`.
+
+    `object_key` identifies the object for per-object order and coalescing (the engine chooses
+    it, e.g. cluster + resource + uid); the store only compares it for equality.
+    """
+
+    subscription: str
+    event_index: int
+    object_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One queued (or dead) delivery of an event to a subscription, with the event itself.
+
+    `id` orders a subscription's queue and is never reused; `attempts` counts failed attempts.
+    """
+
+    id: int
+    subscription: str
+    object_key: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    event: StoredEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCounts:
+    """What a subscription's status page shows, from one consistent read.
+
+    `pending` includes `retrying` (pending rows that failed at least once). The totals count
+    since the subscription was created; `oldest_pending_at` is when the oldest undelivered
+    event was queued.
+    """
+
+    pending: int
+    retrying: int
+    dead: int
+    delivered_total: int
+    dead_total: int
+    oldest_pending_at: datetime | None

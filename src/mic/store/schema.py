@@ -157,7 +157,7 @@ ledger = Table(
     Column("cluster", String(63), ForeignKey("clusters.name", ondelete="CASCADE"), primary_key=True),
     Column("scope", Text, primary_key=True, comment="InformerKey.scope: group/resource|namespaces|selector"),
     Column("uid", String(128), primary_key=True),
-    Column("namespace", String(63), nullable=True),
+    Column("namespace", String(63), nullable=False, comment="'' for cluster-scoped objects"),
     Column("name", String(253), nullable=False),
     Column("resource_version", String(128), nullable=False),
     Column("content_hash", String(128), nullable=False),

@@ -1,4 +1,8 @@
-"""`Store`: MIC's registrations (clusters, API tokens, settings) in SQLite or PostgreSQL.
+"""`Store`: MIC's registrations and delivery state in SQLite or PostgreSQL.
+
+Registrations are clusters, API tokens, settings and subscriptions. Delivery state (issue 4) is
+the ledger (the last recorded state of each watched object) and the outbox (events queued per
+subscription, and dead letters); see `Store.record_changes` for the write that ties them together.
 
 Every method is one transaction, committed before it returns. Reads use a deferred transaction,
 writes one that takes the write lock at BEGIN (see `dialects`), so concurrent writers from several
@@ -13,17 +17,19 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mic.events import Event, EventType
 from mic.store import dialects
 from mic.store.errors import (
     AlreadyExistsError,
@@ -34,8 +40,36 @@ from mic.store.errors import (
     StoreUnavailableError,
 )
 from mic.store.migrate import upgrade
-from mic.store.records import TOKEN_ROLES, ClusterRecord, TokenRecord, TokenRole
-from mic.store.schema import CLUSTERS_SEQUENCE, api_tokens, clusters, sequences, settings
+from mic.store.records import (
+    TOKEN_ROLES,
+    ClusterRecord,
+    DeliveryRow,
+    DeliveryState,
+    LedgerChange,
+    LedgerEntry,
+    NewDelivery,
+    StoredEvent,
+    SubscriptionCounts,
+    SubscriptionRecord,
+    TokenRecord,
+    TokenRole,
+)
+from mic.store.schema import (
+    CLUSTERS_SEQUENCE,
+    DELIVERIES_SEQUENCE,
+    EVENTS_SEQUENCE,
+    SUBSCRIPTIONS_SEQUENCE,
+    api_tokens,
+    clusters,
+    deliveries,
+    sequences,
+    settings,
+    subscription_stats,
+    subscriptions,
+)
+from mic.store.schema import deliveries as deliveries_table
+from mic.store.schema import events as events_table
+from mic.store.schema import ledger as ledger_table
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +79,9 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 PING_TIMEOUT = 5.0
 """Seconds `ping` waits for an answer before reporting the database not ready."""
+
+IDS_PER_STATEMENT = 500
+"""Ids per `IN (…)` list: far below any database's limit on bound parameters (SQLite: 32766)."""
 
 
 def hash_token(token: str) -> str:
@@ -77,17 +114,21 @@ class Store:
         self._writer = dialects.writer(engine)
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, *, durable: bool = True) -> Store:
         """Open the database at `url`, creating it (and a SQLite file's directory) if needed.
 
         Accepts `sqlite[+aiosqlite]:///path` and `postgresql[+asyncpg]://…`. Applies pending
         migrations before returning, so the schema is current. Raises `ValueError` for an
         unsupported URL, `SchemaError` for a database newer than this MIC,
         `StoreUnavailableError` when the database cannot be reached.
+
+        `durable` (SQLite only): every commit is fsynced (`synchronous=FULL`), so what the
+        outbox accepted survives a power loss, not only a crash of MIC. Only pass False where
+        losing the last commits is acceptable (tests, benchmarks); see `dialects`.
         """
         parsed = dialects.normalize_url(url)
         dialects.prepare_location(parsed)
-        engine = dialects.create_engine(parsed)
+        engine = dialects.create_engine(parsed, durable=durable)
         try:
             try:
                 await upgrade(engine)
@@ -166,14 +207,23 @@ class Store:
 
     async def _next_value(self, conn: AsyncConnection, sequence: str) -> int:
         """Bump a named sequence inside the caller's write transaction (rolled back with it)."""
+        return await self._allocate(conn, sequence, 1)
+
+    async def _allocate(self, conn: AsyncConnection, sequence: str, count: int) -> int:
+        """Reserve `count` consecutive values of a named sequence; returns the first.
+
+        Inside the caller's write transaction, so a rollback returns them. On PostgreSQL the
+        UPDATE also locks the sequence's row until commit, which serialises the writers that
+        allocate from it.
+        """
         table = sequences
         result = await conn.execute(
-            sa.update(table).where(table.c.name == sequence).values(value=table.c.value + 1)
+            sa.update(table).where(table.c.name == sequence).values(value=table.c.value + count)
         )
         if result.rowcount != 1:
             raise SchemaError(f"sequence {sequence!r} is missing from the database; was a migration skipped?")
         value = (await conn.execute(sa.select(table.c.value).where(table.c.name == sequence))).scalar_one()
-        return int(value)
+        return int(value) - count + 1
 
     # -- clusters -----------------------------------------------------------------------------
 
@@ -382,6 +432,429 @@ class Store:
                 )
             )
 
+    # -- subscriptions ------------------------------------------------------------------------
+
+    async def create_subscription(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        """Store a new subscription; returns it with `created_at`, `updated_at`, `generation` set.
+
+        Its delivery totals start at zero. Raises `AlreadyExistsError` when the name exists.
+        """
+        now = _now()
+        try:
+            async with self._write() as conn:
+                exists = await conn.scalar(
+                    sa.select(subscriptions.c.name).where(subscriptions.c.name == record.name)
+                )
+                if exists is not None:
+                    raise AlreadyExistsError("subscription", record.name)
+                generation = await self._next_value(conn, SUBSCRIPTIONS_SEQUENCE)
+                await conn.execute(
+                    sa.insert(subscriptions).values(
+                        name=record.name,
+                        spec=dict(record.spec),
+                        created_at=now,
+                        updated_at=now,
+                        generation=generation,
+                    )
+                )
+                await conn.execute(
+                    sa.insert(subscription_stats).values(
+                        subscription=record.name, delivered_total=0, dead_total=0
+                    )
+                )
+        except IntegrityError as e:  # a concurrent create won (PostgreSQL, READ COMMITTED)
+            raise AlreadyExistsError("subscription", record.name) from e
+        return await self.get_subscription(record.name)
+
+    async def get_subscription(self, name: str) -> SubscriptionRecord:
+        """The subscription called `name`; raises `NotFoundError`."""
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(subscriptions).where(subscriptions.c.name == name))).first()
+        if row is None:
+            raise NotFoundError("subscription", name)
+        return _subscription(row)
+
+    async def list_subscriptions(self) -> list[SubscriptionRecord]:
+        """All subscriptions, ordered by name."""
+        async with self._read() as conn:
+            rows = (await conn.execute(sa.select(subscriptions).order_by(subscriptions.c.name))).all()
+        return [_subscription(row) for row in rows]
+
+    async def replace_subscription(
+        self, record: SubscriptionRecord, *, expected_generation: int | None = None
+    ) -> SubscriptionRecord:
+        """Replace a subscription's spec; returns the stored record.
+
+        As for clusters: a change gets a new `generation`, an identical spec changes nothing,
+        `expected_generation` guards read-modify-write (`ConflictError`). Queued deliveries and
+        totals are kept: the engine decides what a changed spec means for them. Raises
+        `NotFoundError`.
+        """
+        spec = _json_normalized(dict(record.spec))
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(subscriptions).where(subscriptions.c.name == record.name).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError("subscription", record.name)
+            current = _subscription(row)
+            if expected_generation is not None and current.generation != expected_generation:
+                raise ConflictError("subscription", record.name, expected_generation, current.generation)
+            if row.spec == spec:
+                return current
+            generation = await self._next_value(conn, SUBSCRIPTIONS_SEQUENCE)
+            await conn.execute(
+                sa.update(subscriptions)
+                .where(subscriptions.c.name == record.name)
+                .values(spec=spec, updated_at=_now(), generation=generation)
+            )
+        return await self.get_subscription(record.name)
+
+    async def delete_subscription(self, name: str) -> None:
+        """Remove a subscription with its queue, dead letters and totals; raises `NotFoundError`.
+
+        The events only it referred to stay until `purge_delivered_events`. Also advances
+        `subscriptions_revision()`.
+        """
+        async with self._write() as conn:
+            result = await conn.execute(sa.delete(subscriptions).where(subscriptions.c.name == name))
+            if result.rowcount == 0:
+                raise NotFoundError("subscription", name)
+            await self._next_value(conn, SUBSCRIPTIONS_SEQUENCE)
+
+    async def subscriptions_revision(self) -> int:
+        """A number that grows with every create, replace and delete of any subscription."""
+        async with self._read() as conn:
+            value = await conn.scalar(
+                sa.select(sequences.c.value).where(sequences.c.name == SUBSCRIPTIONS_SEQUENCE)
+            )
+        return int(value or 0)
+
+    # -- ledger and outbox --------------------------------------------------------------------
+
+    async def load_ledger(self, cluster: str, scope: str) -> dict[str, LedgerEntry]:
+        """The recorded state of every object of one informer scope: uid -> entry."""
+        t = ledger_table
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.c.uid, t.c.namespace, t.c.name, t.c.resource_version, t.c.content_hash).where(
+                        t.c.cluster == cluster, t.c.scope == scope
+                    )
+                )
+            ).all()
+        return {
+            uid: LedgerEntry(namespace, name, rv, content_hash)
+            for uid, namespace, name, rv, content_hash in rows
+        }
+
+    async def record_changes(
+        self,
+        ledger: Sequence[LedgerChange],
+        events: Sequence[Event],
+        deliveries: Sequence[NewDelivery],
+    ) -> list[int]:
+        """Update the ledger and queue `deliveries` of `events`, all in one transaction.
+
+        This is the outbox write: once it returns, the events are MIC's responsibility (durably,
+        with a store opened `durable=True`), and the ledger says they were seen, so they are not
+        emitted again after a restart. If anything fails, nothing is written, so the caller can
+        retry the whole batch. Returns the new delivery ids, in the order of `deliveries`; ids
+        increase with every call and are never reused, so they order each subscription's queue.
+
+        * `ledger`: applied in order per key (the last change of a uid wins); `entry` None
+          forgets the uid.
+        * `events`: stored once each, however many deliveries refer to them; an event no
+          delivery refers to is not stored (it would only be purged again).
+        * `deliveries[i].event_index` indexes `events` (`ValueError` if out of range).
+
+        Raises `NotFoundError` when a delivery names an unknown subscription or a ledger entry
+        an unknown cluster (e.g. deleted meanwhile), so the caller can drop those and retry.
+
+        Cost: a fixed handful of statements whatever the batch size (one executemany per table),
+        so with `synchronous=FULL` batching events is what amortises the fsync of each commit.
+        On PostgreSQL, allocating ids locks the sequence rows until commit: concurrent calls
+        serialise, so ids become visible in increasing order and a reader paging by `after_id`
+        never skips a row that commits late.
+        """
+        for delivery in deliveries:
+            if not 0 <= delivery.event_index < len(events):
+                raise ValueError(
+                    f"delivery for {delivery.subscription!r} refers to event {delivery.event_index},"
+                    f" but {len(events)} events were given"
+                )
+        latest: dict[tuple[str, str, str], LedgerChange] = {}
+        for change in ledger:
+            latest[(change.cluster, change.scope, change.uid)] = change
+        if not latest and not deliveries:
+            return []
+        now = _now()
+        forget = [
+            {"c": c.cluster, "s": c.scope, "u": c.uid} for key, c in sorted(latest.items()) if c.entry is None
+        ]
+        upserts = [
+            {
+                "cluster": c.cluster,
+                "scope": c.scope,
+                "uid": c.uid,
+                "namespace": c.entry.namespace,
+                "name": c.entry.name,
+                "resource_version": c.entry.resource_version,
+                "content_hash": c.entry.content_hash,
+                "updated_at": now,
+            }
+            for key, c in sorted(latest.items())  # sorted: PostgreSQL writers lock rows in one order
+            if c.entry is not None
+        ]
+        used = sorted({d.event_index for d in deliveries})
+        ids: list[int] = []
+        try:
+            async with self._write() as conn:
+                if deliveries:
+                    first_seq = await self._allocate(conn, EVENTS_SEQUENCE, len(used))
+                    first_id = await self._allocate(conn, DELIVERIES_SEQUENCE, len(deliveries))
+                if forget:
+                    await conn.execute(_FORGET_LEDGER, forget)
+                if upserts:
+                    await conn.execute(
+                        dialects.upsert_many(
+                            conn.dialect.name, ledger_table, _LEDGER_COLUMNS, ("cluster", "scope", "uid")
+                        ),
+                        upserts,
+                    )
+                if deliveries:
+                    seq_of = {index: first_seq + n for n, index in enumerate(used)}
+                    await conn.execute(
+                        sa.insert(events_table), [_event_row(seq_of[i], events[i]) for i in used]
+                    )
+                    ids = list(range(first_id, first_id + len(deliveries)))
+                    await conn.execute(
+                        sa.insert(deliveries_table),
+                        [
+                            {
+                                "id": delivery_id,
+                                "subscription": d.subscription,
+                                "event_seq": seq_of[d.event_index],
+                                "object_key": d.object_key,
+                                "state": "pending",
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                                "last_error": None,
+                                "created_at": now,
+                            }
+                            for delivery_id, d in zip(ids, deliveries, strict=True)
+                        ],
+                    )
+        except IntegrityError as e:
+            raise await self._explain(e, latest.values(), deliveries) from e
+        return ids
+
+    async def _explain(
+        self, error: IntegrityError, ledger: Iterator[LedgerChange] | Any, new: Sequence[NewDelivery]
+    ) -> StoreError:
+        """Name what made `record_changes` fail (it has rolled back), for a useful error."""
+        wanted_subscriptions = {d.subscription for d in new}
+        wanted_clusters = {c.cluster for c in ledger if c.entry is not None}
+        async with self._read() as conn:
+            known_subscriptions = set(
+                (
+                    await conn.scalars(
+                        sa.select(subscriptions.c.name).where(
+                            subscriptions.c.name.in_(sorted(wanted_subscriptions))
+                        )
+                    )
+                ).all()
+            )
+            known_clusters = set(
+                (
+                    await conn.scalars(
+                        sa.select(clusters.c.name).where(clusters.c.name.in_(sorted(wanted_clusters)))
+                    )
+                ).all()
+            )
+        if missing := sorted(wanted_subscriptions - known_subscriptions):
+            return NotFoundError("subscription", missing[0])
+        if missing := sorted(wanted_clusters - known_clusters):
+            return NotFoundError("cluster", missing[0])
+        reason = str(error.orig) if error.orig is not None else type(error).__name__
+        return StoreError(f"the outbox write was rejected and nothing was recorded: {reason}")
+
+    async def pending_deliveries(
+        self, subscription: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[DeliveryRow]:
+        """Up to `limit` pending deliveries of `subscription` with id > `after_id`, in id order.
+
+        One query (deliveries joined with their events), whatever `limit` is. Pending rows whose
+        `next_attempt_at` lies in the future are included: scheduling is the caller's business.
+        """
+        return await self._deliveries(subscription, "pending", after_id, limit)
+
+    async def dead_letters(
+        self, subscription: str, *, after_id: int = 0, limit: int = 100
+    ) -> list[DeliveryRow]:
+        """Up to `limit` dead letters of `subscription` with id > `after_id`, in id order."""
+        return await self._deliveries(subscription, "dead", after_id, limit)
+
+    async def _deliveries(
+        self, subscription: str, state: DeliveryState, after_id: int, limit: int
+    ) -> list[DeliveryRow]:
+        d = deliveries
+        query = (
+            sa.select(*_DELIVERY_COLUMNS, *_EVENT_COLUMNS)
+            .select_from(d.join(events_table, d.c.event_seq == events_table.c.seq))
+            .where(d.c.subscription == subscription, d.c.state == state, d.c.id > after_id)
+            .order_by(d.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_delivery(row) for row in rows]
+
+    async def reschedule(
+        self, id: int, attempts: int, next_attempt_at: datetime, last_error: str | None
+    ) -> bool:
+        """Record a failed attempt of delivery `id`; False if the row is gone (e.g. coalesced)."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == id)
+                .values(attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error)
+            )
+        return bool(result.rowcount)
+
+    async def delivered(self, subscription: str, ids: Sequence[int]) -> None:
+        """Remove delivered rows and add them to the subscription's `delivered_total`.
+
+        Every distinct id counts, even one whose row is already gone (coalesced or replaced
+        meanwhile): the recipient did receive it.
+        """
+        unique = sorted(set(ids))
+        if not unique:
+            return
+        async with self._write() as conn:
+            for chunk in _chunks(unique):
+                await conn.execute(
+                    sa.delete(deliveries).where(
+                        deliveries.c.subscription == subscription, deliveries.c.id.in_(chunk)
+                    )
+                )
+            await self._add_totals(conn, subscription, delivered=len(unique))
+
+    async def dead_letter(self, subscription: str, ids: Sequence[int], error: str) -> int:
+        """Turn pending rows into dead letters with `error`; returns how many (added to `dead_total`)."""
+        unique = sorted(set(ids))
+        changed = 0
+        async with self._write() as conn:
+            for chunk in _chunks(unique):
+                result = await conn.execute(
+                    sa.update(deliveries)
+                    .where(
+                        deliveries.c.subscription == subscription,
+                        deliveries.c.state == "pending",
+                        deliveries.c.id.in_(chunk),
+                    )
+                    .values(state="dead", last_error=error)
+                )
+                changed += result.rowcount
+            if changed:
+                await self._add_totals(conn, subscription, dead=changed)
+        return changed
+
+    async def replay(self, subscription: str, ids: Sequence[int] | None) -> int:
+        """Queue dead letters again (all of them with `ids` None): pending, 0 attempts, due now.
+
+        Returns how many. They keep their ids, which are lower than anything queued since, so a
+        reader paging with `after_id` must start again from 0 to see them. `last_error` is kept
+        until the next attempt says otherwise.
+        """
+        d = deliveries
+        values = {"state": "pending", "attempts": 0, "next_attempt_at": _now()}
+        where = (d.c.subscription == subscription, d.c.state == "dead")
+        changed = 0
+        async with self._write() as conn:
+            if ids is None:
+                changed = (await conn.execute(sa.update(d).where(*where).values(**values))).rowcount
+            else:
+                for chunk in _chunks(sorted(set(ids))):
+                    result = await conn.execute(
+                        sa.update(d).where(*where, d.c.id.in_(chunk)).values(**values)
+                    )
+                    changed += result.rowcount
+        return changed
+
+    async def drop_superseded(self, subscription: str, object_key: str, keep_id: int) -> int:
+        """Coalescing: delete the pending rows of one object older than `keep_id`; returns how many.
+
+        Dead letters are kept (they are a record of failure, replayed only on request). The
+        dropped rows count neither as delivered nor as dead.
+        """
+        d = deliveries
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.delete(d).where(
+                    d.c.subscription == subscription,
+                    d.c.object_key == object_key,
+                    d.c.state == "pending",
+                    d.c.id < keep_id,
+                )
+            )
+        return int(result.rowcount)
+
+    async def backlog(self, subscription: str) -> int:
+        """How many deliveries of `subscription` are pending (an index-only count)."""
+        d = deliveries
+        async with self._read() as conn:
+            value = await conn.scalar(
+                sa.select(sa.func.count()).where(d.c.subscription == subscription, d.c.state == "pending")
+            )
+        return int(value or 0)
+
+    async def counts(self, subscription: str) -> SubscriptionCounts:
+        """The subscription's queue and totals, from one consistent read; raises `NotFoundError`."""
+        d = deliveries
+        pending = d.c.state == "pending"
+        queue = sa.select(
+            sa.func.count().filter(pending),
+            sa.func.count().filter(pending, d.c.attempts > 0),
+            sa.func.count().filter(d.c.state == "dead"),
+            sa.func.min(d.c.created_at).filter(pending),
+        ).where(d.c.subscription == subscription)
+        totals = sa.select(subscription_stats.c.delivered_total, subscription_stats.c.dead_total).where(
+            subscription_stats.c.subscription == subscription
+        )
+        async with self._read() as conn:
+            stats = (await conn.execute(totals)).first()
+            if stats is None:
+                raise NotFoundError("subscription", subscription)
+            n_pending, n_retrying, n_dead, oldest = (await conn.execute(queue)).one()
+        return SubscriptionCounts(
+            pending=int(n_pending),
+            retrying=int(n_retrying),
+            dead=int(n_dead),
+            delivered_total=int(stats.delivered_total),
+            dead_total=int(stats.dead_total),
+            oldest_pending_at=_utc(oldest),
+        )
+
+    async def purge_delivered_events(self) -> int:
+        """Delete the events no delivery (pending or dead) refers to any more; returns how many."""
+        e, d = events_table, deliveries
+        async with self._write() as conn:
+            result = await conn.execute(sa.delete(e).where(~sa.exists().where(d.c.event_seq == e.c.seq)))
+        return int(result.rowcount)
+
+    async def _add_totals(
+        self, conn: AsyncConnection, subscription: str, *, delivered: int = 0, dead: int = 0
+    ) -> None:
+        s = subscription_stats
+        await conn.execute(
+            sa.update(s)
+            .where(s.c.subscription == subscription)
+            .values(delivered_total=s.c.delivered_total + delivered, dead_total=s.c.dead_total + dead)
+        )
+
 
 def _unavailable(error: DBAPIError) -> StoreUnavailableError:
     # Only the driver's message: the statement is not needed and its parameters may be secrets.
@@ -409,3 +882,156 @@ def _token(row: Row[Any]) -> TokenRecord:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
     )
+
+
+def _subscription(row: Row[Any]) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        name=row.name,
+        spec=cast(Mapping[str, Any], row.spec),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        generation=int(row.generation),
+    )
+
+
+_LEDGER_COLUMNS = (
+    "cluster",
+    "scope",
+    "uid",
+    "namespace",
+    "name",
+    "resource_version",
+    "content_hash",
+    "updated_at",
+)
+
+_FORGET_LEDGER = sa.delete(ledger_table).where(
+    ledger_table.c.cluster == sa.bindparam("c"),
+    ledger_table.c.scope == sa.bindparam("s"),
+    ledger_table.c.uid == sa.bindparam("u"),
+)
+
+_DELIVERY_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.subscription,
+    deliveries.c.object_key,
+    deliveries.c.state,
+    deliveries.c.attempts,
+    deliveries.c.next_attempt_at,
+    deliveries.c.last_error,
+    deliveries.c.created_at,
+)
+
+_EVENT_COLUMNS = tuple(
+    events_table.c[name]
+    for name in (
+        "seq",
+        "event_id",
+        "cluster",
+        "group",
+        "version",
+        "kind",
+        "resource",
+        "namespace",
+        "name",
+        "uid",
+        "resource_version",
+        "type",
+        "observed_at",
+        "object",
+        "old_object",
+    )
+)
+
+
+def _event_row(seq: int, event: Event) -> dict[str, Any]:
+    # orjson rather than the JSON column type: several times faster, and the store never
+    # queries inside objects. Decoding bytes to str keeps the column TEXT on every database.
+    old = event.old_object
+    return {
+        "seq": seq,
+        "event_id": event.id,
+        "type": str(event.type),
+        "cluster": event.cluster,
+        "group": event.group,
+        "version": event.version,
+        "kind": event.kind,
+        "resource": event.resource,
+        "namespace": event.namespace,
+        "name": event.name,
+        "uid": event.uid,
+        "resource_version": event.resource_version,
+        "observed_at": event.observed_at,
+        "object": orjson.dumps(event.object).decode(),
+        "old_object": None if old is None else orjson.dumps(old).decode(),
+    }
+
+
+def _delivery(row: Row[Any]) -> DeliveryRow:
+    (
+        id_,
+        subscription,
+        object_key,
+        state,
+        attempts,
+        next_attempt_at,
+        last_error,
+        created_at,
+        seq,
+        event_id,
+        cluster,
+        group,
+        version,
+        kind,
+        resource,
+        namespace,
+        name,
+        uid,
+        resource_version,
+        type_,
+        observed_at,
+        obj,
+        old,
+    ) = tuple(row)
+    return DeliveryRow(
+        id=id_,
+        subscription=subscription,
+        object_key=object_key,
+        state=state,
+        attempts=attempts,
+        next_attempt_at=next_attempt_at,
+        last_error=last_error,
+        created_at=created_at,
+        event=StoredEvent(
+            seq=seq,
+            event_id=event_id,
+            cluster=cluster,
+            group=group,
+            version=version,
+            kind=kind,
+            resource=resource,
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            resource_version=resource_version,
+            type=EventType(type_),
+            observed_at=observed_at,
+            object=orjson.loads(obj),
+            old_object=None if old is None else orjson.loads(old),
+        ),
+    )
+
+
+def _utc(value: Any) -> datetime | None:
+    """An aggregate's timestamp as aware UTC: `min()` bypasses the column type on SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[start : start + IDS_PER_STATEMENT]

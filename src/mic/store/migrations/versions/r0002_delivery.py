@@ -53,7 +53,7 @@ def upgrade() -> None:
             comment="InformerKey.scope: group/resource|namespaces|selector",
         ),
         sa.Column("uid", sa.String(128), nullable=False),
-        sa.Column("namespace", sa.String(63), nullable=True),
+        sa.Column("namespace", sa.String(63), nullable=False, comment="'' for cluster-scoped objects"),
         sa.Column("name", sa.String(253), nullable=False),
         sa.Column("resource_version", sa.String(128), nullable=False),
         sa.Column("content_hash", sa.String(128), nullable=False),
