@@ -1,0 +1,126 @@
+"""What changed between two versions of an object: no-op detection and watched field paths.
+
+Kubernetes bumps `metadata.resourceVersion` on every write and rewrites `metadata.managedFields`
+on server-side apply even when nothing a recipient cares about changed (a controller re-applying
+the same spec, a periodic status write with the same values). Delivering those would wake every
+recipient for nothing, so by default a subscription drops them, and a subscription may narrow
+"changed" further to the few paths it reacts to (`spec.rules`, `metadata.labels`).
+
+Everything here runs per event on the hot path, so it compares with `==` on the decoded dicts
+(a C-level deep comparison) instead of hashing or serialising objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+__all__ = [
+    "NOOP_METADATA_KEYS",
+    "InvalidFieldPathError",
+    "changed_fields",
+    "changed_paths",
+    "is_noop",
+    "parse_field_path",
+    "value_at",
+]
+
+NOOP_METADATA_KEYS: Final = frozenset({"resourceVersion", "managedFields"})
+"""Metadata that changes on writes which changed nothing else.
+
+`generation` is not here: the API server bumps it only when the spec changed.
+"""
+
+FieldPath = tuple[str, ...]
+
+_MISSING: Final[Any] = object()
+_EMPTY: Final[dict[str, Any]] = {}
+
+
+class InvalidFieldPathError(ValueError):
+    """A `fields` entry that is not a dotted path."""
+
+
+def parse_field_path(path: str) -> FieldPath:
+    """`spec.rules` -> ("spec", "rules"); `\\.` is a literal dot, as in kubectl's JSONPath.
+
+    So `metadata.annotations.kubernetes\\.io/ingress\\.class` names one annotation. A segment
+    of digits indexes a list (`spec.rules.0.host`).
+    """
+    segments: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in path:
+        if escaped:
+            if char not in ".\\":
+                raise InvalidFieldPathError(
+                    f"invalid field path {path!r}: '\\{char}' is not an escape; write '\\.' for a "
+                    "literal dot in a key and '\\\\' for a backslash"
+                )
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ".":
+            segments.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if escaped:
+        raise InvalidFieldPathError(f"invalid field path {path!r}: it ends with an unfinished escape '\\'")
+    segments.append("".join(current))
+    if not path or any(not segment for segment in segments):
+        raise InvalidFieldPathError(
+            f"invalid field path {path!r}: write keys separated by single dots, e.g. 'spec.rules' "
+            "or 'metadata.labels' (no leading, trailing or doubled dots)"
+        )
+    return tuple(segments)
+
+
+def value_at(obj: Any, path: FieldPath) -> Any:
+    """The value at `path`, or a sentinel when any step is missing (so missing == missing)."""
+    value = obj
+    for segment in path:
+        if isinstance(value, dict):
+            value = value.get(segment, _MISSING)
+            if value is _MISSING:
+                return _MISSING
+        elif isinstance(value, list) and segment.isdigit():
+            index = int(segment)
+            if index >= len(value):
+                return _MISSING
+            value = value[index]
+        else:
+            return _MISSING
+    return value
+
+
+def is_noop(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether `new` differs from `old` only in `metadata.resourceVersion`/`metadata.managedFields`.
+
+    Identical objects are no-ops too (a resync re-sending the same version).
+    """
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata" and old[key] != value:
+            return False
+    old_meta = old.get("metadata") or _EMPTY
+    new_meta = new.get("metadata") or _EMPTY
+    keys = new_meta.keys() - NOOP_METADATA_KEYS
+    if keys != old_meta.keys() - NOOP_METADATA_KEYS:
+        return False
+    return all(old_meta[key] == new_meta[key] for key in keys)
+
+
+def changed_paths(old: dict[str, Any], new: dict[str, Any], paths: Sequence[FieldPath]) -> bool:
+    """Whether the value at any of the parsed `paths` differs (a path missing in both is equal)."""
+    return any(value_at(old, path) != value_at(new, path) for path in paths)
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any], fields: Sequence[str]) -> bool:
+    """Whether the value at any of the dotted `fields` differs between `old` and `new`.
+
+    Parses the paths on every call; hot paths parse once and use `changed_paths`.
+    """
+    return changed_paths(old, new, [parse_field_path(field) for field in fields])

@@ -1,0 +1,202 @@
+"""Whether one event goes to one subscription: `SubscriptionMatcher`.
+
+The engine asks every subscription's matcher about every event of every cluster, so `matches`
+is the hottest code in delivery. Everything a filter says is turned into ready-made objects at
+construction (frozensets, compiled label selectors, parsed field paths, a compiled CEL program)
+and the checks run cheapest and most selective first: event type, resource, cluster, namespace,
+labels, no-op/fields, and CEL last, because converting an object into CEL values costs
+microseconds per field, orders of magnitude more than everything else together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mic.events.event import Event, EventType, KubeObject
+from mic.kube.selectors import LabelSelector
+from mic.routing.changes import changed_fields, changed_paths, is_noop, parse_field_path
+from mic.routing.expression import (
+    CompiledExpression,
+    ExpressionEvaluationError,
+    InvalidExpressionError,
+    compile_cel,
+)
+from mic.routing.spec import SubscriptionSpec
+
+__all__ = [
+    "InvalidExpressionError",
+    "SubscriptionMatcher",
+    "changed_fields",
+    "compile_cel",
+    "is_noop",
+]
+
+_MODIFIED = EventType.MODIFIED
+
+
+def _resource_key(qualified_name: str) -> tuple[str, str]:
+    """`ingresses.networking.k8s.io` -> ("networking.k8s.io", "ingresses"); `pods` -> ("", "pods")."""
+    resource, _, group = qualified_name.partition(".")
+    return group, resource
+
+
+def _without_managed_fields(obj: KubeObject) -> KubeObject:
+    """A shallow copy of `obj` without `metadata.managedFields`, the object's largest part
+    that filters almost never read; CEL conversion cost grows with every field passed."""
+    metadata = obj.get("metadata")
+    if not metadata or "managedFields" not in metadata:
+        return obj
+    slim = dict(obj)
+    slim["metadata"] = {key: value for key, value in metadata.items() if key != "managedFields"}
+    return slim
+
+
+class SubscriptionMatcher:
+    """A subscription's filter, compiled for matching events of the resources it resolved to.
+
+    `resources` are the qualified names (`ingresses.networking.k8s.io`, `pods`) that
+    `spec.filter.resources` resolved to; the engine resolves them per cluster through the hub
+    and builds a new matcher when that changes, so a matcher never does discovery itself.
+
+    CEL failures (a missing field, a type mismatch, a non-bool result) are "no match", never
+    an exception out of `matches`: one odd object must not stop delivery for everything else.
+    They are counted in `cel_errors` and the latest is described in `last_cel_error`, which
+    the subscription's status shows.
+
+    CEL sees `event` (type, cluster, group, version, kind, resource, namespace, name, uid,
+    resourceVersion), `object` and `oldObject` (null when unknown). Unless the expression
+    mentions `managedFields`, the objects it sees lack `metadata.managedFields`.
+    """
+
+    __slots__ = (
+        "_cel",
+        "_cel_event",
+        "_cel_object",
+        "_cel_old_object",
+        "_cluster_labels_match",
+        "_cluster_names",
+        "_excluded_namespaces",
+        "_fields",
+        "_labels_match",
+        "_namespaces",
+        "_resource_keys",
+        "_strip_managed_fields",
+        "_suppress_noop",
+        "_types",
+        "cel_errors",
+        "cluster_selector",
+        "label_selector",
+        "last_cel_error",
+        "resources",
+        "spec",
+    )
+
+    def __init__(self, spec: SubscriptionSpec, resources: frozenset[str]) -> None:
+        spec_filter = spec.filter
+        self.spec = spec
+        self.resources = resources
+        self._resource_keys = frozenset(_resource_key(name) for name in resources)
+        self._types = frozenset(spec_filter.event_types)
+        self._cluster_names = frozenset(spec_filter.clusters) if spec_filter.clusters is not None else None
+        self.cluster_selector = LabelSelector.parse(spec_filter.cluster_selector)
+        self._cluster_labels_match = None if self.cluster_selector.is_empty else self.cluster_selector.matches
+        self._namespaces = frozenset(spec_filter.namespaces) if spec_filter.namespaces is not None else None
+        self._excluded_namespaces = frozenset(spec_filter.exclude_namespaces)
+        self.label_selector = LabelSelector.parse(spec_filter.label_selector)
+        """The object label selector, also what the engine pushes down to the API server."""
+        self._labels_match = None if self.label_selector.is_empty else self.label_selector.matches
+        self._suppress_noop = spec_filter.suppress_noop
+        self._fields = tuple(parse_field_path(path) for path in spec_filter.fields)
+        self._cel: CompiledExpression | None = compile_cel(spec_filter.cel) if spec_filter.cel else None
+        variables = self._cel.variables if self._cel is not None else frozenset()
+        self._cel_event = "event" in variables
+        self._cel_object = "object" in variables
+        self._cel_old_object = "oldObject" in variables
+        # An expression that mentions managedFields gets them; every other one is spared
+        # converting them (often half of an object's fields).
+        self._strip_managed_fields = self._cel is not None and "managedFields" not in self._cel.source
+        self.cel_errors = 0
+        """How many events the CEL expression failed on (counted as not matching)."""
+        self.last_cel_error: str | None = None
+        """The latest CEL failure: which object, and what went wrong."""
+
+    def wants_cluster(self, cluster: str, labels: Mapping[str, str]) -> bool:
+        """Whether events of this cluster (with these cluster labels) can match at all."""
+        names = self._cluster_names
+        if names is not None and cluster not in names:
+            return False
+        labels_match = self._cluster_labels_match
+        return labels_match is None or labels_match(labels)
+
+    def matches(self, event: Event, cluster_labels: Mapping[str, str]) -> bool:
+        """Whether `event` (from a cluster with `cluster_labels`) goes to this subscription."""
+        if event.type not in self._types:
+            return False
+        if (event.group, event.resource) not in self._resource_keys:
+            return False
+        names = self._cluster_names
+        if names is not None and event.cluster not in names:
+            return False
+        cluster_labels_match = self._cluster_labels_match
+        if cluster_labels_match is not None and not cluster_labels_match(cluster_labels):
+            return False
+        namespace = event.namespace
+        if namespace:  # cluster-scoped objects have none, and pass both namespace conditions
+            if namespace in self._excluded_namespaces:
+                return False
+            included = self._namespaces
+            if included is not None and namespace not in included:
+                return False
+        labels_match = self._labels_match
+        if labels_match is not None:
+            metadata = event.object.get("metadata")
+            if not labels_match(metadata.get("labels") if metadata else None):
+                return False
+        if event.type == _MODIFIED:
+            old = event.old_object
+            # Without the previous state (e.g. after a restart) MIC only knows that something
+            # changed: deliver rather than risk losing a real change.
+            if old is not None:
+                if self._suppress_noop and is_noop(old, event.object):
+                    return False
+                if self._fields and not changed_paths(old, event.object, self._fields):
+                    return False
+        if self._cel is not None:
+            return self._evaluate(event)
+        return True
+
+    def _evaluate(self, event: Event) -> bool:
+        """Run the CEL expression, converting only the variables it references."""
+        assert self._cel is not None
+        activation: dict[str, Any] = {}
+        if self._cel_event:
+            activation["event"] = {
+                "type": event.type.value if isinstance(event.type, EventType) else event.type,
+                "cluster": event.cluster,
+                "group": event.group,
+                "version": event.version,
+                "kind": event.kind,
+                "resource": event.resource,
+                "namespace": event.namespace,
+                "name": event.name,
+                "uid": event.uid,
+                "resourceVersion": event.resource_version,
+            }
+        if self._cel_object:
+            obj = event.object
+            activation["object"] = _without_managed_fields(obj) if self._strip_managed_fields else obj
+        if self._cel_old_object:
+            old = event.old_object
+            if old is not None and self._strip_managed_fields:
+                old = _without_managed_fields(old)
+            activation["oldObject"] = old
+        try:
+            return self._cel(activation)
+        except ExpressionEvaluationError as error:
+            self.cel_errors += 1
+            self.last_cel_error = f"{event.cluster} {event.kind} {event.key}: {error}"
+            return False
+
+    def __repr__(self) -> str:
+        return f"<SubscriptionMatcher {self.spec.name} resources={sorted(self.resources)}>"

@@ -1,0 +1,588 @@
+"""What a subscription asks for: which changes (filter), where (sink), how (format, batching, policy).
+
+These are plain frozen values. The API's pydantic models map onto them, the store keeps them as
+`to_json()` and the engine rebuilds them with `from_json()`. Every value validates itself on
+construction, so an invalid subscription cannot exist anywhere in MIC: it is rejected where the
+user wrote it, as an `InvalidSubscriptionError` whose message names the field (by its JSON path,
+`filter.labelSelector`, as the REST API spells it) and says what to write instead.
+
+`Format` is defined in `mic.events.encodings` (events depend on nothing else in MIC) and
+re-exported here, so `mic.routing.spec.Format` and the encoder's `Format` are one enum.
+
+Constructors are forgiving about containers (lists become tuples, strings become enums) so that
+JSON-shaped input and Python-shaped input give equal values, and label selectors are kept in
+their canonical form, so two subscriptions that select the same labels can share one watch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal, NoReturn
+from urllib.parse import urlsplit
+
+from mic.events.encodings import Format
+from mic.events.event import EventType
+from mic.kube.selectors import InvalidSelectorError, LabelSelector
+from mic.routing.changes import InvalidFieldPathError, parse_field_path
+from mic.routing.expression import InvalidExpressionError, compile_cel
+
+__all__ = [
+    "Batching",
+    "DeliveryPolicy",
+    "Format",
+    "InvalidSubscriptionError",
+    "Overflow",
+    "SubscriptionFilter",
+    "SubscriptionSpec",
+    "WebhookSink",
+]
+
+Overflow = Literal["coalesce", "dead-letter"]
+
+_DNS1123_LABEL_RE: Final = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+_DNS1123_LABEL_MAX = 63
+_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers MIC computes for every request; a configured value would break the body or signature.
+_RESERVED_HEADERS: Final = frozenset(
+    {"content-type", "content-length", "host", "transfer-encoding", "connection"}
+    | {"webhook-id", "webhook-timestamp", "webhook-signature"}
+)
+_SECRET_PREFIX = "whsec_"
+_SECRET_BYTES = (24, 64)  # the Standard Webhooks recommendation
+_ALL_EVENT_TYPES: Final = (EventType.ADDED, EventType.MODIFIED, EventType.DELETED)
+
+
+class InvalidSubscriptionError(ValueError):
+    """A subscription MIC cannot serve; `field` is the JSON path of the culprit.
+
+    The API turns it into a 4xx whose message is `str(error)`: "<field>: <what to fix>".
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+# --- checks shared by the values ------------------------------------------------------------------
+
+
+def _fail(path: str, problem: str) -> NoReturn:
+    raise InvalidSubscriptionError(path, problem)
+
+
+def _strings(path: str, value: Any, *, allow_none: bool = False) -> tuple[str, ...] | None:
+    """A list or tuple of strings as a tuple; a bare string is refused (it is not a list of one)."""
+    if value is None:
+        if allow_none:
+            return None
+        _fail(path, "must be a list of strings")
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        _fail(path, f"must be a list of strings, not {type(value).__name__} {value!r}")
+    items = sorted(value) if isinstance(value, set | frozenset) else value
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            _fail(f"{path}[{i}]", f"must be a string, not {type(item).__name__} {item!r}")
+    return tuple(dict.fromkeys(items))  # duplicates dropped, order kept
+
+
+def _dns_label_problem(value: str) -> str | None:
+    if len(value) > _DNS1123_LABEL_MAX:
+        return f"{value!r} is longer than {_DNS1123_LABEL_MAX} characters"
+    if not _DNS1123_LABEL_RE.fullmatch(value):
+        return (
+            f"{value!r} is not a DNS-1123 label: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (e.g. 'web-1')"
+        )
+    return None
+
+
+def _dns_labels(path: str, values: tuple[str, ...]) -> None:
+    for i, value in enumerate(values):
+        problem = _dns_label_problem(value)
+        if problem:
+            _fail(f"{path}[{i}]", problem)
+
+
+def _bool(path: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(path, f"must be true or false, not {value!r}")
+
+
+def _int(path: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, f"must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        _fail(path, f"must be between {low} and {high}, not {value}")
+
+
+def _seconds(path: str, value: Any, *, high: float, low: float = 0.0) -> float:
+    """A positive, finite number of seconds in (low, high], as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(path, f"must be a number of seconds, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number <= low or number > high:
+        _fail(path, f"must be more than {low:g} and at most {high:g} seconds, not {value!r}")
+    return number
+
+
+def _canonical_selector(path: str, value: Any) -> str:
+    if not isinstance(value, str):
+        _fail(path, f"must be a label selector string such as 'app=web,tier in (a,b)', not {value!r}")
+    try:
+        return str(LabelSelector.parse(value))
+    except InvalidSelectorError as error:
+        _fail(path, str(error))
+
+
+def _set(obj: object, name: str, value: Any) -> None:
+    """Normalise a field of a frozen dataclass during __post_init__."""
+    object.__setattr__(obj, name, value)
+
+
+def _object(path: str, data: Any, known: Mapping[str, str]) -> dict[str, Any]:
+    """A JSON object with only `known` keys, renamed to the Python field names.
+
+    A null member counts as absent (its default): PATCH-style bodies and API models that
+    dump explicit nulls then mean the same as leaving the member out. `to_json` writes null
+    only where None is the default, so the round trip is exact.
+    """
+    if not isinstance(data, Mapping):
+        _fail(path or "subscription", f"must be a JSON object, not {type(data).__name__}")
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        prefix = f"{path}." if path else ""
+        _fail(f"{prefix}{unknown[0]}", f"unknown field; the known fields are {', '.join(known)}")
+    return {known[key]: value for key, value in data.items() if value is not None}
+
+
+# --- the values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionFilter:
+    """Which changes a subscription receives; every condition must hold (AND).
+
+    `clusters=None` means every cluster, including clusters registered later, and
+    `cluster_selector` narrows by cluster labels (so a cluster labelled later joins too).
+    `exclude_namespaces` applies even when `namespaces` is given; it defaults to `kube-system`
+    as the original MIC did, and `()` turns that off. Cluster-scoped objects (a Namespace, a
+    ClusterRole) have no namespace and pass both namespace conditions.
+    """
+
+    resources: tuple[str, ...]
+    clusters: tuple[str, ...] | None = None
+    cluster_selector: str = ""
+    namespaces: tuple[str, ...] | None = None
+    exclude_namespaces: tuple[str, ...] = ("kube-system",)
+    label_selector: str = ""
+    event_types: tuple[EventType, ...] = _ALL_EVENT_TYPES
+    cel: str | None = None
+    suppress_noop: bool = True
+    fields: tuple[str, ...] = ()
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "resources": "resources",
+        "clusters": "clusters",
+        "clusterSelector": "cluster_selector",
+        "namespaces": "namespaces",
+        "excludeNamespaces": "exclude_namespaces",
+        "labelSelector": "label_selector",
+        "eventTypes": "event_types",
+        "cel": "cel",
+        "suppressNoop": "suppress_noop",
+        "fields": "fields",
+    }
+
+    def __post_init__(self) -> None:
+        resources = _strings("filter.resources", self.resources)
+        _set(self, "resources", tuple(dict.fromkeys(r.strip() for r in resources or ())))
+        _set(self, "clusters", _strings("filter.clusters", self.clusters, allow_none=True))
+        _set(self, "namespaces", _strings("filter.namespaces", self.namespaces, allow_none=True))
+        _set(self, "exclude_namespaces", _strings("filter.excludeNamespaces", self.exclude_namespaces))
+        _set(self, "fields", _strings("filter.fields", self.fields))
+        _set(self, "cluster_selector", _canonical_selector("filter.clusterSelector", self.cluster_selector))
+        _set(self, "label_selector", _canonical_selector("filter.labelSelector", self.label_selector))
+        types: list[EventType] = []
+        for i, value in enumerate(_strings("filter.eventTypes", self.event_types) or ()):
+            try:
+                types.append(EventType(value))
+            except ValueError:
+                _fail(f"filter.eventTypes[{i}]", f"{value!r} is not one of ADDED, MODIFIED, DELETED")
+        _set(self, "event_types", tuple(types))
+        if isinstance(self.cel, str) and not self.cel.strip():
+            _set(self, "cel", None)  # "" from a form or a pydantic default means "no expression"
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `InvalidSubscriptionError` unless this filter can match something sensibly."""
+        if not self.resources:
+            _fail(
+                "filter.resources",
+                "list at least one resource, as kubectl names it (e.g. 'ingresses', 'services', "
+                "'ingresses.networking.k8s.io')",
+            )
+        for i, resource in enumerate(self.resources):
+            if not resource or any(char.isspace() for char in resource):
+                _fail(
+                    f"filter.resources[{i}]",
+                    f"{resource!r} is not a resource name; write e.g. 'ingresses' or 'pods'",
+                )
+        if self.clusters is not None:
+            if not self.clusters:
+                _fail("filter.clusters", "an empty list selects no cluster; omit it (null) for all clusters")
+            _dns_labels("filter.clusters", self.clusters)
+        if self.namespaces is not None:
+            if not self.namespaces:
+                _fail(
+                    "filter.namespaces",
+                    "an empty list selects no namespace; omit it (null) for all namespaces",
+                )
+            _dns_labels("filter.namespaces", self.namespaces)
+        _dns_labels("filter.excludeNamespaces", self.exclude_namespaces)
+        if self.namespaces is not None:
+            both = [ns for ns in self.namespaces if ns in self.exclude_namespaces]
+            if both:
+                _fail(
+                    "filter.namespaces",
+                    f"{both[0]!r} is also in excludeNamespaces (which defaults to ['kube-system']), "
+                    "so nothing in it would match; remove it from excludeNamespaces "
+                    "(e.g. excludeNamespaces: [])",
+                )
+        if not self.event_types:
+            _fail("filter.eventTypes", "list at least one of ADDED, MODIFIED, DELETED (or omit it for all)")
+        if self.cel is not None:
+            if not isinstance(self.cel, str):
+                _fail("filter.cel", f"must be a CEL expression string, not {self.cel!r}")
+            try:
+                compile_cel(self.cel)
+            except InvalidExpressionError as error:
+                _fail("filter.cel", str(error))
+        _bool("filter.suppressNoop", self.suppress_noop)
+        for i, path in enumerate(self.fields):
+            try:
+                parse_field_path(path)
+            except InvalidFieldPathError as error:
+                _fail(f"filter.fields[{i}]", str(error))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resources": list(self.resources),
+            "clusters": list(self.clusters) if self.clusters is not None else None,
+            "clusterSelector": self.cluster_selector,
+            "namespaces": list(self.namespaces) if self.namespaces is not None else None,
+            "excludeNamespaces": list(self.exclude_namespaces),
+            "labelSelector": self.label_selector,
+            "eventTypes": [t.value for t in self.event_types],
+            "cel": self.cel,
+            "suppressNoop": self.suppress_noop,
+            "fields": list(self.fields),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SubscriptionFilter:
+        """The filter from its JSON object; absent keys take their defaults."""
+        kwargs = _object("filter", data, cls.JSON_KEYS)
+        if "resources" not in kwargs:
+            _fail("filter.resources", "is required: list the resources to watch, e.g. ['ingresses']")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class WebhookSink:
+    """An HTTP(S) endpoint that receives the events as POST requests.
+
+    `headers` and `signing_secret` may hold credentials: they are left out of `repr` (so out
+    of logs) and the API never returns them. `headers` is excluded from the hash (a dict is
+    not hashable); treat it as read-only.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    timeout: float = 10.0
+    signing_secret: str | None = field(default=None, repr=False)
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "url": "url",
+        "headers": "headers",
+        "timeoutSeconds": "timeout",
+        "signingSecret": "signing_secret",
+    }
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, Mapping):
+            _fail("sink.headers", "must be an object mapping header names to values")
+        _set(self, "headers", dict(self.headers))
+        _set(self, "timeout", _seconds("sink.timeoutSeconds", self.timeout, high=300.0))
+        self.validate()
+
+    @property
+    def is_https(self) -> bool:
+        return isinstance(self.url, str) and self.url[:8].lower() == "https://"
+
+    def validate(self) -> None:
+        """Raise `InvalidSubscriptionError` unless MIC can POST to this sink."""
+        self._validate_url()
+        for name, value in self.headers.items():
+            if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+                _fail("sink.headers", f"{name!r} is not a valid HTTP header name")
+            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                _fail(f"sink.headers.{name}", "must be a string without line breaks")
+            lowered = name.lower()
+            if lowered in _RESERVED_HEADERS or lowered.startswith("ce-"):
+                _fail(
+                    f"sink.headers.{name}",
+                    "MIC sets this header itself (content type, length, CloudEvents ce-* and "
+                    "Standard Webhooks signature headers); remove it",
+                )
+        if self.signing_secret is not None:
+            self._validate_secret(self.signing_secret)
+
+    def _validate_url(self) -> None:
+        url = self.url
+        example = "e.g. 'https://lb.example.com/mic/events'"
+        if not isinstance(url, str) or not url:
+            _fail("sink.url", f"is required: the webhook's http(s) URL, {example}")
+        if any(char.isspace() for char in url):
+            _fail("sink.url", f"{url!r} contains whitespace; percent-encode it")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as error:
+            _fail("sink.url", f"{url!r} is not a valid URL ({error})")
+        if parts.scheme.lower() not in ("http", "https"):
+            _fail("sink.url", f"{url!r} must be an http:// or https:// URL, {example}")
+        if not parts.hostname:
+            _fail("sink.url", f"{url!r} has no host, {example}")
+        if parts.fragment:
+            _fail("sink.url", f"{url!r} has a '#' fragment, which is never sent to a server; remove it")
+
+    @staticmethod
+    def _validate_secret(secret: Any) -> None:
+        hint = "e.g. 'whsec_' + base64 of 32 random bytes, or null to send unsigned requests"
+        if not isinstance(secret, str) or not secret.startswith(_SECRET_PREFIX):
+            _fail("sink.signingSecret", f"must be 'whsec_' followed by base64 (Standard Webhooks); {hint}")
+        try:
+            key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            _fail("sink.signingSecret", f"the part after 'whsec_' is not valid base64; {hint}")
+        low, high = _SECRET_BYTES
+        if not low <= len(key) <= high:
+            _fail(
+                "sink.signingSecret",
+                f"the key must be {low} to {high} bytes (it is {len(key)}); {hint}",
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """Including headers and the secret: this is the store's form, not the API's response."""
+        return {
+            "url": self.url,
+            "headers": dict(self.headers),
+            "timeoutSeconds": self.timeout,
+            "signingSecret": self.signing_secret,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> WebhookSink:
+        kwargs = _object("sink", data, cls.JSON_KEYS)
+        if "url" not in kwargs:
+            _fail("sink.url", "is required: the webhook's http(s) URL")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Send up to `max_events` events (and `max_bytes`) per request, waiting at most `max_wait_ms`."""
+
+    max_events: int = 100
+    max_bytes: int = 1_000_000
+    max_wait_ms: int = 200
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "maxEvents": "max_events",
+        "maxBytes": "max_bytes",
+        "maxWaitMs": "max_wait_ms",
+    }
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _int("batching.maxEvents", self.max_events, 1, 10_000)
+        _int("batching.maxBytes", self.max_bytes, 1024, 64 * 1024 * 1024)
+        _int("batching.maxWaitMs", self.max_wait_ms, 0, 60_000)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"maxEvents": self.max_events, "maxBytes": self.max_bytes, "maxWaitMs": self.max_wait_ms}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Batching:
+        return cls(**_object("batching", data, cls.JSON_KEYS))
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retries, age limit, parallelism and bounded backlog of one subscription's deliveries."""
+
+    max_attempts: int = 12
+    max_age: float = 3600.0
+    concurrency: int = 8
+    initial_backoff: float = 0.5
+    max_backoff: float = 60.0
+    coalesce: bool = False
+    backlog_limit: int = 100_000
+    overflow: Overflow = "coalesce"
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "maxAttempts": "max_attempts",
+        "maxAgeSeconds": "max_age",
+        "concurrency": "concurrency",
+        "initialBackoffSeconds": "initial_backoff",
+        "maxBackoffSeconds": "max_backoff",
+        "coalesce": "coalesce",
+        "backlogLimit": "backlog_limit",
+        "overflow": "overflow",
+    }
+
+    def __post_init__(self) -> None:
+        _set(self, "max_age", _seconds("delivery.maxAgeSeconds", self.max_age, high=30 * 86400.0))
+        _set(
+            self,
+            "initial_backoff",
+            _seconds("delivery.initialBackoffSeconds", self.initial_backoff, high=3600.0),
+        )
+        _set(self, "max_backoff", _seconds("delivery.maxBackoffSeconds", self.max_backoff, high=86400.0))
+        self.validate()
+
+    def validate(self) -> None:
+        _int("delivery.maxAttempts", self.max_attempts, 1, 1000)
+        _int("delivery.concurrency", self.concurrency, 1, 256)
+        _int("delivery.backlogLimit", self.backlog_limit, 1, 100_000_000)
+        if self.max_backoff < self.initial_backoff:
+            _fail(
+                "delivery.maxBackoffSeconds",
+                f"must be at least initialBackoffSeconds ({self.initial_backoff:g}), "
+                f"not {self.max_backoff:g}",
+            )
+        _bool("delivery.coalesce", self.coalesce)
+        if self.overflow not in ("coalesce", "dead-letter"):
+            _fail("delivery.overflow", f"must be 'coalesce' or 'dead-letter', not {self.overflow!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "maxAttempts": self.max_attempts,
+            "maxAgeSeconds": self.max_age,
+            "concurrency": self.concurrency,
+            "initialBackoffSeconds": self.initial_backoff,
+            "maxBackoffSeconds": self.max_backoff,
+            "coalesce": self.coalesce,
+            "backlogLimit": self.backlog_limit,
+            "overflow": self.overflow,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> DeliveryPolicy:
+        return cls(**_object("delivery", data, cls.JSON_KEYS))
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """One recipient's subscription: its name, filter, sink, format and delivery policy.
+
+    `to_json()`/`from_json()` are the store's form (camelCase keys, as the REST API spells
+    them; secrets included) and round-trip exactly: `from_json(s.to_json()) == s`.
+    """
+
+    name: str
+    filter: SubscriptionFilter
+    sink: WebhookSink
+    format: Format = Format.CLOUDEVENTS
+    batching: Batching | None = None
+    include_secret_data: bool = False
+    initial_state: bool = True
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "name": "name",
+        "filter": "filter",
+        "sink": "sink",
+        "format": "format",
+        "batching": "batching",
+        "includeSecretData": "include_secret_data",
+        "initialState": "initial_state",
+        "delivery": "delivery",
+    }
+
+    def __post_init__(self) -> None:
+        if isinstance(self.format, str) and not isinstance(self.format, Format):
+            try:
+                _set(self, "format", Format(self.format))
+            except ValueError:
+                _fail("format", f"{self.format!r} is not one of {', '.join(f.value for f in Format)}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `InvalidSubscriptionError` unless MIC can serve this subscription as written."""
+        if not isinstance(self.name, str) or not self.name:
+            _fail("name", "is required: a DNS-1123 label such as 'lb-eu'")
+        problem = _dns_label_problem(self.name)
+        if problem:
+            _fail("name", problem)
+        for path, value, kind in (
+            ("filter", self.filter, SubscriptionFilter),
+            ("sink", self.sink, WebhookSink),
+            ("delivery", self.delivery, DeliveryPolicy),
+        ):
+            if not isinstance(value, kind):
+                _fail(path, f"must be a {kind.__name__}, not {type(value).__name__}")
+        if not isinstance(self.format, Format):
+            _fail("format", f"must be one of {', '.join(f.value for f in Format)}")
+        if self.batching is not None:
+            if not isinstance(self.batching, Batching):
+                _fail("batching", f"must be a Batching or null, not {type(self.batching).__name__}")
+            if self.format is not Format.CLOUDEVENTS:
+                _fail(
+                    "batching",
+                    f"batches are CloudEvents batches (application/cloudevents-batch+json); use format "
+                    f"'cloudevents' or remove batching (format is {self.format.value!r})",
+                )
+        _bool("includeSecretData", self.include_secret_data)
+        _bool("initialState", self.initial_state)
+        if self.include_secret_data and not self.sink.is_https:
+            _fail(
+                "includeSecretData",
+                "Secret data may only be sent over https: use an https:// sink URL "
+                "or leave includeSecretData false (values are then redacted)",
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "filter": self.filter.to_json(),
+            "sink": self.sink.to_json(),
+            "format": self.format.value,
+            "batching": self.batching.to_json() if self.batching is not None else None,
+            "includeSecretData": self.include_secret_data,
+            "initialState": self.initial_state,
+            "delivery": self.delivery.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SubscriptionSpec:
+        """The spec from its JSON object; raises `InvalidSubscriptionError`, never KeyError/TypeError."""
+        kwargs = _object("", data, cls.JSON_KEYS)
+        for required in ("name", "filter", "sink"):
+            if required not in kwargs:
+                _fail(required, "is required")
+        kwargs["filter"] = SubscriptionFilter.from_json(kwargs["filter"])
+        kwargs["sink"] = WebhookSink.from_json(kwargs["sink"])
+        if "batching" in kwargs:
+            kwargs["batching"] = Batching.from_json(kwargs["batching"])
+        if "delivery" in kwargs:
+            kwargs["delivery"] = DeliveryPolicy.from_json(kwargs["delivery"])
+        return cls(**kwargs)
