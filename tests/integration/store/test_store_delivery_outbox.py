@@ -1,0 +1,444 @@
+"""The ledger and the outbox: one-transaction writes, queue order, retries, dead letters, replay,
+coalescing, counts, purging, and persistence across a reopen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from mic.events import Event, EventType
+from mic.store import (
+    ClusterRecord,
+    LedgerChange,
+    LedgerEntry,
+    NewDelivery,
+    NotFoundError,
+    Store,
+    SubscriptionRecord,
+)
+
+SCOPE = "networking.k8s.io/ingresses|*|"
+
+
+def _event(
+    name: str,
+    rv: int,
+    type_: EventType = EventType.MODIFIED,
+    *,
+    cluster: str = "c1",
+    namespace: str | None = "default",
+    old: dict[str, object] | None = None,
+) -> Event:
+    obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": str(rv)},
+        "spec": {"rules": [{"host": f"{name}.example", "ünïcode": "✓"}]},
+    }
+    return Event(
+        type=type_,
+        cluster=cluster,
+        group="networking.k8s.io",
+        version="v1",
+        kind="Ingress",
+        resource="ingresses",
+        namespace=namespace,
+        name=name,
+        uid=f"uid-{name}",
+        resource_version=str(rv),
+        object=obj,
+        old_object=old,
+        observed_at=1_700_000_000.25 + rv,
+    )
+
+
+def _entry(name: str, rv: int) -> LedgerEntry:
+    return LedgerEntry("default", name, str(rv), f"hash-{name}-{rv}")
+
+
+@pytest.fixture
+async def ready(store: Store) -> Store:
+    """A store with clusters c1, c2 and subscriptions a, b."""
+    for cluster in ("c1", "c2"):
+        await store.create_cluster(ClusterRecord(cluster, {"server": f"https://{cluster}"}))
+    for sub in ("a", "b"):
+        await store.create_subscription(SubscriptionRecord(sub, {"sink": {"url": f"http://{sub}"}}))
+    return store
+
+
+async def _queue(store: Store, subscription: str, events: Sequence[Event]) -> list[int]:
+    """Queue each event for `subscription`, keyed by object name, with matching ledger entries."""
+    return await store.record_changes(
+        [LedgerChange(e.cluster, SCOPE, e.uid, _entry(e.name, int(e.resource_version))) for e in events],
+        events,
+        [NewDelivery(subscription, i, e.name) for i, e in enumerate(events)],
+    )
+
+
+async def _rows(store: Store, table: str) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+# -- ledger --------------------------------------------------------------------------------------
+
+
+async def test_ledger_upsert_load_and_forget(ready: Store) -> None:
+    store = ready
+    assert await store.load_ledger("c1", SCOPE) == {}
+    await store.record_changes(
+        [
+            LedgerChange("c1", SCOPE, "u1", _entry("x", 1)),
+            LedgerChange("c1", SCOPE, "u2", LedgerEntry("", "cluster-scoped", "5", "h")),
+            LedgerChange("c1", "other|*|", "u1", _entry("x", 1)),
+            LedgerChange("c2", SCOPE, "u1", _entry("y", 9)),
+        ],
+        [],
+        [],
+    )
+    assert await store.load_ledger("c1", SCOPE) == {
+        "u1": _entry("x", 1),
+        "u2": LedgerEntry("", "cluster-scoped", "5", "h"),
+    }
+
+    # Upsert replaces, None forgets; other scopes and clusters are untouched.
+    await store.record_changes(
+        [LedgerChange("c1", SCOPE, "u1", _entry("x", 2)), LedgerChange("c1", SCOPE, "u2", None)], [], []
+    )
+    assert await store.load_ledger("c1", SCOPE) == {"u1": _entry("x", 2)}
+    assert await store.load_ledger("c1", "other|*|") == {"u1": _entry("x", 1)}
+    assert await store.load_ledger("c2", SCOPE) == {"u1": _entry("y", 9)}
+
+
+async def test_ledger_last_change_of_a_uid_wins(ready: Store) -> None:
+    store = ready
+    await store.record_changes(
+        [
+            LedgerChange("c1", SCOPE, "u1", _entry("x", 1)),
+            LedgerChange("c1", SCOPE, "u1", None),
+            LedgerChange("c1", SCOPE, "u2", None),
+            LedgerChange("c1", SCOPE, "u2", _entry("y", 3)),
+            LedgerChange("c1", SCOPE, "u2", _entry("y", 4)),
+        ],
+        [],
+        [],
+    )
+    assert await store.load_ledger("c1", SCOPE) == {"u2": _entry("y", 4)}
+
+
+async def test_ledger_goes_with_its_cluster(ready: Store) -> None:
+    store = ready
+    await store.record_changes([LedgerChange("c1", SCOPE, "u1", _entry("x", 1))], [], [])
+    await store.record_changes([LedgerChange("c2", SCOPE, "u1", _entry("x", 1))], [], [])
+    await store.delete_cluster("c1")
+    assert await store.load_ledger("c1", SCOPE) == {}
+    assert await store.load_ledger("c2", SCOPE) == {"u1": _entry("x", 1)}
+
+
+async def test_ledger_for_an_unknown_cluster_is_not_found(ready: Store) -> None:
+    with pytest.raises(NotFoundError, match="cluster 'gone' not found"):
+        await ready.record_changes([LedgerChange("gone", SCOPE, "u1", _entry("x", 1))], [], [])
+
+
+# -- record_changes ------------------------------------------------------------------------------
+
+
+async def test_record_changes_stores_events_once_and_returns_ids_in_order(ready: Store) -> None:
+    store = ready
+    old = {"metadata": {"name": "web", "resourceVersion": "1"}}
+    events = [_event("web", 2, old=old), _event("api", 3, EventType.ADDED, namespace=None)]
+    ids = await store.record_changes(
+        [],
+        events,
+        [NewDelivery("a", 0, "web"), NewDelivery("b", 0, "web"), NewDelivery("a", 1, "api")],
+    )
+    assert len(ids) == 3
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+    assert await _rows(store, "events") == 2  # "web" once, for both subscriptions
+
+    rows = await store.pending_deliveries("a")
+    assert [r.id for r in rows] == [ids[0], ids[2]]
+    first = rows[0]
+    assert (first.subscription, first.object_key, first.state, first.attempts, first.last_error) == (
+        "a",
+        "web",
+        "pending",
+        0,
+        None,
+    )
+    assert first.created_at.tzinfo is not None
+    assert first.next_attempt_at == first.created_at
+    stored = first.event
+    assert stored.event_id == events[0].id
+    assert stored.type is EventType.MODIFIED
+    assert stored.object == events[0].object
+    assert stored.old_object == old
+    assert stored.observed_at == events[0].observed_at
+    assert stored.to_event() == events[0]  # round-trips exactly, same id
+    assert rows[1].event.namespace is None
+    assert rows[1].event.old_object is None
+    assert rows[1].event.to_event() == events[1]
+    (b,) = await store.pending_deliveries("b")
+    assert b.event.seq == first.event.seq
+
+
+async def test_events_no_delivery_refers_to_are_not_stored(ready: Store) -> None:
+    ids = await ready.record_changes([], [_event("x", 1), _event("y", 2)], [NewDelivery("a", 1, "y")])
+    assert len(ids) == 1
+    assert await _rows(ready, "events") == 1
+    assert await ready.record_changes([], [_event("z", 1)], []) == []
+    assert await _rows(ready, "events") == 1
+
+
+async def test_ids_keep_growing_and_are_never_reused(ready: Store) -> None:
+    store = ready
+    first = await _queue(store, "a", [_event("x", 1), _event("y", 2)])
+    await store.delivered("a", first)
+    assert await store.purge_delivered_events() == 2
+    second = await _queue(store, "a", [_event("x", 3)])
+    assert second[0] > max(first)  # a reader paging by after_id never misses new rows
+
+
+async def test_record_changes_is_all_or_nothing(ready: Store) -> None:
+    """A delivery for an unknown subscription fails after the ledger and events were written;
+    the whole transaction rolls back and the error names the subscription."""
+    store = ready
+    events = [_event("x", 1), _event("y", 2)]
+    with pytest.raises(NotFoundError, match="subscription 'ghost' not found"):
+        await store.record_changes(
+            [LedgerChange("c1", SCOPE, "uid-x", _entry("x", 1)), LedgerChange("c1", SCOPE, "uid-y", None)],
+            events,
+            [NewDelivery("a", 0, "x"), NewDelivery("ghost", 1, "y"), NewDelivery("b", 1, "y")],
+        )
+    assert await store.load_ledger("c1", SCOPE) == {}
+    for table in ("events", "deliveries"):
+        assert await _rows(store, table) == 0
+    assert await store.backlog("a") == 0
+    # Nothing was half-allocated either: the next write works and starts where it would have.
+    ids = await _queue(store, "a", events)
+    assert ids == [1, 2]  # the failed call's id allocation rolled back too
+    assert [r.id for r in await store.pending_deliveries("a")] == ids
+
+
+async def test_record_changes_rejects_a_bad_event_index_before_writing(ready: Store) -> None:
+    with pytest.raises(ValueError, match="refers to event 3, but 1 events were given"):
+        await ready.record_changes(
+            [LedgerChange("c1", SCOPE, "u1", _entry("x", 1))], [_event("x", 1)], [NewDelivery("a", 3, "x")]
+        )
+    assert await ready.load_ledger("c1", SCOPE) == {}
+
+
+# -- reading the queue ---------------------------------------------------------------------------
+
+
+async def test_pending_deliveries_in_id_order_with_cursor_and_limit(ready: Store) -> None:
+    store = ready
+    ids: list[int] = []
+    for batch in range(5):
+        ids += await _queue(store, "a", [_event(f"o{batch}-{i}", batch * 10 + i) for i in range(4)])
+        await _queue(store, "b", [_event("noise", batch)])
+    rows = await store.pending_deliveries("a", limit=1000)
+    assert [r.id for r in rows] == ids
+    assert [r.event.name for r in rows] == [f"o{b}-{i}" for b in range(5) for i in range(4)]
+
+    page = await store.pending_deliveries("a", after_id=ids[5], limit=3)
+    assert [r.id for r in page] == ids[6:9]
+    assert await store.pending_deliveries("a", after_id=ids[-1]) == []
+    assert all(r.subscription == "b" for r in await store.pending_deliveries("b"))
+
+
+async def test_reschedule_records_an_attempt(ready: Store) -> None:
+    store = ready
+    (delivery_id,) = await _queue(store, "a", [_event("x", 1)])
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    assert await store.reschedule(delivery_id, 1, later, "HTTP 503") is True
+    (row,) = await store.pending_deliveries("a")
+    assert (row.attempts, row.last_error) == (1, "HTTP 503")
+    assert row.next_attempt_at == later
+    counts = await store.counts("a")
+    assert (counts.pending, counts.retrying) == (1, 1)
+    assert await store.reschedule(delivery_id + 1000, 1, later, "gone") is False
+
+
+async def test_delivered_removes_rows_and_counts(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event(f"o{i}", i) for i in range(5)])
+    await store.delivered("a", [ids[0], ids[2], ids[2]])
+    assert [r.id for r in await store.pending_deliveries("a")] == [ids[1], ids[3], ids[4]]
+    counts = await store.counts("a")
+    assert (counts.pending, counts.delivered_total) == (3, 2)
+    await store.delivered("a", [])
+    assert (await store.counts("a")).delivered_total == 2
+
+
+async def test_delivered_only_touches_its_subscription(ready: Store) -> None:
+    store = ready
+    (b_id,) = await _queue(store, "b", [_event("x", 1)])
+    await store.delivered("a", [b_id])
+    assert await store.backlog("b") == 1
+
+
+async def test_dead_letter_and_replay(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event(f"o{i}", i) for i in range(4)])
+    await store.reschedule(ids[1], 12, datetime.now(UTC), "HTTP 500")
+
+    assert await store.dead_letter("a", [ids[1], ids[2]], "HTTP 400: bad request") == 2
+    assert await store.dead_letter("a", [ids[1]], "again") == 0  # already dead: not counted twice
+    assert [r.id for r in await store.pending_deliveries("a")] == [ids[0], ids[3]]
+    dead = await store.dead_letters("a")
+    assert [(r.id, r.state, r.last_error) for r in dead] == [
+        (ids[1], "dead", "HTTP 400: bad request"),
+        (ids[2], "dead", "HTTP 400: bad request"),
+    ]
+    assert dead[0].event.name == "o1"
+    assert [r.id for r in await store.dead_letters("a", after_id=ids[1], limit=5)] == [ids[2]]
+    counts = await store.counts("a")
+    assert (counts.pending, counts.dead, counts.dead_total) == (2, 2, 2)
+    assert await store.backlog("a") == 2
+
+    before = datetime.now(UTC)
+    assert await store.replay("a", [ids[2], ids[0]]) == 1  # ids[0] is pending, not dead
+    replayed = {r.id: r for r in await store.pending_deliveries("a")}
+    assert sorted(replayed) == [ids[0], ids[2], ids[3]]
+    assert replayed[ids[2]].attempts == 0
+    assert replayed[ids[2]].next_attempt_at >= before
+    assert await store.replay("a", None) == 1
+    assert await store.dead_letters("a") == []
+    assert (await store.pending_deliveries("a"))[1].attempts == 0  # ids[1] had 12 attempts
+    counts = await store.counts("a")
+    assert (counts.pending, counts.dead, counts.dead_total) == (4, 0, 2)  # the total is history
+
+
+async def test_replay_of_another_subscription_does_nothing(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event("x", 1)])
+    await store.dead_letter("a", ids, "boom")
+    assert await store.replay("b", None) == 0
+    assert await store.replay("b", ids) == 0
+    assert len(await store.dead_letters("a")) == 1
+
+
+async def test_drop_superseded_coalesces_one_object(ready: Store) -> None:
+    store = ready
+    events = [_event("x", 1), _event("y", 2), _event("x", 3), _event("x", 4), _event("x", 5)]
+    ids = await _queue(store, "a", events)
+    await _queue(store, "b", events)
+    await store.dead_letter("a", [ids[0]], "kept as a record")
+
+    assert await store.drop_superseded("a", "x", keep_id=ids[3]) == 1  # ids[2]; ids[0] is dead
+    assert [r.id for r in await store.pending_deliveries("a")] == [ids[1], ids[3], ids[4]]
+    assert await store.drop_superseded("a", "x", keep_id=ids[4]) == 1
+    assert [r.id for r in await store.pending_deliveries("a")] == [ids[1], ids[4]]
+    assert await store.backlog("b") == 5  # other subscriptions keep their own queue
+    counts = await store.counts("a")
+    assert (counts.delivered_total, counts.dead_total, counts.dead) == (0, 1, 1)
+
+
+async def test_counts_report_oldest_pending(ready: Store) -> None:
+    store = ready
+    before = datetime.now(UTC)
+    ids = await _queue(store, "a", [_event("x", 1)])
+    await _queue(store, "a", [_event("y", 2)])
+    counts = await store.counts("a")
+    assert counts.oldest_pending_at is not None
+    assert before <= counts.oldest_pending_at <= datetime.now(UTC)
+    assert counts.oldest_pending_at.tzinfo is not None
+    (first,) = [r for r in await store.pending_deliveries("a") if r.id == ids[0]]
+    assert counts.oldest_pending_at == first.created_at
+
+
+async def test_purge_keeps_events_still_referenced(ready: Store) -> None:
+    store = ready
+    events = [_event("x", 1), _event("y", 2), _event("z", 3)]
+    ids = await store.record_changes(
+        [],
+        events,
+        [
+            NewDelivery("a", 0, "x"),
+            NewDelivery("b", 0, "x"),
+            NewDelivery("a", 1, "y"),
+            NewDelivery("a", 2, "z"),
+        ],
+    )
+    await store.delivered("a", [ids[0], ids[2]])  # x still waits for b
+    await store.dead_letter("a", [ids[3]], "dead letters keep their event")
+    assert await store.purge_delivered_events() == 1  # y
+    assert await _rows(store, "events") == 2
+    assert (await store.pending_deliveries("b"))[0].event.name == "x"
+    assert (await store.dead_letters("a"))[0].event.name == "z"
+    assert await store.purge_delivered_events() == 0
+
+
+async def test_deleting_a_subscription_drops_its_queue(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event("x", 1), _event("y", 2)])
+    await _queue(store, "b", [_event("z", 3)])
+    await store.dead_letter("a", ids[:1], "boom")
+    await store.delete_subscription("a")
+    assert await _rows(store, "deliveries") == 1
+    assert await _rows(store, "subscription_stats") == 1
+    assert await store.purge_delivered_events() == 2
+    assert await store.backlog("b") == 1
+
+
+async def test_reopen_keeps_ledger_queue_dead_letters_and_totals(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        await store.create_cluster(ClusterRecord("c1", {"server": "https://c1"}))
+        await store.create_subscription(SubscriptionRecord("a", {"sink": {"url": "http://a"}}))
+        ids = await _queue(store, "a", [_event(f"o{i}", i) for i in range(4)])
+        await store.delivered("a", ids[:1])
+        await store.dead_letter("a", ids[1:2], "HTTP 410")
+        later = datetime.now(UTC) + timedelta(minutes=1)
+        await store.reschedule(ids[2], 3, later, "timeout")
+        before = (
+            await store.load_ledger("c1", SCOPE),
+            await store.pending_deliveries("a"),
+            await store.dead_letters("a"),
+            await store.counts("a"),
+        )
+    finally:
+        await store.close()
+
+    store = await Store.open(db_url)
+    try:
+        after = (
+            await store.load_ledger("c1", SCOPE),
+            await store.pending_deliveries("a"),
+            await store.dead_letters("a"),
+            await store.counts("a"),
+        )
+        assert after == before
+        assert len(after[0]) == 4
+        assert [r.id for r in after[1]] == ids[2:]
+        assert after[1][0].next_attempt_at == later
+        assert (after[3].delivered_total, after[3].dead_total) == (1, 1)
+        assert (await _queue(store, "a", [_event("new", 9)]))[0] > ids[-1]
+    finally:
+        await store.close()
+
+
+async def test_a_thousand_pending_rows_in_one_query(ready: Store) -> None:
+    store = ready
+    ids: list[int] = []
+    for start in range(0, 1000, 100):
+        ids += await _queue(store, "a", [_event(f"o{i}", i) for i in range(start, start + 100)])
+
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        rows = await store.pending_deliveries("a", limit=1000)
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert [r.id for r in rows] == ids
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+    assert await store.backlog("a") == 1000
