@@ -27,8 +27,8 @@ DEFAULT_TOLERANCE: Final = 300
 
 _SECRET_FORM: Final = (
     f'a signing secret must be "{SECRET_PREFIX}" followed by the standard base64 of '
-    f"{MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes, as generate_secret() makes "
-    '(e.g. "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")'
+    f"{MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes; make one with "
+    "mic.delivery.signing.generate_secret()"
 )
 
 
