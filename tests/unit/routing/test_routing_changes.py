@@ -1,0 +1,163 @@
+"""The pieces under the matcher: no-op detection, field paths, compiling CEL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mic.routing import (
+    ExpressionEvaluationError,
+    InvalidExpressionError,
+    InvalidFieldPathError,
+    changed_fields,
+    compile_cel,
+    is_noop,
+    parse_field_path,
+)
+
+
+def obj(**metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "shop", "resourceVersion": "1", **metadata},
+        "data": {"a": "1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "noop"),
+    [
+        (obj(), obj(), True),
+        (obj(), obj(resourceVersion="2"), True),
+        (obj(), obj(resourceVersion="2", managedFields=[{"manager": "x"}]), True),
+        (obj(managedFields=[{"manager": "x"}]), obj(), True),
+        (obj(), obj(generation=2), False),
+        (obj(), obj(labels={"a": "b"}), False),
+        (obj(), {**obj(), "data": {"a": "2"}}, False),
+        (obj(), {**obj(), "binaryData": {}}, False),
+        ({**obj(), "metadata": None}, {**obj(), "metadata": None}, True),
+    ],
+    ids=[
+        "identical",
+        "resourceVersion",
+        "managedFields-added",
+        "managedFields-removed",
+        "generation",
+        "labels",
+        "data",
+        "new-top-level-key",
+        "no-metadata",
+    ],
+)
+def test_is_noop(old: dict[str, Any], new: dict[str, Any], noop: bool) -> None:
+    assert is_noop(old, new) is noop
+
+
+@pytest.mark.parametrize(
+    ("path", "segments"),
+    [
+        ("spec", ("spec",)),
+        ("spec.rules", ("spec", "rules")),
+        (
+            r"metadata.annotations.kubernetes\.io/ingress\.class",
+            ("metadata", "annotations", "kubernetes.io/ingress.class"),
+        ),
+        (r"a.b\\c", ("a", "b\\c")),
+        ("spec.rules.0.host", ("spec", "rules", "0", "host")),
+    ],
+)
+def test_parse_field_path(path: str, segments: tuple[str, ...]) -> None:
+    assert parse_field_path(path) == segments
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("", "single dots"),
+        (".spec", "single dots"),
+        ("spec.", "single dots"),
+        ("spec..rules", "single dots"),
+        (r"spec\x", "not an escape"),
+        ("spec\\", "unfinished escape"),
+    ],
+)
+def test_invalid_field_paths(path: str, words: str) -> None:
+    with pytest.raises(InvalidFieldPathError, match=words):
+        parse_field_path(path)
+
+
+def test_changed_fields() -> None:
+    old = {"spec": {"rules": [{"host": "a"}]}, "metadata": {"labels": {"x": "1"}}}
+    new = {"spec": {"rules": [{"host": "b"}]}, "metadata": {"labels": {"x": "1"}}}
+    assert changed_fields(old, new, ["spec.rules"])
+    assert changed_fields(old, new, ["spec.rules.0.host"])
+    assert not changed_fields(old, new, ["metadata.labels"])
+    assert not changed_fields(old, new, ["spec.rules.1.host"])  # missing in both
+    assert not changed_fields(old, new, ["spec.rules.host"])  # not an index: missing in both
+    assert not changed_fields(old, new, [])
+    assert changed_fields(old, {**new, "status": {}}, ["status"])
+
+
+def test_compile_cel_evaluates_to_bool() -> None:
+    expression = compile_cel("object.metadata.name == 'cfg' && oldObject == null")
+    assert expression.variables == {"object", "oldObject"}
+    assert expression({"object": obj(), "oldObject": None}) is True
+    assert expression({"object": obj(name="other"), "oldObject": None}) is False
+
+
+def test_compile_cel_reports_variables_only_it_uses() -> None:
+    assert compile_cel("event.type == 'ADDED'").variables == {"event"}
+    assert compile_cel("[1, 2].exists(x, x > 1)").variables == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("expression", "activation", "words"),
+    [
+        ("object.spec.missing == 1", {"object": {"spec": {}}}, "missing"),
+        ("object.metadata.name", {"object": obj()}, "returned str 'cfg', not a bool"),
+        ("object.metadata.name + 1 == 'x'", {"object": obj()}, "TypeError"),
+        ("null", {}, "returned NoneType"),
+    ],
+)
+def test_evaluation_failures_raise_one_error_type(
+    expression: str, activation: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ExpressionEvaluationError, match=words):
+        compile_cel(expression)(activation)
+
+
+@pytest.mark.parametrize(
+    ("expression", "words", "line", "column"),
+    [
+        ("object.metadata.name ==", "syntax error", 1, 24),
+        ("object.spec.rules.exists(r,\n  r.host == ", "syntax error", 2, 13),
+        ("'unterminated", "syntax error", 1, 1),
+        ("   ", "empty", None, None),
+        ("obj.metadata.name == 'x'", "unknown variable 'obj'", None, None),
+        ("event.type == 'ADDED' && evnt.kind == 'Pod'", "unknown variable 'evnt'", None, None),
+    ],
+)
+def test_invalid_expressions_say_where(
+    expression: str, words: str, line: int | None, column: int | None
+) -> None:
+    with pytest.raises(InvalidExpressionError, match=words) as caught:
+        compile_cel(expression)
+    assert (caught.value.line, caught.value.column) == (line, column)
+    if line is not None:
+        assert f"at line {line}, column {column}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "object.spec.rules.all(rule, has(rule.host))",
+        "object.metadata.labels.exists(k, k.startsWith('app'))",
+        "object.data.map(k, v, v).size() >= 0",
+        "type(object) == map",
+        "object.spec.rules.filter(r, r.host != '').size() > 0",
+    ],
+)
+def test_comprehension_variables_and_type_names_are_not_unknown(expression: str) -> None:
+    compile_cel(expression)
