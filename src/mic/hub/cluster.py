@@ -248,6 +248,9 @@ class ClusterRuntime:
         self._informers[key] = informer
         await informer.start()
 
+    def key_for(self, spec: WatchSpec) -> InformerKey | None:
+        return self._resolved.get(spec)
+
     def informer_for(self, spec: WatchSpec) -> Informer | None:
         key = self._resolved.get(spec)
         return self._informers.get(key) if key is not None else None

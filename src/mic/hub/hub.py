@@ -16,7 +16,7 @@ from mic.hub.status import ClusterStatus
 from mic.hub.stream import EventStream
 from mic.kube.connection import ClusterConnection
 from mic.kube.errors import KubeError
-from mic.kube.informer import InformerOptions, KnownObject
+from mic.kube.informer import Informer, InformerOptions, KnownObject
 from mic.kube.resources import ResourceInfo
 from mic.kube.selectors import LabelSelector
 from mic.kube.tasks import OwnedTasks
@@ -173,6 +173,23 @@ class Hub:
             return self._clusters[name]
         except KeyError:
             raise UnknownClusterError(name) from None
+
+    def cluster_labels(self, name: str) -> dict[str, str]:
+        return dict(self._cluster(name).labels)
+
+    def specs_for(self, cluster: str, key: InformerKey) -> frozenset[WatchSpec]:
+        """The watch specs an informer serves in a cluster (empty if the cluster is gone)."""
+        runtime = self._clusters.get(cluster)
+        return runtime.specs_for(key) if runtime is not None else frozenset()
+
+    def informer(self, cluster: str, spec: WatchSpec) -> Informer | None:
+        """The informer serving `spec` in `cluster`, once its resource is resolved there."""
+        runtime = self._clusters.get(cluster)
+        return runtime.informer_for(spec) if runtime is not None else None
+
+    def informer_key(self, cluster: str, spec: WatchSpec) -> InformerKey | None:
+        runtime = self._clusters.get(cluster)
+        return runtime.key_for(spec) if runtime is not None else None
 
     async def resolve(self, cluster: str, resource: str) -> ResourceInfo:
         """What `resource` (as kubectl would accept it) means in `cluster`."""

@@ -1,0 +1,369 @@
+"""`DeliveryEngine`: from informer batches to durable, ordered deliveries.
+
+The hub hands every informer batch to `on_batch` and waits for it. For each batch the engine
+finds the subscriptions whose watches the informer serves, matches each event against their
+filters, and writes — in one transaction — the ledger (what MIC last saw of each object, per
+informer scope), the events, and one delivery row per matching subscription. Only then does the
+informer go on, so an event is never "handled" before it is safe on disk. After the commit the
+rows go to each subscription's `SubscriptionLane`, which sends them.
+
+On start, informers get the ledger as their known state (`known_state`), so the first list
+after a restart — clean or `kill -9` — reports only what changed while MIC was down, deletes
+included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from mic.delivery.lane import Pending, SubscriptionLane
+from mic.delivery.signing import signature_headers
+from mic.delivery.sink import Outcome, WebhookClient
+from mic.delivery.status import PingResult, SubscriptionStatus
+from mic.events import Event, EventType
+from mic.hub import Hub, WatchSpec
+from mic.hub.cluster import InformerKey
+from mic.kube.fingerprint import content_hash
+from mic.kube.informer import KnownObject
+from mic.kube.tasks import OwnedTasks
+from mic.routing.matcher import SubscriptionMatcher
+from mic.routing.spec import SubscriptionSpec
+from mic.store import DeliveryRow, LedgerChange, LedgerEntry, NewDelivery, Store, SubscriptionRecord
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL = 60.0
+"""Seconds between deletions of stored events that no delivery refers to any more."""
+
+
+def object_key(event: Event) -> str:
+    """What per-object ordering is keyed by: the object's identity in its cluster."""
+    return f"{event.cluster}/{event.group}/{event.resource}/{event.uid}"
+
+
+@dataclass
+class _Subscription:
+    spec: SubscriptionSpec
+    matcher: SubscriptionMatcher
+    lane: SubscriptionLane
+    watches: list[WatchSpec] = field(default_factory=list)
+    resources: set[str] = field(default_factory=set)
+
+
+class UnknownSubscriptionError(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"subscription {name!r} not found")
+        self.name = name
+
+
+class DeliveryEngine:
+    """Routes informer batches to subscriptions and runs their lanes."""
+
+    def __init__(self, store: Store, hub: Hub, *, client: WebhookClient | None = None) -> None:
+        self._store = store
+        self._hub = hub
+        self._client = client or WebhookClient()
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._by_watch: dict[WatchSpec, set[str]] = {}
+        self._write_lock = asyncio.Lock()
+        self._tasks = OwnedTasks("delivery")
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every stored subscription and wire the engine into the hub.
+
+        Call before clusters are added, so the first list of every informer already meets the
+        subscriptions and the ledger.
+        """
+        if self._started:
+            return
+        self._started = True
+        self._hub.add_listener(self.on_batch)
+        self._hub.known_state = self.known_state
+        for record in await self._store.list_subscriptions():
+            await self._activate(SubscriptionSpec.from_json(record.spec), snapshot=False)
+        self._tasks.start("purge", self._purge_loop())
+
+    async def close(self) -> None:
+        await self._tasks.close()
+        for subscription in list(self._subscriptions.values()):
+            await subscription.lane.close()
+        await self._client.close()
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    async def apply(self, record: SubscriptionRecord) -> None:
+        """Start a new subscription or take a changed one into use (after its store write).
+
+        A new subscription first gets the current matching objects (unless `initialState` is
+        off). A changed filter re-sends the current matching objects too: their event ids are
+        stable, so a recipient that saw them already can drop them.
+        """
+        spec = SubscriptionSpec.from_json(record.spec)
+        current = self._subscriptions.get(spec.name)
+        if current is None:
+            await self._activate(spec, snapshot=spec.initial_state)
+            return
+        if current.spec == spec:
+            return
+        if current.spec.filter != spec.filter:
+            async with self._write_lock:
+                await self._release_watches(current)
+                current.spec = spec
+                current.matcher = SubscriptionMatcher(spec, frozenset(current.resources))
+                await self._watch(current)
+                await self._snapshot(current, send=spec.initial_state)
+        current.spec = spec
+        current.lane.update_spec(spec)
+
+    async def remove(self, name: str) -> None:
+        """Stop a subscription (its stored rows go with its store record)."""
+        subscription = self._subscriptions.pop(name, None)
+        if subscription is None:
+            return
+        await self._release_watches(subscription)
+        await subscription.lane.close()
+
+    async def _activate(self, spec: SubscriptionSpec, *, snapshot: bool) -> None:
+        lane = SubscriptionLane(spec, self._store, self._client)
+        subscription = _Subscription(spec, SubscriptionMatcher(spec, frozenset()), lane)
+        self._subscriptions[spec.name] = subscription
+        await lane.start()
+        # Under the write lock, so no batch is routed to the subscription between its
+        # registration and its snapshot: a snapshot's ADDED always precedes later changes.
+        async with self._write_lock:
+            await self._watch(subscription)
+            # Informers already running (shared with another subscription or a cache query)
+            # will not list again: align their scope's ledger with their cache, and send their
+            # objects if the subscription wants the current state.
+            await self._snapshot(subscription, send=snapshot)
+
+    async def _watch(self, subscription: _Subscription) -> None:
+        spec_filter = subscription.spec.filter
+        clusters = (
+            spec_filter.clusters
+            if spec_filter.clusters is not None and not spec_filter.cluster_selector
+            else None
+        )
+        for resource in spec_filter.resources:
+            watch = WatchSpec.build(
+                resource,
+                clusters=clusters,
+                namespaces=spec_filter.namespaces,
+                label_selector=spec_filter.label_selector or None,
+            )
+            # Registered before the hub starts the informer, so its first batch is routed.
+            self._by_watch.setdefault(watch, set()).add(subscription.spec.name)
+            subscription.watches.append(watch)
+            await self._hub.watch(
+                resource,
+                clusters=clusters,
+                namespaces=spec_filter.namespaces,
+                label_selector=watch.label_selector,
+            )
+
+    async def _release_watches(self, subscription: _Subscription) -> None:
+        for watch in subscription.watches:
+            names = self._by_watch.get(watch)
+            if names is not None:
+                names.discard(subscription.spec.name)
+                if not names:
+                    del self._by_watch[watch]
+            await self._hub.unwatch(watch)
+        subscription.watches.clear()
+
+    def _get(self, name: str) -> _Subscription:
+        try:
+            return self._subscriptions[name]
+        except KeyError:
+            raise UnknownSubscriptionError(name) from None
+
+    # -- the hub's side -------------------------------------------------------------------
+
+    async def known_state(self, cluster: str, key: InformerKey) -> dict[str, KnownObject] | None:
+        """The ledger of an informer's scope: what MIC last recorded of each object."""
+        entries = await self._store.load_ledger(cluster, key.scope)
+        return {
+            uid: KnownObject(entry.namespace, entry.name, entry.resource_version, entry.content_hash)
+            for uid, entry in entries.items()
+        }
+
+    def _subscriptions_for(self, cluster: str, key: InformerKey) -> list[_Subscription]:
+        names: set[str] = set()
+        for watch in self._hub.specs_for(cluster, key):
+            names.update(self._by_watch.get(watch, ()))
+        found = [self._subscriptions[name] for name in sorted(names) if name in self._subscriptions]
+        for subscription in found:
+            if key.qualified_resource not in subscription.resources:
+                subscription.resources.add(key.qualified_resource)
+                subscription.matcher = SubscriptionMatcher(
+                    subscription.spec, frozenset(subscription.resources)
+                )
+        return found
+
+    async def on_batch(self, cluster: str, key: InformerKey, events: list[Event]) -> None:
+        """Persist a batch's ledger changes and matching deliveries, then hand them to lanes."""
+        async with self._write_lock:
+            subscriptions = self._subscriptions_for(cluster, key)
+            if not subscriptions:
+                return  # nobody subscribed to this informer: nothing to keep
+            labels = self._hub.cluster_labels(cluster)
+            scope = key.scope
+            ledger = [_ledger_change(cluster, scope, event) for event in events]
+            await self._record(cluster, labels, subscriptions, events, ledger)
+
+    async def _record(
+        self,
+        cluster: str,
+        labels: dict[str, str],
+        subscriptions: Sequence[_Subscription],
+        events: Sequence[Event],
+        ledger: Sequence[LedgerChange],
+    ) -> None:
+        """Write ledger changes, matched events and deliveries at once; the caller holds the lock."""
+        stored: list[Event] = []
+        deliveries: list[NewDelivery] = []
+        owners: list[tuple[_Subscription, Event, str]] = []
+        for event in events:
+            index = -1
+            key = object_key(event)
+            for subscription in subscriptions:
+                if not subscription.matcher.wants_cluster(cluster, labels):
+                    continue
+                if not subscription.matcher.matches(event, labels):
+                    continue
+                if index < 0:
+                    index = len(stored)
+                    stored.append(event)
+                deliveries.append(NewDelivery(subscription.spec.name, index, key))
+                owners.append((subscription, event, key))
+        ids = await self._store.record_changes(ledger, stored, deliveries)
+        now = time.time()
+        per_lane: dict[str, list[Pending]] = {}
+        for delivery_id, (subscription, event, key) in zip(ids, owners, strict=True):
+            per_lane.setdefault(subscription.spec.name, []).append(Pending(delivery_id, key, event, now))
+        for name, rows in per_lane.items():
+            self._subscriptions[name].lane.enqueue(rows)
+
+    async def _snapshot(self, subscription: _Subscription, *, send: bool = True) -> None:
+        """Align the ledger of every running informer the subscription uses with its cache, and
+        (if `send`) queue an ADDED for each cached object that matches. The caller holds the lock."""
+        for cluster in self._hub.cluster_names():
+            for watch in subscription.watches:
+                informer = self._hub.informer(cluster, watch)
+                key = self._hub.informer_key(cluster, watch)
+                if informer is None or key is None or not informer.synced:
+                    continue  # its first list is still to come, and will be routed as it arrives
+                cached = [obj for _, obj in informer.cache.items()]
+                ledger = await self._ledger_for_cache(cluster, key, cached)
+                events = [informer.make_event(EventType.ADDED, obj) for obj in cached] if send else []
+                subscription.resources.add(key.qualified_resource)
+                subscription.matcher = SubscriptionMatcher(
+                    subscription.spec, frozenset(subscription.resources)
+                )
+                labels = self._hub.cluster_labels(cluster)
+                await self._record(cluster, labels, [subscription], events, ledger)
+
+    async def _ledger_for_cache(
+        self, cluster: str, key: InformerKey, objects: list[dict[str, object]]
+    ) -> list[LedgerChange]:
+        scope = key.scope
+        known = await self._store.load_ledger(cluster, scope)
+        changes: list[LedgerChange] = []
+        seen: set[str] = set()
+        for obj in objects:
+            metadata = obj.get("metadata")
+            assert isinstance(metadata, dict)
+            uid = str(metadata.get("uid") or "")
+            seen.add(uid)
+            entry = LedgerEntry(
+                namespace=str(metadata.get("namespace") or ""),
+                name=str(metadata.get("name") or ""),
+                resource_version=str(metadata.get("resourceVersion") or ""),
+                content_hash=content_hash(obj),
+            )
+            if known.get(uid) != entry:
+                changes.append(LedgerChange(cluster, scope, uid, entry))
+        changes.extend(LedgerChange(cluster, scope, uid, None) for uid in known if uid not in seen)
+        return changes
+
+    # -- status and operations ------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._subscriptions)
+
+    def status(self, name: str) -> SubscriptionStatus:
+        subscription = self._get(name)
+        return subscription.lane.status(
+            cel_errors=subscription.matcher.cel_errors, last_cel_error=subscription.matcher.last_cel_error
+        )
+
+    async def test(self, name: str) -> PingResult:
+        """Send one signed ping (a CloudEvent of type `io.mic.ping`) to the subscription's sink."""
+        spec = self._get(name).spec
+        ping_id = str(uuid.uuid4())
+        body = orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": ping_id,
+                "source": "/mic",
+                "type": "io.mic.ping",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "datacontenttype": "application/json",
+                "data": {"subscription": name},
+            }
+        )
+        headers = {"Content-Type": "application/cloudevents+json; charset=utf-8", **spec.sink.headers}
+        if spec.sink.signing_secret:
+            headers.update(signature_headers(spec.sink.signing_secret, ping_id, body))
+        result = await self._client.post(spec.sink.url, body, headers, spec.sink.timeout)
+        return PingResult(
+            ok=result.outcome is Outcome.DELIVERED,
+            status_code=result.status_code,
+            error=result.error,
+            duration_ms=result.duration_ms,
+        )
+
+    async def replay(self, name: str, ids: Sequence[int] | None) -> int:
+        """Put dead letters (all, or the given ids) back in line; returns how many."""
+        subscription = self._get(name)
+        count = await self._store.replay(name, ids)
+        if count:
+            subscription.lane.replayed(count)
+        return count
+
+    async def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> list[DeliveryRow]:
+        self._get(name)
+        return await self._store.dead_letters(name, after_id=after_id, limit=limit)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL)
+            purged = await self._store.purge_delivered_events()
+            if purged:
+                log.debug("purged %d delivered events", purged)
+
+
+def _ledger_change(cluster: str, scope: str, event: Event) -> LedgerChange:
+    if event.type is EventType.DELETED:
+        return LedgerChange(cluster, scope, event.uid, None)
+    return LedgerChange(
+        cluster,
+        scope,
+        event.uid,
+        LedgerEntry(
+            namespace=event.namespace or "",
+            name=event.name,
+            resource_version=event.resource_version,
+            content_hash=content_hash(event.object),
+        ),
+    )

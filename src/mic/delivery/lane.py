@@ -1,0 +1,439 @@
+"""`SubscriptionLane`: sends one subscription's stored events to its webhook.
+
+The store is the queue; the lane holds a bounded window of it in memory. Rules it keeps:
+
+* events of one object leave in the order they were stored, one at a time: the next waits
+  until the previous one is delivered or dead;
+* different objects go in parallel, up to the subscription's concurrency;
+* a retryable failure delays only that object (exponential backoff with jitter, at least the
+  recipient's `Retry-After`); after `max_attempts` or `max_age` the event becomes a dead letter
+  and the object's next event goes on;
+* with coalescing, an object whose events queue up is sent only its newest state;
+* acknowledgements are written to the store in small groups (a crash between a delivery and
+  its acknowledgement re-sends it: at-least-once, and the stable event id lets recipients
+  drop the duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mic.delivery.signing import signature_headers
+from mic.delivery.sink import Outcome, SendResult, WebhookClient
+from mic.delivery.status import SubscriptionStatus
+from mic.events import Event, EventType
+from mic.events.encodings import EncodedRequest, encode, stable_event_id
+from mic.kube.tasks import OwnedTasks
+from mic.routing.spec import SubscriptionSpec
+from mic.store import DeliveryRow, Store
+
+log = logging.getLogger(__name__)
+
+ACK_FLUSH_INTERVAL = 0.05
+"""Seconds between writes of delivered ids: one transaction acknowledges many deliveries."""
+
+
+@dataclass
+class Pending:
+    """One stored, undelivered event of this subscription."""
+
+    id: int
+    object_key: str
+    event: Event
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+    @property
+    def event_id(self) -> str:
+        event = self.event
+        return stable_event_id(event.cluster, event.uid, event.resource_version, event.type)
+
+
+@dataclass
+class _ObjectQueue:
+    items: deque[Pending] = field(default_factory=deque)
+    in_flight: bool = False
+
+
+class SubscriptionLane:
+    """Delivery for one subscription; `enqueue` is called after the outbox commit."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        store: Store,
+        client: WebhookClient,
+        *,
+        memory_limit: int = 10_000,
+        page_size: int = 1_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self._store = store
+        self._client = client
+        self._memory_limit = memory_limit
+        self._page_size = page_size
+        self._clock = clock
+        self._objects: dict[str, _ObjectQueue] = {}
+        self._due: list[tuple[float, int, str]] = []  # (due time, head id, object key)
+        self._in_memory = 0
+        self._max_loaded_id = 0
+        self._spilled = True  # start by reading what the store holds
+        self._more_in_store = True
+        self._wake = asyncio.Event()
+        self._acked: list[int] = []
+        self._tasks = OwnedTasks(f"subscription {spec.name}")
+        self._senders: set[asyncio.Task[None]] = set()
+        # counters (status)
+        self.backlog = 0
+        self.retrying = 0
+        self.dead = 0
+        self.dead_total = 0
+        self.delivered_total = 0
+        self.coalesced_total = 0
+        self.last_error: str | None = None
+        self.last_delivered_at: float | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        counts = await self._store.counts(self.spec.name)
+        self.backlog = counts.pending
+        self.retrying = counts.retrying
+        self.dead = counts.dead
+        self.dead_total = counts.dead_total
+        self.delivered_total = counts.delivered_total
+        self._tasks.start("dispatch", self._dispatch_loop())
+        self._tasks.start("acknowledge", self._ack_loop())
+
+    async def close(self) -> None:
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        await self._tasks.close()
+        await self._flush_acks()
+
+    def update_spec(self, spec: SubscriptionSpec) -> None:
+        """Take a changed sink, format or policy into use for the next requests."""
+        self.spec = spec
+        self._wake.set()
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def enqueue(self, rows: list[Pending]) -> None:
+        """New rows, just committed, in id order."""
+        self.backlog += len(rows)
+        if self._spilled or self._in_memory + len(rows) > self._memory_limit:
+            self._spilled = True
+            self._more_in_store = True
+        else:
+            self._add(rows)
+        self._wake.set()
+
+    def _add(self, rows: list[Pending]) -> None:
+        for row in rows:
+            if row.id <= self._max_loaded_id:
+                continue  # already read from the store
+            self._max_loaded_id = row.id
+            queue = self._objects.get(row.object_key)
+            if queue is None:
+                queue = self._objects[row.object_key] = _ObjectQueue()
+            queue.items.append(row)
+            self._in_memory += 1
+            if not queue.in_flight:
+                if len(queue.items) > 1 and self._coalescing:
+                    self._coalesce(queue)
+                if len(queue.items) == 1:
+                    heapq.heappush(self._due, (row.next_attempt_at, row.id, row.object_key))
+
+    @property
+    def _coalescing(self) -> bool:
+        return self.spec.delivery.coalesce or (self.overflowing and self.spec.delivery.overflow == "coalesce")
+
+    def _coalesce(self, queue: _ObjectQueue) -> None:
+        """Keep only the newest queued event of an object whose head is not in flight.
+
+        The store deletes the older rows of that object; the newest carries the full current
+        state, which is all a recipient that lags (a load balancer) needs.
+        """
+        newest = queue.items[-1]
+        superseded = len(queue.items) - 1
+        self.retrying -= sum(1 for p in list(queue.items)[:-1] if p.attempts)
+        queue.items.clear()
+        queue.items.append(newest)
+        self._in_memory -= superseded
+        self.backlog -= superseded
+        self.coalesced_total += superseded
+        self._tasks.start(
+            "coalesce", self._store.drop_superseded(self.spec.name, newest.object_key, newest.id)
+        )
+
+    @property
+    def overflowing(self) -> bool:
+        return self.backlog > self.spec.delivery.backlog_limit
+
+    async def _refill(self) -> None:
+        """Read stored rows past what memory holds, while there is room."""
+        while self._spilled and self._in_memory < self._memory_limit // 2:
+            self._more_in_store = False
+            rows = await self._store.pending_deliveries(
+                self.spec.name, after_id=self._max_loaded_id, limit=self._page_size
+            )
+            self._add([_pending_from_row(row) for row in rows])
+            if len(rows) < self._page_size and not self._more_in_store:
+                self._spilled = False
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._refill()
+            wake_at = self._start_ready()
+            self._wake.clear()
+            timeout = None if wake_at is None else max(0.0, wake_at - self._clock())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _start_ready(self) -> float | None:
+        """Start senders for due objects; return when to look again (None: when woken)."""
+        batching = self.spec.batching
+        limit = batching.max_events if batching is not None else 1
+        while self._due and len(self._senders) < self.spec.delivery.concurrency:
+            now = self._clock()
+            if self._due[0][0] > now:
+                return self._due[0][0]
+            if batching is not None:
+                hold_until = self._batch_hold_until(now)
+                if hold_until is not None:
+                    return hold_until
+            group: list[Pending] = []
+            while self._due and len(group) < limit and self._due[0][0] <= now:
+                _, head_id, key = heapq.heappop(self._due)
+                queue = self._objects.get(key)
+                if queue is None or not queue.items or queue.in_flight or queue.items[0].id != head_id:
+                    continue  # a stale entry: that head was finished or rescheduled meanwhile
+                queue.in_flight = True
+                group.append(queue.items[0])
+            if group:
+                task = asyncio.create_task(self._send(group), name=f"send {self.spec.name}")
+                self._senders.add(task)
+                task.add_done_callback(self._sender_done)
+        return None
+
+    def _batch_hold_until(self, now: float) -> float | None:
+        """When a batch that is not full yet may leave; None if it may leave now.
+
+        A batch leaves when `max_events` events are due or the oldest due one has waited
+        `max_wait_ms`.
+        """
+        batching = self.spec.batching
+        assert batching is not None
+        due = [entry for entry in self._due if entry[0] <= now]
+        if len(due) >= batching.max_events:
+            return None
+        oldest = min(
+            (
+                self._objects[key].items[0].created_at
+                for _, _, key in due
+                if key in self._objects and self._objects[key].items
+            ),
+            default=now,
+        )
+        leave_at = oldest + batching.max_wait_ms / 1000.0
+        return None if leave_at <= now else leave_at
+
+    def _sender_done(self, task: asyncio.Task[None]) -> None:
+        self._senders.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("subscription %s: sender crashed", self.spec.name, exc_info=task.exception())
+        self._wake.set()
+
+    async def _send(self, group: list[Pending]) -> None:
+        spec = self.spec
+        group, request = self._fit(group)
+        result = await self._post(group, request)
+        now = self._clock()
+        if result.outcome is Outcome.DELIVERED:
+            self.last_delivered_at = now
+            self.last_error = None
+            for pending in group:
+                self._acked.append(pending.id)
+                self._finish(pending)
+            self.delivered_total += len(group)
+            return
+        self.last_error = result.error
+        policy = spec.delivery
+        dead: list[Pending] = []
+        for pending in group:
+            pending.attempts += 1
+            if pending.attempts == 1:
+                self.retrying += 1
+            too_old = now - pending.created_at >= policy.max_age
+            if result.outcome is Outcome.PERMANENT or pending.attempts >= policy.max_attempts or too_old:
+                dead.append(pending)
+                continue
+            delay = min(policy.max_backoff, policy.initial_backoff * 2 ** (pending.attempts - 1))
+            delay *= 0.5 + random.random()
+            if result.retry_after is not None:
+                delay = max(delay, result.retry_after)
+            pending.next_attempt_at = now + delay
+            await self._store.reschedule(
+                pending.id, pending.attempts, _as_datetime(pending.next_attempt_at), result.error
+            )
+            queue = self._objects[pending.object_key]
+            queue.in_flight = False
+            heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
+        if dead:
+            await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
+            self.dead += len(dead)
+            self.dead_total += len(dead)
+            for pending in dead:
+                log.warning(
+                    "subscription %s: event %s of %s is a dead letter after %d attempt(s): %s",
+                    spec.name, pending.event_id, pending.object_key, pending.attempts, result.error,
+                )  # fmt: skip
+                self._finish(pending)
+
+    def _finish(self, pending: Pending) -> None:
+        """The head of an object's queue is done (delivered or dead): release the next one."""
+        queue = self._objects.get(pending.object_key)
+        self.backlog -= 1
+        if pending.attempts:
+            self.retrying -= 1
+        if queue is None:
+            return
+        if queue.items and queue.items[0] is pending:
+            queue.items.popleft()
+            self._in_memory -= 1
+        queue.in_flight = False
+        if len(queue.items) > 1 and self._coalescing:
+            self._coalesce(queue)
+        if queue.items:
+            head = queue.items[0]
+            heapq.heappush(self._due, (head.next_attempt_at, head.id, pending.object_key))
+        else:
+            del self._objects[pending.object_key]
+
+    def _fit(self, group: list[Pending]) -> tuple[list[Pending], EncodedRequest]:
+        """Encode the group; a batch over `max_bytes` gives back its second half until it fits."""
+        spec = self.spec
+        request = encode(
+            [p.event for p in group],
+            spec.format,
+            batch=spec.batching is not None,
+            redact=not spec.include_secret_data,
+        )
+        while spec.batching is not None and len(request.body) > spec.batching.max_bytes and len(group) > 1:
+            keep = len(group) // 2
+            for pending in group[keep:]:
+                queue = self._objects[pending.object_key]
+                queue.in_flight = False
+                heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
+            group = group[:keep]
+            request = encode(
+                [p.event for p in group], spec.format, batch=True, redact=not spec.include_secret_data
+            )
+        return group, request
+
+    async def _post(self, group: list[Pending], request: EncodedRequest) -> SendResult:
+        spec = self.spec
+        headers = dict(request.headers)
+        headers.update(spec.sink.headers)
+        if spec.sink.signing_secret:
+            message_id = group[0].event_id if len(group) == 1 else _batch_id(group)
+            headers.update(signature_headers(spec.sink.signing_secret, message_id, request.body))
+        return await self._client.post(spec.sink.url, request.body, headers, spec.sink.timeout)
+
+    # -- acknowledgements -----------------------------------------------------------------
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_FLUSH_INTERVAL)
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        if self._acked:
+            ids, self._acked = self._acked, []
+            await self._store.delivered(self.spec.name, ids)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self, *, cel_errors: int = 0, last_cel_error: str | None = None) -> SubscriptionStatus:
+        oldest = min((q.items[0].created_at for q in self._objects.values() if q.items), default=None)
+        return SubscriptionStatus(
+            name=self.spec.name,
+            delivered_total=self.delivered_total,
+            dead=self.dead,
+            dead_total=self.dead_total,
+            backlog=self.backlog,
+            retrying=max(0, self.retrying),
+            in_flight=len(self._senders),
+            coalesced_total=self.coalesced_total,
+            oldest_undelivered_age=(self._clock() - oldest) if oldest is not None else None,
+            last_error=self.last_error,
+            last_delivered_at=self.last_delivered_at,
+            overflowing=self.overflowing,
+            cel_errors=cel_errors,
+            last_cel_error=last_cel_error,
+        )
+
+    def replayed(self, count: int) -> None:
+        """Dead letters went back to pending in the store: read them again."""
+        self.dead -= count
+        self.backlog += count
+        self._spilled = True
+        self._more_in_store = True
+        self._max_loaded_id = 0
+        self._wake.set()
+
+
+def _batch_id(group: list[Pending]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for pending in group:
+        digest.update(pending.event_id.encode())
+    return digest.hexdigest()
+
+
+def _as_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _pending_from_row(row: DeliveryRow) -> Pending:
+    stored = row.event
+    event = Event(
+        type=EventType(stored.type),
+        cluster=stored.cluster,
+        group=stored.group,
+        version=stored.version,
+        kind=stored.kind,
+        resource=stored.resource,
+        namespace=stored.namespace,
+        name=stored.name,
+        uid=stored.uid,
+        resource_version=stored.resource_version,
+        object=stored.object,
+        old_object=stored.old_object,
+        observed_at=stored.observed_at,
+    )
+    next_at = row.next_attempt_at.timestamp() if row.next_attempt_at is not None else 0.0
+    return Pending(
+        id=row.id,
+        object_key=row.object_key,
+        event=event,
+        created_at=row.created_at.timestamp(),
+        attempts=row.attempts,
+        next_attempt_at=next_at,
+    )

@@ -1,0 +1,82 @@
+"""A real HTTP recipient for delivery tests: records what arrives, answers what it is told."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+@dataclass
+class Recipient:
+    """An aiohttp server on 127.0.0.1.
+
+    `status` is what it answers (200 by default); set it to 503 to play a recipient that is
+    down, or to a callable deciding per request. Only 2xx answers are recorded in `accepted`;
+    every request is in `requests`.
+    """
+
+    status: int | Callable[[Received], int] = 200
+    retry_after: str | None = None
+    requests: list[Received] = field(default_factory=list)
+    accepted: list[Received] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    url: str = ""
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> Recipient:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        received = Received(dict(request.headers), await request.read())
+        status = self.status(received) if callable(self.status) else self.status
+        async with self._changed:
+            self.requests.append(received)
+            if 200 <= status < 300:
+                self.accepted.append(received)
+            self._changed.notify_all()
+        headers = {"Retry-After": self.retry_after} if self.retry_after and status >= 400 else None
+        return web.Response(status=status, headers=headers)
+
+    async def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 15.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.accepted))
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every accepted CloudEvent (batches flattened), in arrival order."""
+        found: list[dict[str, Any]] = []
+        for received in self.accepted:
+            data = received.json
+            found.extend(data if isinstance(data, list) else [data])
+        return found
+
+    async def wait_events(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0
+    ) -> None:
+        await self.wait_for(lambda _: predicate(self.events()), timeout)

@@ -1,0 +1,282 @@
+"""Reliable delivery over real HTTP: order, outages, dead letters, restarts, 410s, formats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from delivery_helpers import Pipeline, configmap, summary
+from recipient import Received, Recipient
+from standardwebhooks.webhooks import Webhook
+
+from mic.delivery.signing import generate_secret
+
+
+async def test_changes_arrive_as_cloudevents_in_order(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    kube_emulator.create(configmap("before", v="0"))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    await recipient.wait_events(lambda events: len(events) >= 1)
+    made = kube_emulator.patch("configmaps", "before", {"data": {"v": "1"}})
+    kube_emulator.delete("configmaps", "before")
+    await recipient.wait_events(lambda events: len(events) >= 3)
+    events = recipient.events()
+    assert [e["type"] for e in events] == [
+        "io.mic.resource.added",
+        "io.mic.resource.modified",
+        "io.mic.resource.deleted",
+    ]
+    assert events[1]["resourceversion"] == made["metadata"]["resourceVersion"]
+    assert events[1]["data"]["oldObject"]["data"] == {"v": "0"}
+    assert events[0]["cluster"] == "c1"
+    assert recipient.accepted[0].headers["Content-Type"].startswith("application/cloudevents+json")
+    status = pipeline.engine.status("hooks")
+    await _eventually(lambda: pipeline.engine.status("hooks").delivered_total == 3)
+    assert status.dead == 0
+
+
+async def test_recipient_down_then_back_gets_everything_in_order_per_object(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe(
+        "hooks", recipient, delivery={"initialBackoffSeconds": 0.05, "maxBackoffSeconds": 0.2}
+    )
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    recipient.status = 503
+    expected: dict[str, list[str]] = defaultdict(list)
+    for i in range(5):
+        made = kube_emulator.create(configmap(f"cm-{i}", v="0"))
+        expected[f"default/cm-{i}"].append(made["metadata"]["resourceVersion"])
+    for round_ in range(1, 4):
+        for i in range(5):
+            made = kube_emulator.patch("configmaps", f"cm-{i}", {"data": {"v": str(round_)}})
+            expected[f"default/cm-{i}"].append(made["metadata"]["resourceVersion"])
+    await _eventually(lambda: pipeline.engine.status("hooks").retrying > 0)
+    recipient.status = 200
+    await recipient.wait_events(lambda events: len(events) >= 20)
+    got: dict[str, list[str]] = defaultdict(list)
+    for event in recipient.events():
+        got[event["subject"]].append(event["resourceversion"])
+    assert got == expected
+    await _eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+
+
+async def test_permanent_failure_becomes_a_dead_letter_and_replay_delivers_it(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 400
+    await pipeline.subscribe("hooks", recipient)
+    kube_emulator.create(configmap("rejected"))
+    await _eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    status = pipeline.engine.status("hooks")
+    assert status.last_error is not None
+    assert "400" in status.last_error
+    letters = await pipeline.engine.dead_letters("hooks")
+    assert [row.event.name for row in letters] == ["rejected"]
+    assert len(recipient.requests) == 1, "a permanent 4xx must not be retried"
+    recipient.status = 200
+    assert await pipeline.engine.replay("hooks", None) == 1
+    await recipient.wait_events(lambda events: [e["subject"] for e in events] == ["default/rejected"])
+    await _eventually(lambda: pipeline.engine.status("hooks").dead == 0)
+
+
+async def test_max_attempts_dead_letters_and_later_events_of_the_object_go_on(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    calls = {"n": 0}
+
+    def first_two_fail(received: Received) -> int:
+        calls["n"] += 1
+        return 503 if calls["n"] <= 2 else 200
+
+    recipient.status = first_two_fail
+    await pipeline.subscribe("hooks", recipient, delivery={"maxAttempts": 2, "initialBackoffSeconds": 0.01})
+    kube_emulator.create(configmap("a", v="0"))
+    await _eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    kube_emulator.patch("configmaps", "a", {"data": {"v": "1"}})
+    await recipient.wait_events(lambda events: len(events) == 1)
+    assert summary(recipient.events())[0][0] == "modified"
+
+
+async def test_coalescing_delivers_only_the_latest_state_when_the_recipient_lags(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    gate = asyncio.Event()
+    recipient.status = 503
+    await pipeline.subscribe(
+        "lb", recipient, delivery={"coalesce": True, "initialBackoffSeconds": 0.2, "maxBackoffSeconds": 0.2}
+    )
+    kube_emulator.create(configmap("a", v="0"))
+    await _eventually(lambda: len(recipient.requests) >= 1)
+    last = None
+    for i in range(1, 6):
+        last = kube_emulator.patch("configmaps", "a", {"data": {"v": str(i)}})
+    await _eventually(lambda: pipeline.engine.status("lb").coalesced_total >= 4)
+    recipient.status = 200
+    gate.set()
+    assert last is not None
+    await recipient.wait_events(
+        lambda events: any(e["resourceversion"] == last["metadata"]["resourceVersion"] for e in events)
+    )
+    await asyncio.sleep(0.3)
+    versions = [e["resourceversion"] for e in recipient.events()]
+    assert len(versions) <= 2, versions  # the ADDED that was in flight, then only the newest
+    assert versions[-1] == last["metadata"]["resourceVersion"]
+
+
+async def test_batching_sends_cloudevent_batches(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    for i in range(30):
+        kube_emulator.create(configmap(f"cm-{i:02}"))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("batched", recipient, batching={"maxEvents": 10, "maxWaitMs": 50})
+    await recipient.wait_events(lambda events: len(events) >= 30)
+    assert all(
+        r.headers["Content-Type"].startswith("application/cloudevents-batch+json") for r in recipient.accepted
+    )
+    assert max(len(r.json) for r in recipient.accepted) == 10
+    assert len(recipient.accepted) <= 6
+
+
+async def test_signatures_verify_with_the_standard_webhooks_library(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    secret = generate_secret()
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("signed", recipient, sink={"signingSecret": secret})
+    kube_emulator.create(configmap("a"))
+    await recipient.wait_events(lambda events: len(events) == 1)
+    received = recipient.accepted[0]
+    headers = {k.lower(): v for k, v in received.headers.items()}
+    payload = Webhook(secret).verify(received.body, headers)
+    assert payload["subject"] == "default/a"
+    assert headers["webhook-id"] == payload["id"]
+
+
+async def test_secrets_are_redacted_unless_the_subscription_opts_in(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("secrets", recipient, filter={"resources": ["secrets"]})
+    kube_emulator.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"},
+            "data": {"password": "c2VjcmV0"},
+        }
+    )
+    await recipient.wait_events(lambda events: len(events) == 1)
+    assert recipient.events()[0]["data"]["object"]["data"] == {"password": "<redacted>"}
+    assert b"c2VjcmV0" not in recipient.accepted[0].body
+
+
+async def test_filters_no_op_and_cel(pipeline: Pipeline, recipient: Recipient, kube_emulator: Any) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe(
+        "filtered",
+        recipient,
+        filter={"cel": "object.metadata.name.startsWith('web')", "eventTypes": ["ADDED", "MODIFIED"]},
+    )
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    kube_emulator.create(configmap("web-1", v="0"))
+    kube_emulator.create(configmap("db-1", v="0"))
+    kube_emulator.patch("configmaps", "web-1", {"metadata": {"annotations": {"touched": "yes"}}})
+    kube_emulator.delete("configmaps", "web-1")
+    kube_emulator.create(configmap("web-2"))
+    await recipient.wait_events(lambda events: len(events) >= 3)
+    await asyncio.sleep(0.2)
+    delivered = [(t, s) for t, s, _ in summary(recipient.events())]
+    # Order holds per object; different objects travel in parallel.
+    assert [d for d in delivered if d[1] == "default/web-1"] == [
+        ("added", "default/web-1"),
+        ("modified", "default/web-1"),
+    ]
+    assert [d for d in delivered if d[1] != "default/web-1"] == [("added", "default/web-2")]
+
+
+async def test_the_original_envelope(pipeline: Pipeline, recipient: Recipient, kube_emulator: Any) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("legacy", recipient, format="mic-v1")
+    made = kube_emulator.create(configmap("a"))
+    await recipient.wait_for(lambda accepted: len(accepted) == 1)
+    envelope = recipient.accepted[0].json
+    assert envelope["app_environment_id"] == "c1"
+    assert envelope["app_environment_type"] == "Kubernetes"
+    assert envelope["resource_type"] == "ConfigMap"
+    assert envelope["type"] == "ADDED"
+    assert envelope["server_group_id"] == "default"
+    assert envelope["resource_version"] == made["metadata"]["resourceVersion"]
+    assert orjson.loads(envelope["message"])["metadata"]["name"] == "a"
+    assert all(isinstance(value, str) for value in envelope.values())
+
+
+async def test_restart_reports_only_what_changed_while_down(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    for name in ("same", "changed", "gone"):
+        kube_emulator.create(configmap(name, v="0"))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    await recipient.wait_events(lambda events: len(events) == 3)
+    await _eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+    await asyncio.sleep(0.1)  # let the acknowledgements reach the store
+    await pipeline.stop()
+    kube_emulator.patch("configmaps", "changed", {"data": {"v": "1"}})
+    kube_emulator.delete("configmaps", "gone")
+    kube_emulator.create(configmap("new"))
+    await pipeline.start()
+    await recipient.wait_events(lambda events: len(events) >= 6)
+    await asyncio.sleep(0.5)
+    after = [(t, s) for t, s, _ in summary(recipient.events()[3:])]
+    assert sorted(after) == [
+        ("added", "default/new"),
+        ("deleted", "default/gone"),
+        ("modified", "default/changed"),
+    ]
+
+
+async def test_forced_410_delivers_the_deletes_of_the_gap(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    for i in range(4):
+        kube_emulator.create(configmap(f"cm-{i}"))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    await recipient.wait_events(lambda events: len(events) == 4)
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    kube_emulator.pause()
+    kube_emulator.drop_watches()
+    kube_emulator.delete("configmaps", "cm-0")
+    kube_emulator.patch("configmaps", "cm-1", {"data": {"x": "1"}})
+    kube_emulator.compact()
+    kube_emulator.resume()
+    await recipient.wait_events(lambda events: len(events) >= 6)
+    await asyncio.sleep(0.3)
+    assert sorted((t, s) for t, s, _ in summary(recipient.events()[4:])) == [
+        ("deleted", "default/cm-0"),
+        ("modified", "default/cm-1"),
+    ]
+
+
+async def test_ping(pipeline: Pipeline, recipient: Recipient) -> None:
+    await pipeline.subscribe("hooks", recipient, sink={"signingSecret": generate_secret()})
+    result = await pipeline.engine.test("hooks")
+    assert result.ok
+    assert result.status_code == 200
+    assert recipient.accepted[0].json["type"] == "io.mic.ping"
+
+
+async def _eventually(predicate: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
