@@ -98,19 +98,32 @@ def value_at(obj: Any, path: FieldPath) -> Any:
 def is_noop(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether `new` differs from `old` only in `metadata.resourceVersion`/`metadata.managedFields`.
 
-    Identical objects are no-ops too (a resync re-sending the same version).
+    Identical objects are no-ops too (a resync re-sending the same version). Written as plain
+    loops with identity short-cuts: no sets or copies are built, since this runs per MODIFIED.
     """
-    if old.keys() != new.keys():
+    if len(old) != len(new):
         return False
     for key, value in new.items():
-        if key != "metadata" and old[key] != value:
+        if key == "metadata":
+            continue
+        other = old.get(key, _MISSING)
+        if other is not value and other != value:
             return False
     old_meta = old.get("metadata") or _EMPTY
     new_meta = new.get("metadata") or _EMPTY
-    keys = new_meta.keys() - NOOP_METADATA_KEYS
-    if keys != old_meta.keys() - NOOP_METADATA_KEYS:
+    if old_meta is new_meta:
+        return True
+    ignored_old = ("resourceVersion" in old_meta) + ("managedFields" in old_meta)
+    ignored_new = ("resourceVersion" in new_meta) + ("managedFields" in new_meta)
+    if len(old_meta) - ignored_old != len(new_meta) - ignored_new:
         return False
-    return all(old_meta[key] == new_meta[key] for key in keys)
+    for key, value in new_meta.items():
+        if key == "resourceVersion" or key == "managedFields":
+            continue
+        other = old_meta.get(key, _MISSING)
+        if other is not value and other != value:
+            return False
+    return True
 
 
 def changed_paths(old: dict[str, Any], new: dict[str, Any], paths: Sequence[FieldPath]) -> bool:

@@ -38,6 +38,9 @@ def obj(**metadata: Any) -> dict[str, Any]:
         (obj(), {**obj(), "data": {"a": "2"}}, False),
         (obj(), {**obj(), "binaryData": {}}, False),
         ({**obj(), "metadata": None}, {**obj(), "metadata": None}, True),
+        (obj(labels={"a": "b"}), obj(resourceVersion="2"), False),
+        (obj(finalizers=["x"]), obj(annotations={}), False),
+        ({**obj(), "data": None}, {**obj(), "binaryData": None}, False),
     ],
     ids=[
         "identical",
@@ -49,6 +52,9 @@ def obj(**metadata: Any) -> dict[str, Any]:
         "data",
         "new-top-level-key",
         "no-metadata",
+        "labels-removed",
+        "metadata-key-swapped",
+        "top-level-key-swapped",
     ],
 )
 def test_is_noop(old: dict[str, Any], new: dict[str, Any], noop: bool) -> None:

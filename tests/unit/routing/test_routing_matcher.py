@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -275,8 +276,7 @@ def test_filter_dimensions(
 def test_resources_are_matched_by_group_too() -> None:
     """`ingresses` of another API group (e.g. an old extensions/v1beta1) is another resource."""
     m = matcher(frozenset({"ingresses.networking.k8s.io"}))
-    other = event(ADDED, ingress())
-    other = Event(**{**{f: getattr(other, f) for f in other.__slots__}, "group": "extensions"})  # type: ignore[arg-type]
+    other = dataclasses.replace(event(ADDED, ingress()), group="extensions")
     assert m.matches(event(ADDED, ingress()), PROD)
     assert not m.matches(other, PROD)
 
