@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mic.delivery.engine import UnknownSubscriptionError
 from mic.hub import DuplicateClusterError, NotWatchedError, UnknownClusterError
 from mic.kube.errors import (
     AmbiguousResourceError,
@@ -28,6 +29,8 @@ from mic.kube.errors import (
     UnknownResourceError,
 )
 from mic.kube.selectors import InvalidSelectorError
+from mic.routing.expression import InvalidExpressionError
+from mic.routing.spec import InvalidSubscriptionError
 from mic.service.settings import SettingsError
 from mic.service.supervisor import CacheNotReadyError, ClusterUnavailableError
 from mic.store import AlreadyExistsError, ConflictError, NotFoundError, StoreUnavailableError
@@ -40,6 +43,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (NotFoundError, 404),
     (UnknownClusterError, 404),
     (UnknownResourceError, 404),
+    (UnknownSubscriptionError, 404),
     (AlreadyExistsError, 409),
     (DuplicateClusterError, 409),
     (ConflictError, 409),
@@ -47,6 +51,8 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (AmbiguousResourceError, 422),
     (InvalidSelectorError, 422),
     (SettingsError, 422),
+    (InvalidSubscriptionError, 422),
+    (InvalidExpressionError, 422),
     (ClusterUnavailableError, 502),
     (ConnectionFailure, 502),
     (ApiError, 502),
@@ -70,6 +76,9 @@ def describe_validation_errors(errors: Any) -> str:
             loc = loc[1:]
         location = ".".join(loc)
         message = str(error.get("msg", "invalid"))
+        if error.get("type") == "value_error":
+            # Our own validators' messages are sentences already; pydantic's prefix adds nothing.
+            message = message.removeprefix("Value error, ")
         if error.get("type") == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
             message = f"request body is not valid JSON: {reason} at character {location}"

@@ -1,4 +1,12 @@
-"""The running service: store, hub, supervisor and token verifier, opened and closed as one."""
+"""The running service: store, hub, supervisor, delivery engine and token verifier, as one.
+
+Start order follows the data: the store, the hub, then the delivery engine (it loads the
+subscriptions and wires itself into the hub as a batch listener and as the source of known
+state), and only then the supervisor's first pass, which adds the clusters: every informer's
+first list must already meet the subscriptions and the ledger, or changes made while MIC was
+down would be missed or re-sent. Shutdown runs the other way round; the engine closes before
+the hub so no informer hands it a batch while it stops.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,13 @@ from dataclasses import dataclass
 
 from prometheus_client.registry import CollectorRegistry
 
+from mic.delivery.engine import DeliveryEngine
 from mic.hub import Hub
 from mic.kube.informer import InformerOptions
 from mic.service.connections import ConnectionPolicy
 from mic.service.metrics import build_registry
 from mic.service.settings import ServiceSettings
+from mic.service.subscriptions import Subscriptions
 from mic.service.supervisor import Supervisor
 from mic.service.tokens import TokenVerifier, generate_admin_token_if_none
 from mic.store import Store
@@ -30,6 +40,8 @@ class Service:
     store: Store
     hub: Hub
     supervisor: Supervisor
+    engine: DeliveryEngine
+    subscriptions: Subscriptions
     tokens: TokenVerifier
     metrics: CollectorRegistry
 
@@ -74,18 +86,23 @@ async def running_service(
             resync_interval=settings.resync_interval,
             sync_timeout=settings.resource_sync_timeout,
         )
+        engine = DeliveryEngine(store, hub)
         try:
+            await engine.start()
             await supervisor.start()
             yield Service(
                 settings=settings,
                 store=store,
                 hub=hub,
                 supervisor=supervisor,
+                engine=engine,
+                subscriptions=Subscriptions(store, engine),
                 tokens=TokenVerifier(store, grants),
                 metrics=build_registry(supervisor, hub),
             )
         finally:
             await supervisor.close()
+            await engine.close()
             await hub.close()
             log.info("service stopped")
     finally:

@@ -1,0 +1,362 @@
+"""`/v1/subscriptions`: who receives which changes, how delivery is doing, dead letters.
+
+Writes validate the body twice over, each layer doing what it is good at: pydantic checks
+shapes and bounds (so a misspelt field is a 422 naming it), then `SubscriptionSpec.from_json`
+checks meaning (selectors, CEL, format/batching combinations). Then the store, then the
+engine (`mic.service.subscriptions`).
+
+Secrets: the sink's headers and signing secret are stored with the spec but never leave the
+service. Every response is built by `subscription_view`, which is the one place that turns a
+stored spec into something shown, and it only ever shows header names and whether a secret
+is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ValidationError
+
+from mic.api.dependencies import get_service
+from mic.api.errors import describe_validation_errors
+from mic.api.models import ErrorBody
+from mic.api.subscription_models import (
+    GENERATE,
+    DeadLetter,
+    DeadLetterList,
+    PingResultView,
+    ReplayRequest,
+    ReplayResult,
+    SinkView,
+    Subscription,
+    SubscriptionBody,
+    SubscriptionList,
+    SubscriptionName,
+    SubscriptionPatch,
+    SubscriptionReplacement,
+    SubscriptionStatusView,
+)
+from mic.delivery.signing import generate_secret
+from mic.delivery.status import SubscriptionStatus
+from mic.events.encodings import redact_secret
+from mic.kube.patch import merge_patch
+from mic.routing.spec import SubscriptionSpec
+from mic.service.service import Service
+from mic.store import DeliveryRow, SubscriptionRecord
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no such subscription"}
+}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "invalid subscription (the message says what to fix)"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "exists or changed concurrently"}
+}
+
+
+def _time(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def status_view(status: SubscriptionStatus) -> SubscriptionStatusView:
+    return SubscriptionStatusView(
+        delivered_total=status.delivered_total,
+        backlog=status.backlog,
+        retrying=status.retrying,
+        in_flight=status.in_flight,
+        dead=status.dead,
+        dead_total=status.dead_total,
+        coalesced_total=status.coalesced_total,
+        oldest_undelivered_age=status.oldest_undelivered_age,
+        last_error=status.last_error,
+        last_delivered_at=_time(status.last_delivered_at),
+        overflowing=status.overflowing,
+        cel_errors=status.cel_errors,
+        last_cel_error=status.last_cel_error,
+    )
+
+
+def _live_status(service: Service, name: str) -> SubscriptionStatusView | None:
+    """The engine's view, or None while it has not (yet) started the subscription."""
+    try:
+        return status_view(service.engine.status(name))
+    except LookupError:
+        return None
+
+
+def subscription_view(
+    record: SubscriptionRecord,
+    status: SubscriptionStatusView | None = None,
+    *,
+    generated_secret: str | None = None,
+) -> Subscription:
+    """What the API shows of a stored subscription: everything except header values and secret."""
+    spec = dict(record.spec)
+    sink: Mapping[str, Any] = spec.get("sink") or {}
+    headers = sink.get("headers") or {}
+    return Subscription(
+        name=record.name,
+        filter=dict(spec.get("filter") or {}),
+        sink=SinkView(
+            url=str(sink.get("url", "")),
+            header_names=sorted(headers),
+            timeout_seconds=float(sink.get("timeoutSeconds") or 0),
+            has_signing_secret=bool(sink.get("signingSecret")),
+        ),
+        format=str(spec.get("format", "")),
+        batching=spec.get("batching"),
+        include_secret_data=bool(spec.get("includeSecretData")),
+        initial_state=bool(spec.get("initialState", True)),
+        delivery=dict(spec.get("delivery") or {}),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        generation=record.generation,
+        status=status,
+        generated_signing_secret=generated_secret,
+    )
+
+
+def _dump(body: BaseModel) -> dict[str, Any]:
+    """The fields the user set, camelCase; None always means "the default", so it is left out."""
+    return body.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
+
+
+def _generate_if_asked(spec: dict[str, Any]) -> str | None:
+    """Replace `signingSecret: "generate"` by a new secret; return it (to show once) or None."""
+    sink = spec.get("sink")
+    if isinstance(sink, dict) and sink.get("signingSecret") == GENERATE:
+        secret = generate_secret()
+        sink["signingSecret"] = secret
+        return secret
+    return None
+
+
+def _validated(data: dict[str, Any]) -> SubscriptionSpec:
+    """Shape check (pydantic, for messages naming the field), then meaning (`from_json`)."""
+    try:
+        SubscriptionBody.model_validate(data)
+    except ValidationError as error:
+        raise HTTPException(422, describe_validation_errors(error.errors())) from None
+    return SubscriptionSpec.from_json(data)
+
+
+@router.get("", summary="List subscriptions", response_model=SubscriptionList)
+async def list_subscriptions(service: ServiceDep) -> SubscriptionList:
+    records = await service.store.list_subscriptions()
+    return SubscriptionList(items=[subscription_view(r, _live_status(service, r.name)) for r in records])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a subscription",
+    description=(
+        "Stores the subscription and starts delivering: first the current matching objects (as ADDED, "
+        'unless `initialState` is false), then every change. With `sink.signingSecret: "generate"` the '
+        "answer carries `generatedSigningSecret`, shown this once."
+    ),
+    response_model=Subscription,
+    response_model_exclude_none=False,
+    responses={**CONFLICT, **INVALID},
+)
+async def create_subscription(body: SubscriptionBody, service: ServiceDep) -> Subscription:
+    data = _dump(body)
+    generated = _generate_if_asked(data)
+    spec = _validated(data)
+    stored = await service.subscriptions.create(spec)
+    return subscription_view(stored, _live_status(service, stored.name), generated_secret=generated)
+
+
+@router.get("/{name}", summary="Get a subscription", response_model=Subscription, responses=NOT_FOUND)
+async def get_subscription(name: str, service: ServiceDep) -> Subscription:
+    record = await service.store.get_subscription(name)
+    return subscription_view(record, _live_status(service, name))
+
+
+@router.put(
+    "/{name}",
+    summary="Replace a subscription",
+    description=(
+        "Full replacement with the POST body, except the write-only `sink.headers` and "
+        "`sink.signingSecret`: left out, they keep their stored values; `null` removes them. "
+        "Fails with 409 when the subscription changed concurrently."
+    ),
+    response_model=Subscription,
+    responses={**NOT_FOUND, **INVALID, **CONFLICT},
+)
+async def replace_subscription(
+    name: SubscriptionName, body: SubscriptionReplacement, service: ServiceDep
+) -> Subscription:
+    if body.name is not None and body.name != name:
+        raise HTTPException(
+            422,
+            f"name in the body ({body.name!r}) differs from the path ({name!r}); "
+            "subscriptions cannot be renamed",
+        )
+    record = await service.store.get_subscription(name)
+    data = _dump(body)
+    data["name"] = name
+    stored_sink: Mapping[str, Any] = record.spec.get("sink") or {}
+    for field, key in (("headers", "headers"), ("signing_secret", "signingSecret")):
+        if field not in body.sink.model_fields_set and stored_sink.get(key):
+            data["sink"][key] = stored_sink[key]
+    generated = _generate_if_asked(data)
+    spec = _validated(data)
+    stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
+    return subscription_view(stored, _live_status(service, name), generated_secret=generated)
+
+
+@router.patch(
+    "/{name}",
+    summary="Change part of a subscription (JSON merge-patch)",
+    description=(
+        "Merge-patch (RFC 7386) over the stored spec: objects merge, lists replace, null removes "
+        '(back to the default). `{"sink": {"signingSecret": "generate"}}` rotates the secret and shows '
+        "the new one once. Fails with 409 when the subscription changed concurrently."
+    ),
+    response_model=Subscription,
+    responses={**NOT_FOUND, **INVALID, **CONFLICT},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/merge-patch+json": {"schema": {"$ref": "#/components/schemas/SubscriptionPatch"}}
+            }
+        }
+    },
+)
+async def patch_subscription(
+    name: str, service: ServiceDep, patch: Annotated[SubscriptionPatch, Body()]
+) -> Subscription:
+    record = await service.store.get_subscription(name)
+    changes = patch.model_dump(by_alias=True, exclude_unset=True)
+    merged = merge_patch(dict(record.spec), changes)
+    if not isinstance(merged, dict):  # pragma: no cover - the patch is an object
+        raise HTTPException(422, "the patch must be a JSON object")
+    merged["name"] = name
+    generated = _generate_if_asked(merged)
+    spec = _validated(_without_nulls(merged))
+    stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
+    return subscription_view(stored, _live_status(service, name), generated_secret=generated)
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop null members: in a stored spec null means "the default", and the default is implied."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+@router.delete(
+    "/{name}",
+    status_code=204,
+    summary="Delete a subscription",
+    description="Stops delivery and drops its undelivered events and dead letters.",
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_subscription(name: str, service: ServiceDep) -> Response:
+    await service.subscriptions.delete(name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{name}/status",
+    summary="Delivery status of a subscription",
+    response_model=SubscriptionStatusView,
+    responses={**NOT_FOUND, 503: {"model": ErrorBody, "description": "not started by the engine yet"}},
+)
+async def subscription_status(name: str, service: ServiceDep) -> SubscriptionStatusView:
+    await service.store.get_subscription(name)
+    status = _live_status(service, name)
+    if status is None:
+        raise HTTPException(503, f"subscription {name!r} is stored but not started yet; retry shortly")
+    return status
+
+
+@router.post(
+    "/{name}/test",
+    summary="Send a test ping to the sink",
+    description=(
+        "Posts one signed ping (CloudEvent type `io.mic.ping`) to the sink with its headers and "
+        "timeout, and says how the recipient answered. Nothing is queued or retried."
+    ),
+    response_model=PingResultView,
+    responses=NOT_FOUND,
+)
+async def test_subscription(name: str, service: ServiceDep) -> PingResultView:
+    await service.store.get_subscription(name)
+    result = await service.engine.test(name)
+    return PingResultView(
+        ok=result.ok, status_code=result.status_code, error=result.error, duration_ms=result.duration_ms
+    )
+
+
+def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
+    event = row.event
+    return DeadLetter(
+        id=row.id,
+        event_id=event.event_id,
+        cluster=event.cluster,
+        resource=event.resource,
+        namespace=event.namespace,
+        name=event.name,
+        type=str(event.type),
+        resource_version=event.resource_version,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        object=redact_secret(event.object) if with_object else None,
+    )
+
+
+@router.get(
+    "/{name}/dead-letters",
+    summary="List dead letters",
+    description=(
+        "Events that could not be delivered (a permanent 4xx, or out of attempts or time), oldest "
+        "first. Page with `afterId` = the previous page's `nextAfterId`. `include=object` adds each "
+        "object (Secret data redacted)."
+    ),
+    response_model=DeadLetterList,
+    response_model_exclude_none=False,
+    responses=NOT_FOUND,
+)
+async def list_dead_letters(
+    name: str,
+    service: ServiceDep,
+    after_id: Annotated[int, Query(alias="afterId", ge=0, description="only ids greater than this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    include: Annotated[str | None, Query(description="`object` to include each object")] = None,
+) -> DeadLetterList:
+    if include not in (None, "", "object"):
+        raise HTTPException(422, f"include must be 'object', not {include!r}")
+    await service.store.get_subscription(name)
+    rows = await service.engine.dead_letters(name, after_id=after_id, limit=limit)
+    items = [dead_letter_view(row, with_object=include == "object") for row in rows]
+    return DeadLetterList(items=items, next_after_id=items[-1].id if len(items) == limit else None)
+
+
+@router.post(
+    "/{name}/dead-letters/replay",
+    summary="Deliver dead letters again",
+    description='`{"ids": [..]}` replays those dead letters, `{}` all of them; each gets fresh attempts.',
+    response_model=ReplayResult,
+    responses=NOT_FOUND,
+)
+async def replay_dead_letters(
+    name: str, service: ServiceDep, body: Annotated[ReplayRequest | None, Body()] = None
+) -> ReplayResult:
+    await service.store.get_subscription(name)
+    ids = body.ids if body is not None else None
+    replayed = await service.engine.replay(name, ids)
+    return ReplayResult(replayed=replayed)

@@ -1,0 +1,331 @@
+"""Request and response bodies of `/v1/subscriptions` and `/v1/events`.
+
+The request models map 1:1 onto `SubscriptionSpec.to_json()` (camelCase): a body is dumped
+with only the fields the user set and handed to `SubscriptionSpec.from_json`, so the spec's
+defaults are the only defaults (OpenAPI shows them in the descriptions) and `mic.routing`
+stays the one judge of what is valid (URLs, header names, selectors, CEL, https for Secret
+data). The pydantic layer only checks shapes and bounds, so a typo or a wrong type is a 422
+naming the field before anything else runs.
+
+Write-only fields: the sink's `headers` (they often carry credentials) and `signingSecret`
+are accepted here and never appear in a response. Responses say `headerNames` and
+`hasSigningSecret` instead, and a secret MIC generated (`signingSecret: "generate"`) is shown
+once, as `generatedSigningSecret` in the answer to the write that created it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from mic.api.models import ApiModel, ClusterName, RequestModel, ResourceName
+
+GENERATE = "generate"
+"""The `signingSecret` value that asks MIC to generate a secret and show it once."""
+
+EventTypeName = Literal["ADDED", "MODIFIED", "DELETED"]
+FormatName = Literal["cloudevents", "cloudevents-binary", "mic-v1", "raw"]
+SubscriptionName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+        examples=["lb-controller"],
+    ),
+]
+Namespace = Annotated[str, Field(min_length=1, max_length=63)]
+
+
+class SubscriptionFilterBody(RequestModel):
+    """Which changes reach the sink. Everything left out takes the default in its description."""
+
+    resources: list[ResourceName] = Field(
+        min_length=1, max_length=100, description="kubectl-style names, CRDs too", examples=[["ingresses"]]
+    )
+    clusters: list[ClusterName] | None = Field(
+        default=None,
+        max_length=1000,
+        description="cluster names; null (default): every cluster, later ones too",
+    )
+    cluster_selector: str | None = Field(
+        default=None, max_length=1024, description="label selector over cluster labels, ANDed with `clusters`"
+    )
+    namespaces: list[Namespace] | None = Field(
+        default=None, max_length=1000, description="only these namespaces; null (default): all"
+    )
+    exclude_namespaces: list[Namespace] | None = Field(
+        default=None, max_length=1000, description='never these namespaces; default ["kube-system"]'
+    )
+    label_selector: str | None = Field(
+        default=None, max_length=1024, description="Kubernetes label selector over the objects"
+    )
+    event_types: list[EventTypeName] | None = Field(
+        default=None, min_length=1, description="default: ADDED, MODIFIED and DELETED"
+    )
+    cel: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="CEL expression over `event`, `object` and `oldObject`; the event is delivered when true",
+        examples=["object.metadata.labels['tier'] == 'web'"],
+    )
+    suppress_noop: bool | None = Field(
+        default=None,
+        description="default true: drop a MODIFIED that changes only resourceVersion/managedFields",
+    )
+    fields: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="dotted paths; if set, a MODIFIED is delivered only when one of them changed",
+        examples=[["spec", "metadata.labels"]],
+    )
+
+
+class WebhookSinkBody(RequestModel):
+    """Where events go. `headers` and `signingSecret` are write-only."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="http:// or https:// URL that receives a POST per event (or batch)",
+        examples=["https://lb.example/hooks/mic"],
+    )
+    headers: dict[str, str] | None = Field(
+        default=None,
+        description="extra request headers, e.g. Authorization (write-only; responses list the names)",
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0, le=300, description="per request; default 10")
+    signing_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            'Standard Webhooks secret ("whsec_" + base64), or "generate" to have MIC make one and '
+            "show it once in the response (write-only)"
+        ),
+    )
+
+
+class BatchingBody(RequestModel):
+    """Send several events per request as a CloudEvents batch (format cloudevents only)."""
+
+    max_events: int | None = Field(default=None, ge=1, le=10_000, description="default 100")
+    max_bytes: int | None = Field(default=None, ge=1024, le=64 * 1024 * 1024, description="default 1000000")
+    max_wait_ms: int | None = Field(default=None, ge=0, le=60_000, description="default 200")
+
+
+class DeliveryPolicyBody(RequestModel):
+    """Retries, dead letters, concurrency and how a lagging recipient is handled."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=1000, description="default 12")
+    max_age_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="how long an event may stay undelivered before it is dead; default 3600",
+    )
+    concurrency: int | None = Field(default=None, ge=1, le=256, description="objects in flight; default 8")
+    initial_backoff_seconds: float | None = Field(default=None, gt=0, description="default 0.5")
+    max_backoff_seconds: float | None = Field(default=None, gt=0, description="default 60")
+    coalesce: bool | None = Field(
+        default=None, description="when the recipient lags, deliver only each object's latest state"
+    )
+    backlog_limit: int | None = Field(default=None, ge=1, description="undelivered events; default 100000")
+    overflow: Literal["coalesce", "dead-letter"] | None = Field(
+        default=None, description="what happens past backlogLimit; default coalesce"
+    )
+
+
+_SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
+    "name": "lb-controller",
+    "filter": {
+        "resources": ["ingresses", "services"],
+        "clusterSelector": "env=prod",
+        "excludeNamespaces": ["kube-system"],
+        "labelSelector": "expose=true",
+    },
+    "sink": {
+        "url": "https://lb.example/hooks/mic",
+        "headers": {"Authorization": "Bearer abc..."},
+        "signingSecret": "generate",
+    },
+    "format": "cloudevents",
+    "delivery": {"coalesce": True},
+}
+
+
+class SubscriptionBody(RequestModel):
+    """A subscription: `POST /v1/subscriptions`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SUBSCRIPTION_EXAMPLE]})
+
+    name: SubscriptionName
+    filter: SubscriptionFilterBody
+    sink: WebhookSinkBody
+    format: FormatName | None = Field(default=None, description="default cloudevents")
+    batching: BatchingBody | None = Field(default=None, description="null (default): one event per request")
+    include_secret_data: bool | None = Field(
+        default=None, description="send Secret data unredacted; needs an https sink; default false"
+    )
+    initial_state: bool | None = Field(
+        default=None, description="default true: first an ADDED for every matching object, then changes"
+    )
+    delivery: DeliveryPolicyBody | None = None
+
+
+class SubscriptionReplacement(SubscriptionBody):
+    """`PUT` body: the POST body; `name` may be left out and must match the path if given.
+
+    The write-only `sink.headers` and `sink.signingSecret` keep their stored values when left
+    out (a body read from GET, which never shows them, can be sent back unchanged); send
+    `null` to remove them.
+    """
+
+    name: SubscriptionName | None = None  # type: ignore[assignment]
+
+
+class SubscriptionPatch(RequestModel):
+    """`PATCH` body, JSON merge-patch (RFC 7386) over the stored spec.
+
+    A member set to null is removed (back to its default); objects merge, lists replace.
+    `{"sink": {"headers": {"X-Old": null}}}` removes one header and keeps the others.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"filter": {"namespaces": ["shop"]}, "delivery": {"maxAttempts": 5}}]}
+    )
+
+    filter: dict[str, Any] | None = None
+    sink: dict[str, Any] | None = None
+    format: FormatName | None = None
+    batching: dict[str, Any] | None = None
+    include_secret_data: bool | None = None
+    initial_state: bool | None = None
+    delivery: dict[str, Any] | None = None
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class SinkView(ApiModel):
+    """The sink without its secrets."""
+
+    url: str
+    header_names: list[str] = Field(description="names of the configured headers; values are write-only")
+    timeout_seconds: float
+    has_signing_secret: bool
+
+
+class SubscriptionStatusView(ApiModel):
+    """How delivery is doing, from the outbox and the engine's counters."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "deliveredTotal": 1042,
+                    "backlog": 3,
+                    "retrying": 1,
+                    "inFlight": 2,
+                    "dead": 0,
+                    "deadTotal": 2,
+                    "coalescedTotal": 0,
+                    "oldestUndeliveredAge": 1.7,
+                    "lastError": "503 Service Unavailable",
+                    "lastDeliveredAt": "2025-01-01T12:00:05Z",
+                    "overflowing": False,
+                    "celErrors": 0,
+                    "lastCelError": None,
+                }
+            ]
+        }
+    )
+
+    delivered_total: int
+    backlog: int = Field(description="events stored and not yet delivered (nor dead)")
+    retrying: int = Field(description="of the backlog, events that failed at least once")
+    in_flight: int
+    dead: int = Field(description="dead letters now (replay them with .../dead-letters/replay)")
+    dead_total: int
+    coalesced_total: int
+    oldest_undelivered_age: float | None = Field(description="seconds")
+    last_error: str | None
+    last_delivered_at: datetime | None
+    overflowing: bool = Field(description="the backlog is over its limit; MIC coalesces or dead-letters")
+    cel_errors: int
+    last_cel_error: str | None
+
+
+class Subscription(ApiModel):
+    """A subscription as the API shows it: the full spec with defaults, minus secrets."""
+
+    name: str
+    filter: dict[str, Any] = Field(description="as submitted, with every default filled in")
+    sink: SinkView
+    format: str
+    batching: dict[str, Any] | None
+    include_secret_data: bool
+    initial_state: bool
+    delivery: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    generation: int
+    status: SubscriptionStatusView | None = Field(
+        default=None, description="null until the delivery engine has started the subscription"
+    )
+    generated_signing_secret: str | None = Field(
+        default=None,
+        description="only in the answer to the write that made it; store it now, MIC never shows it again",
+    )
+
+
+class SubscriptionList(ApiModel):
+    items: list[Subscription]
+
+
+class PingResultView(ApiModel):
+    """The outcome of one signed test request to the sink."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ok": True, "statusCode": 204, "error": None, "durationMs": 12.5}]}
+    )
+
+    ok: bool
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeadLetter(ApiModel):
+    """One event that could not be delivered; `object` only with `?include=object`."""
+
+    id: int = Field(description="pass as `afterId` to page, or in `ids` to replay")
+    event_id: str
+    cluster: str
+    resource: str
+    namespace: str | None
+    name: str
+    type: str
+    resource_version: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    object: dict[str, Any] | None = Field(default=None, description="Secret data redacted")
+
+
+class DeadLetterList(ApiModel):
+    items: list[DeadLetter]
+    next_after_id: int | None = Field(description="pass as `afterId` for the next page; null at the end")
+
+
+class ReplayRequest(RequestModel):
+    """Which dead letters to send again: `{"ids": [..]}`, or `{}` for all of them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ids": [41, 42]}, {}]})
+
+    ids: list[int] | None = Field(default=None, max_length=10_000)
+
+
+class ReplayResult(ApiModel):
+    replayed: int = Field(description="dead letters queued for delivery again")
