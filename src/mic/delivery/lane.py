@@ -132,6 +132,22 @@ class SubscriptionLane:
 
     def enqueue(self, rows: list[Pending]) -> None:
         """New rows, just committed, in id order."""
+        policy = self.spec.delivery
+        if policy.overflow == "dead-letter" and self.backlog + len(rows) > policy.backlog_limit:
+            room = max(0, policy.backlog_limit - self.backlog)
+            rows, refused = rows[:room], rows[room:]
+            self.dead += len(refused)
+            self.dead_total += len(refused)
+            self.last_error = f"backlog limit of {policy.backlog_limit} events reached"
+            log.warning(
+                "subscription %s: %s; %d event(s) dead-lettered",
+                self.spec.name,
+                self.last_error,
+                len(refused),
+            )
+            self._tasks.start(
+                "overflow", self._store.dead_letter(self.spec.name, [p.id for p in refused], self.last_error)
+            )
         self.backlog += len(rows)
         if self._spilled or self._in_memory + len(rows) > self._memory_limit:
             self._spilled = True
@@ -180,7 +196,8 @@ class SubscriptionLane:
 
     @property
     def overflowing(self) -> bool:
-        return self.backlog > self.spec.delivery.backlog_limit
+        """At or over the backlog limit: MIC coalesces or dead-letters new events, as configured."""
+        return self.backlog >= self.spec.delivery.backlog_limit
 
     async def _refill(self) -> None:
         """Read stored rows past what memory holds, while there is room."""

@@ -280,3 +280,35 @@ async def _eventually(predicate: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+async def test_backlog_limit_dead_letters_what_does_not_fit(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 503
+    await pipeline.subscribe(
+        "bounded",
+        recipient,
+        delivery={
+            "backlogLimit": 3,
+            "overflow": "dead-letter",
+            "initialBackoffSeconds": 5,
+            "maxBackoffSeconds": 5,
+        },
+    )
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    for i in range(5):
+        kube_emulator.create(configmap(f"cm-{i}"))
+    await _eventually(lambda: pipeline.engine.status("bounded").dead == 2)
+    status = pipeline.engine.status("bounded")
+    assert status.backlog == 3
+    assert status.overflowing
+
+    async def letters() -> list[Any]:
+        return await pipeline.engine.dead_letters("bounded")
+
+    async with asyncio.timeout(5):
+        while len(await letters()) < 2:
+            await asyncio.sleep(0.02)
+    assert all("backlog limit of 3" in (row.last_error or "") for row in await letters())
