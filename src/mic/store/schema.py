@@ -124,8 +124,8 @@ sequences = Table(
 CLUSTERS_SEQUENCE = "clusters"
 
 SUBSCRIPTIONS_SEQUENCE = "subscriptions"
-EVENTS_SEQUENCE = "events"
-DELIVERIES_SEQUENCE = "deliveries"
+OUTBOX_SEQUENCE = "outbox"
+"""Ids of `events` and `deliveries` both: one counter, so one statement allocates a whole batch."""
 
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 """Outbox ids: BIGINT on PostgreSQL; on SQLite `INTEGER PRIMARY KEY`, the rowid itself.
@@ -168,7 +168,7 @@ events = Table(
     "events",
     metadata,
     # Each event is stored once, however many subscriptions it goes to; `deliveries` refer to it.
-    # Ids come from sequences 'events' (see Store.record_changes), never reused.
+    # Ids come from sequences 'outbox' (see Store.record_changes), never reused.
     Column("seq", RowId, primary_key=True, autoincrement=False),
     Column("event_id", String(64), nullable=False),
     Column("type", String(8), nullable=False),
@@ -194,7 +194,7 @@ deliveries = Table(
     metadata,
     # The outbox proper: one row per (event, subscription) until delivered (then deleted) or
     # dead-lettered (state 'dead', kept until replayed or the subscription is deleted). Ids come
-    # from sequences 'deliveries': the order of a subscription's queue, never reused.
+    # from sequences 'outbox': the order of a subscription's queue, never reused.
     Column("id", RowId, primary_key=True, autoincrement=False),
     Column(
         "subscription",

@@ -17,15 +17,16 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,8 +57,7 @@ from mic.store.records import (
 )
 from mic.store.schema import (
     CLUSTERS_SEQUENCE,
-    DELIVERIES_SEQUENCE,
-    EVENTS_SEQUENCE,
+    OUTBOX_SEQUENCE,
     SUBSCRIPTIONS_SEQUENCE,
     api_tokens,
     clusters,
@@ -217,12 +217,16 @@ class Store:
         allocate from it.
         """
         table = sequences
-        result = await conn.execute(
-            sa.update(table).where(table.c.name == sequence).values(value=table.c.value + count)
-        )
-        if result.rowcount != 1:
+        bump = sa.update(table).where(table.c.name == sequence).values(value=table.c.value + count)
+        if conn.dialect.update_returning:  # PostgreSQL, SQLite >= 3.35: one round trip instead of two
+            value = (await conn.execute(bump.returning(table.c.value))).scalar_one_or_none()
+        else:
+            if (await conn.execute(bump)).rowcount != 1:
+                value = None
+            else:
+                value = await conn.scalar(sa.select(table.c.value).where(table.c.name == sequence))
+        if value is None:
             raise SchemaError(f"sequence {sequence!r} is missing from the database; was a migration skipped?")
-        value = (await conn.execute(sa.select(table.c.value).where(table.c.name == sequence))).scalar_one()
         return int(value) - count + 1
 
     # -- clusters -----------------------------------------------------------------------------
@@ -592,58 +596,63 @@ class Store:
             return []
         now = _now()
         forget = [
-            {"c": c.cluster, "s": c.scope, "u": c.uid} for key, c in sorted(latest.items()) if c.entry is None
+            {"c": c.cluster, "s": c.scope, "u": c.uid} for _, c in sorted(latest.items()) if c.entry is None
         ]
         upserts = [
-            {
-                "cluster": c.cluster,
-                "scope": c.scope,
-                "uid": c.uid,
-                "namespace": c.entry.namespace,
-                "name": c.entry.name,
-                "resource_version": c.entry.resource_version,
-                "content_hash": c.entry.content_hash,
-                "updated_at": now,
-            }
-            for key, c in sorted(latest.items())  # sorted: PostgreSQL writers lock rows in one order
+            (c, c.entry)
+            for _, c in sorted(latest.items())  # sorted: PostgreSQL writers lock rows in one order
             if c.entry is not None
         ]
         used = sorted({d.event_index for d in deliveries})
         ids: list[int] = []
         try:
             async with self._write() as conn:
+                sql = _bulk_sql(conn.dialect)
                 if deliveries:
-                    first_seq = await self._allocate(conn, EVENTS_SEQUENCE, len(used))
-                    first_id = await self._allocate(conn, DELIVERIES_SEQUENCE, len(deliveries))
+                    # One allocation for the batch: events take the first values, deliveries the rest.
+                    first = await self._allocate(conn, OUTBOX_SEQUENCE, len(used) + len(deliveries))
+                    seq_of = {index: first + n for n, index in enumerate(used)}
+                    ids = list(range(first + len(used), first + len(used) + len(deliveries)))
                 if forget:
                     await conn.execute(_FORGET_LEDGER, forget)
+                # The bulk statements bypass SQLAlchemy's per-row parameter processing (the
+                # timestamps are converted once per batch): it cost more than SQLite's own work.
+                stamp = sql.timestamp(now)
                 if upserts:
-                    await conn.execute(
-                        dialects.upsert_many(
-                            conn.dialect.name, ledger_table, _LEDGER_COLUMNS, ("cluster", "scope", "uid")
-                        ),
-                        upserts,
+                    await conn.exec_driver_sql(
+                        sql.ledger_upsert,
+                        [
+                            (
+                                c.cluster,
+                                c.scope,
+                                c.uid,
+                                e.namespace,
+                                e.name,
+                                e.resource_version,
+                                e.content_hash,
+                                stamp,
+                            )
+                            for c, e in upserts
+                        ],
                     )
                 if deliveries:
-                    seq_of = {index: first_seq + n for n, index in enumerate(used)}
-                    await conn.execute(
-                        sa.insert(events_table), [_event_row(seq_of[i], events[i]) for i in used]
+                    await conn.exec_driver_sql(
+                        sql.events_insert, [_event_row(seq_of[i], events[i]) for i in used]
                     )
-                    ids = list(range(first_id, first_id + len(deliveries)))
-                    await conn.execute(
-                        sa.insert(deliveries_table),
+                    await conn.exec_driver_sql(
+                        sql.deliveries_insert,
                         [
-                            {
-                                "id": delivery_id,
-                                "subscription": d.subscription,
-                                "event_seq": seq_of[d.event_index],
-                                "object_key": d.object_key,
-                                "state": "pending",
-                                "attempts": 0,
-                                "next_attempt_at": now,
-                                "last_error": None,
-                                "created_at": now,
-                            }
+                            (
+                                delivery_id,
+                                d.subscription,
+                                seq_of[d.event_index],
+                                d.object_key,
+                                "pending",
+                                0,
+                                stamp,
+                                None,
+                                stamp,
+                            )
                             for delivery_id, d in zip(ids, deliveries, strict=True)
                         ],
                     )
@@ -894,16 +903,49 @@ def _subscription(row: Row[Any]) -> SubscriptionRecord:
     )
 
 
-_LEDGER_COLUMNS = (
-    "cluster",
-    "scope",
-    "uid",
-    "namespace",
-    "name",
-    "resource_version",
-    "content_hash",
-    "updated_at",
-)
+@dataclass(frozen=True, slots=True)
+class _BulkSQL:
+    """`record_changes`' inserts compiled once per dialect, for `exec_driver_sql` with tuples.
+
+    Rows are tuples in table column order (checked when compiling). `timestamp` converts a
+    datetime the way the timestamp columns' type would, since the driver gets values as given.
+    """
+
+    ledger_upsert: str
+    events_insert: str
+    deliveries_insert: str
+    timestamp: Callable[[datetime], Any]
+
+
+_BULK_SQL: dict[str, _BulkSQL] = {}
+
+
+def _bulk_sql(dialect: Dialect) -> _BulkSQL:
+    cached = _BULK_SQL.get(dialect.name)
+    if cached is not None:
+        return cached
+
+    def positional(statement: sa.Insert, table: sa.Table) -> str:
+        columns = [c.name for c in table.c]
+        compiled = statement.compile(dialect=dialect, column_keys=columns)
+        if list(compiled.positiontup or ()) != columns:  # a named paramstyle, or a reordering
+            raise NotImplementedError(f"bulk insert into {table.name} needs positional parameters")
+        return compiled.string
+
+    key = ("cluster", "scope", "uid")
+    process = deliveries_table.c.created_at.type.bind_processor(dialect)
+    built = _BulkSQL(
+        ledger_upsert=positional(
+            dialects.upsert_many(dialect.name, ledger_table, [c.name for c in ledger_table.c], key),
+            ledger_table,
+        ),
+        events_insert=positional(sa.insert(events_table), events_table),
+        deliveries_insert=positional(sa.insert(deliveries_table), deliveries_table),
+        timestamp=process if process is not None else (lambda value: value),
+    )
+    _BULK_SQL[dialect.name] = built
+    return built
+
 
 _FORGET_LEDGER = sa.delete(ledger_table).where(
     ledger_table.c.cluster == sa.bindparam("c"),
@@ -944,27 +986,28 @@ _EVENT_COLUMNS = tuple(
 )
 
 
-def _event_row(seq: int, event: Event) -> dict[str, Any]:
-    # orjson rather than the JSON column type: several times faster, and the store never
-    # queries inside objects. Decoding bytes to str keeps the column TEXT on every database.
+def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
+    # In `events` column order (see _BulkSQL). orjson rather than the JSON column type: several
+    # times faster, and the store never queries inside objects; decoding bytes to str keeps the
+    # column TEXT on every database.
     old = event.old_object
-    return {
-        "seq": seq,
-        "event_id": event.id,
-        "type": str(event.type),
-        "cluster": event.cluster,
-        "group": event.group,
-        "version": event.version,
-        "kind": event.kind,
-        "resource": event.resource,
-        "namespace": event.namespace,
-        "name": event.name,
-        "uid": event.uid,
-        "resource_version": event.resource_version,
-        "observed_at": event.observed_at,
-        "object": orjson.dumps(event.object).decode(),
-        "old_object": None if old is None else orjson.dumps(old).decode(),
-    }
+    return (
+        seq,
+        event.id,
+        str(event.type),
+        event.cluster,
+        event.group,
+        event.version,
+        event.kind,
+        event.resource,
+        event.namespace,
+        event.name,
+        event.uid,
+        event.resource_version,
+        float(event.observed_at),
+        orjson.dumps(event.object).decode(),
+        None if old is None else orjson.dumps(old).decode(),
+    )
 
 
 def _delivery(row: Row[Any]) -> DeliveryRow:

@@ -132,14 +132,13 @@ def upgrade() -> None:
         sequences,
         [
             {"name": "subscriptions", "value": 0},
-            {"name": "events", "value": 0},
-            {"name": "deliveries", "value": 0},
+            {"name": "outbox", "value": 0},
         ],
     )
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM sequences WHERE name IN ('subscriptions', 'events', 'deliveries')")
+    op.execute("DELETE FROM sequences WHERE name IN ('subscriptions', 'outbox')")
     op.drop_table("subscription_stats")
     op.drop_index("ix_deliveries_event_seq", table_name="deliveries")
     op.drop_index("ix_deliveries_subscription_object_key_id", table_name="deliveries")
