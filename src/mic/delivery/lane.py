@@ -116,7 +116,12 @@ class SubscriptionLane:
         self._tasks.start("dispatch", self._dispatch_loop())
         self._tasks.start("acknowledge", self._ack_loop())
 
-    async def close(self) -> None:
+    async def close(self, *, grace: float = 2.0) -> None:
+        """Stop sending; requests in flight get `grace` seconds to finish so that a clean
+        shutdown re-sends nothing, then every acknowledgement is written."""
+        self._tasks.cancel_named("dispatch")
+        if self._senders:
+            await asyncio.wait(list(self._senders), timeout=grace)
         for task in list(self._senders):
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
@@ -384,7 +389,11 @@ class SubscriptionLane:
     async def _flush_acks(self) -> None:
         if self._acked:
             ids, self._acked = self._acked, []
-            await self._store.delivered(self.spec.name, ids)
+            try:
+                await self._store.delivered(self.spec.name, ids)
+            except BaseException:
+                self._acked[:0] = ids  # not known to be written: the next flush writes them
+                raise
 
     # -- status ---------------------------------------------------------------------------
 

@@ -47,6 +47,12 @@ class OwnedTasks:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+    def cancel_named(self, name: str) -> None:
+        """Cancel the tasks started under `name` (without waiting for them)."""
+        for task, task_name in list(self._tasks.items()):
+            if task_name == name:
+                task.cancel()
+
     async def close(self) -> None:
         """Cancel every task and wait for all of them to stop."""
         self._closed = True
