@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 import mic
 from mic.api.auth import authorize
 from mic.api.errors import BodyLimitMiddleware, install_error_handlers
-from mic.api.routes import clusters, health, resources
+from mic.api.routes import clusters, events, health, original, resources, subscriptions
 from mic.service.service import running_service
 from mic.service.settings import ServiceSettings
 
@@ -22,8 +22,11 @@ DESCRIPTION = """\
 Watch Kubernetes resources in many clusters from one place.
 
 Every `/v1` route needs `Authorization: Bearer <token>`: click **Authorize** and paste an
-admin token (write) or viewer token (read only). Credentials submitted with a cluster are
-write-only: no response ever contains them.
+admin token (write) or viewer token (read only). Credentials submitted with a cluster, and a
+subscription's sink headers and signing secret, are write-only: no response ever contains them.
+
+The original MIC's routes (`/cic/nitro/v1/...`) are kept for its users and need the same
+bearer token (the original had none).
 """
 
 
@@ -54,4 +57,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(clusters.router, dependencies=[Depends(authorize)])
     app.include_router(resources.router, dependencies=[Depends(authorize)])
+    app.include_router(subscriptions.router, dependencies=[Depends(authorize)])
+    app.include_router(events.router, dependencies=[Depends(authorize)])
+    app.include_router(original.router, dependencies=[Depends(authorize)])
     return app

@@ -7,6 +7,9 @@ namespaces) and stays cached for the life of the process; the query waits for th
 
 Responses are encoded with orjson straight from the cached dicts: the objects are already
 JSON-shaped, and validating thousands of them through pydantic would only cost time.
+
+Secret values never leave through these routes (`redact_secret`: keys stay, values become
+`<redacted>`): a viewer token reads caches, and MIC is not a way around cluster RBAC.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from mic.api.dependencies import get_service
 from mic.api.models import ErrorBody, MultiClusterList, ObjectList
+from mic.events.encodings import redact_secret
 from mic.hub import UnknownClusterError
 from mic.kube.cache import KubeObject, ObjectKey, object_key
 from mic.kube.errors import KubeError
@@ -122,7 +126,8 @@ async def list_objects(
         cluster, resource, namespace=namespace if info.namespaced else None, label_selector=selector
     )
     page, token = paginate(objects, limit, after)
-    return JSONBytes({"apiVersion": "v1", "kind": "List", "metadata": {"continue": token}, "items": page})
+    items = [redact_secret(obj) for obj in page]
+    return JSONBytes({"apiVersion": "v1", "kind": "List", "metadata": {"continue": token}, "items": items})
 
 
 async def _get(service: Service, cluster: str, resource: str, namespace: str | None, name: str) -> Response:
@@ -143,7 +148,7 @@ async def _get(service: Service, cluster: str, resource: str, namespace: str | N
     if obj is None:
         where = f" in namespace {namespace!r}" if namespace else ""
         raise HTTPException(404, f"{info.qualified_name} {name!r} not found{where} in cluster {cluster!r}")
-    return JSONBytes(obj)
+    return JSONBytes(redact_secret(obj))
 
 
 @router.get(
@@ -222,5 +227,5 @@ async def list_across_clusters(
         elif isinstance(result, BaseException):
             raise result
         else:
-            items.extend({"cluster": name, "object": obj} for obj in result)
+            items.extend({"cluster": name, "object": redact_secret(obj)} for obj in result)
     return JSONBytes({"items": items, "errors": errors})

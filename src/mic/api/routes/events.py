@@ -1,0 +1,158 @@
+"""`GET /v1/events`: a live tail of changes as Server-Sent Events.
+
+For debugging and for pull consumers that can afford to miss changes while disconnected: the
+stream reads the hub directly (`Hub.events`), not the durable outbox, so nothing is stored
+for it and nothing is replayed after a reconnect except the current objects, which every
+new stream receives first (as ADDED) before the changes.
+
+Each event is one SSE message: `id:` the CloudEvent id (stable across restarts, so a
+consumer can deduplicate), `event:` the type (ADDED, MODIFIED, DELETED), `data:` the
+CloudEvents structured JSON with Secret data redacted. A comment line every
+`HEARTBEAT_SECONDS` keeps proxies from closing an idle stream and lets the server notice a
+client that went away. When the client disconnects, Starlette cancels the body generator and
+its `finally` closes the hub stream, which releases the watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from mic.api.dependencies import get_service
+from mic.api.models import ErrorBody
+from mic.events import Event, EventType
+from mic.events.encodings import cloudevent
+from mic.hub import EventStream
+from mic.kube.errors import AmbiguousResourceError, KubeError, UnknownResourceError
+from mic.kube.selectors import LabelSelector
+from mic.service.service import Service
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+HEARTBEAT_SECONDS = 15.0
+"""Idle time after which a comment line is sent."""
+
+RESOLVE_TIMEOUT = 5.0
+"""How long the route waits for a cluster's discovery to say whether the resource exists."""
+
+SSE_EXAMPLE = (
+    "id: 5f0c0d1e9a7b4c2d8e6f1a2b3c4d5e6f\n"
+    "event: ADDED\n"
+    'data: {"specversion":"1.0","id":"5f0c0d1e9a7b4c2d8e6f1a2b3c4d5e6f","type":"io.mic.resource.added",'
+    '"source":"/clusters/eu-1/networking.k8s.io/v1/ingresses","subject":"shop/web",...}\n\n'
+    ": heartbeat\n\n"
+)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated query values as one list, in order, without duplicates."""
+    parts = (part.strip() for value in values or () for part in value.split(","))
+    return list(dict.fromkeys(part for part in parts if part))
+
+
+def sse_message(event: Event) -> bytes:
+    """One event as an SSE message; orjson writes no newline, so `data` is one line."""
+    body = cloudevent(event, redact=True)
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        str(body["id"]).encode(),
+        str(event.type).encode(),
+        orjson.dumps(body),
+    )
+
+
+async def _check_resource(service: Service, clusters: list[str], resource: str) -> None:
+    """404 for a resource no cluster knows; clusters that cannot answer in time do not block."""
+
+    async def one(cluster: str) -> None:
+        try:
+            async with asyncio.timeout(min(RESOLVE_TIMEOUT, service.settings.resource_sync_timeout)):
+                await service.hub.resolve(cluster, resource)
+        except (UnknownResourceError, AmbiguousResourceError):
+            raise
+        except (TimeoutError, KubeError) as error:  # unreachable or not added yet: stream anyway
+            log.debug("events: cannot resolve %s in %s yet: %s", resource, cluster, error)
+
+    await asyncio.gather(*(one(cluster) for cluster in clusters))
+
+
+async def _stream_body(stream: EventStream, heartbeat: float) -> AsyncIterator[bytes]:
+    try:
+        yield b": stream open\n\n"
+        while True:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    batch = await stream.next_batch()
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if batch is None:
+                return
+            yield b"".join(sse_message(event) for event in batch)
+    finally:
+        stream.close()
+
+
+@router.get(
+    "/events",
+    summary="Live tail of changes (Server-Sent Events)",
+    description=(
+        "Streams matching changes as `text/event-stream` until the client disconnects: first the "
+        "current objects as ADDED, then each change. Not durable: changes that happen while no "
+        "client is connected are not kept for it (use a subscription for that). Each message: "
+        "`id` = CloudEvent id, `event` = type, `data` = CloudEvents structured JSON with Secret "
+        f"data redacted. A comment line every {HEARTBEAT_SECONDS:g} s while idle."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
+        404: {"model": ErrorBody, "description": "unknown cluster or resource"},
+        422: {"model": ErrorBody, "description": "missing resource, invalid selector or type"},
+    },
+)
+async def tail_events(
+    service: ServiceDep,
+    resource: Annotated[str, Query(min_length=1, description="as kubectl names it: ingresses, ing, svc, …")],
+    cluster: Annotated[
+        list[str] | None, Query(description="cluster name(s), repeated or comma-separated; default all")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, Query(description="namespace(s), repeated or comma-separated; default all")
+    ] = None,
+    label_selector: Annotated[
+        str | None, Query(alias="labelSelector", description="label selector, e.g. app=web")
+    ] = None,
+    types: Annotated[
+        str | None, Query(description="comma-separated event types; default all", examples=["ADDED,DELETED"])
+    ] = None,
+) -> StreamingResponse:
+    clusters = _split(cluster) or None
+    namespaces = _split(namespace) or None
+    selector = LabelSelector.parse(label_selector) if label_selector else None
+    wanted: list[EventType] | None = None
+    if types:
+        try:
+            wanted = [EventType(t.upper()) for t in _split([types])]
+        except ValueError:
+            raise HTTPException(
+                422, f"types: {types!r} is not a comma-separated list of ADDED, MODIFIED, DELETED"
+            ) from None
+    for name in clusters or ():
+        await service.store.get_cluster(name)  # NotFoundError -> 404
+    await _check_resource(service, clusters or service.hub.cluster_names(), resource)
+    stream = await service.hub.events(
+        resource, clusters=clusters, namespaces=namespaces, label_selector=selector, types=wanted
+    )
+    headers: dict[str, Any] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _stream_body(stream, HEARTBEAT_SECONDS), media_type="text/event-stream", headers=headers
+    )
