@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from recipient import Recipient
 
 from mic.delivery.engine import DeliveryEngine
 from mic.hub import Hub
@@ -15,6 +14,7 @@ from mic.kube.informer import InformerOptions
 from mic.kube.kubeconfig import from_kubeconfig_text
 from mic.store import ClusterRecord, Store, SubscriptionRecord
 from mic.testing import KubeEmulator
+from mic.testing.recipient import WebhookRecipient as Recipient
 
 FAST = InformerOptions(stall_timeout=2.0, initial_backoff=0.05, max_backoff=0.3, auth_retry_interval=0.5)
 

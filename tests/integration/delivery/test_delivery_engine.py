@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 from delivery_helpers import Pipeline, configmap, summary
-from recipient import Received, Recipient
 from standardwebhooks.webhooks import Webhook
 
 from mic.delivery.signing import generate_secret
+from mic.testing.recipient import Received
+from mic.testing.recipient import WebhookRecipient as Recipient
 
 
 async def test_changes_arrive_as_cloudevents_in_order(

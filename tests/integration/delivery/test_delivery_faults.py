@@ -9,9 +9,9 @@ import random
 from typing import Any
 
 from delivery_helpers import Pipeline, configmap
-from recipient import Recipient
 
 from mic.testing import KubeEmulator
+from mic.testing.recipient import WebhookRecipient as Recipient
 
 CHANGES = 2400
 NAMES = 40

@@ -1,4 +1,8 @@
-"""A real HTTP recipient for delivery tests: records what arrives, answers what it is told."""
+"""`WebhookRecipient`: a real HTTP webhook receiver for tests of delivery (MIC's and yours).
+
+It records every request, answers with the status it is told (to play a recipient that is
+down or rejects), and can wait until what arrived satisfies a condition.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class Received:
 
 
 @dataclass
-class Recipient:
+class WebhookRecipient:
     """An aiohttp server on 127.0.0.1.
 
     `status` is what it answers (200 by default); set it to 503 to play a recipient that is
@@ -38,20 +42,29 @@ class Recipient:
     url: str = ""
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def start(self) -> Recipient:
+    async def start(self) -> WebhookRecipient:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server
+        assert server is not None and hasattr(server, "sockets")
+        port = server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/hook"
         return self
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> WebhookRecipient:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def _handle(self, request: web.Request) -> web.Response:
         received = Received(dict(request.headers), await request.read())
