@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 from urllib.parse import quote
 
@@ -38,6 +40,9 @@ TokenOption = Annotated[
 
 # Generous for a slow server, short enough that a typo in --url does not hang a script.
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+_STREAM_IDLE = 60.0
+_STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=_STREAM_IDLE)
+"""A live tail may be quiet for long; the server's heartbeats (every 15 s) keep reads short."""
 _MAX_BODY_IN_MESSAGE = 200
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 
@@ -256,6 +261,65 @@ class MicClient:
             params["labelSelector"] = label_selector
         return self._object(self.request("GET", f"/v1/resources/{path_segment(resource)}", params=params))
 
+    def add_subscription(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/subscriptions`; returns the created subscription (with a generated secret, once)."""
+        return self._object(self.request("POST", "/v1/subscriptions", json=body))
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        """`GET /v1/subscriptions`; returns its items."""
+        return self._items(self.request("GET", "/v1/subscriptions"))
+
+    def subscription(self, name: str, suffix: str = "", *, method: str = "GET", json: Any = None) -> Any:
+        """A request on one subscription (`suffix`: "", "/status", "/test", "/dead-letters/replay")."""
+        return self.request(
+            method,
+            f"/v1/subscriptions/{path_segment(name)}{suffix}",
+            json=json,
+            not_found=f"subscription {name!r} not found",
+        )
+
+    def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> dict[str, Any]:
+        """`GET /v1/subscriptions/{name}/dead-letters`, one page."""
+        return self._object(
+            self.request(
+                "GET",
+                f"/v1/subscriptions/{path_segment(name)}/dead-letters",
+                params={"afterId": str(after_id), "limit": str(limit)},
+                not_found=f"subscription {name!r} not found",
+            )
+        )
+
+    def stream_events(self, params: Mapping[str, str | list[str]]) -> Iterator[dict[str, str]]:
+        """`GET /v1/events`: yield each Server-Sent Event as `{"id", "event", "data"}` until it ends.
+
+        The server sends a comment at least every 15 s, so a read that waits `_STREAM_IDLE`
+        without a byte means the connection is dead, not just quiet.
+        """
+        try:
+            with self._http.stream("GET", "/v1/events", params=params, timeout=_STREAM_TIMEOUT) as response:
+                if not response.is_success:
+                    response.read()
+                    raise MicError(self._redact(self._error_message(response, "no such cluster or resource")))
+                message: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if line.startswith(":"):
+                        continue
+                    if not line:
+                        if message:
+                            yield message
+                        message = {}
+                        continue
+                    field, _, value = line.partition(":")
+                    message[field] = value.removeprefix(" ")
+        except httpx.ConnectError as exc:
+            raise MicError(f"cannot reach MIC at {self.url}: {self._reason(exc)}") from None
+        except httpx.ReadTimeout:
+            raise MicError(f"MIC at {self.url} went silent (no heartbeat for {_STREAM_IDLE:g}s)") from None
+        except httpx.RemoteProtocolError:
+            raise MicError(f"MIC at {self.url} closed the stream") from None
+        except httpx.HTTPError as exc:
+            raise MicError(f"request to MIC at {self.url} failed: {self._reason(exc)}") from None
+
     # --- the one place requests are made and errors are worded --------------------------
 
     def request(
@@ -264,7 +328,7 @@ class MicClient:
         path: str,
         *,
         json: Any = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
         not_found: str | None = None,
     ) -> Any:
         """Send one request; return the decoded JSON body (None when empty) or raise `MicError`.
@@ -328,10 +392,31 @@ class MicClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
+    def _items(self, body: Any) -> list[dict[str, Any]]:
+        items = self._object(body).get("items", [])
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
     def _object(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise MicError(f"MIC at {self.url} sent an unexpected answer (expected a JSON object)")
         return body
+
+
+def read_local_file(path_text: str, option: str) -> str:
+    """Read a file named on the command line (`-` is stdin); a failure becomes one line.
+
+    Commands send file *contents*: the server never opens paths a client names.
+    """
+    if path_text == "-":
+        return sys.stdin.read()
+    path = Path(path_text).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MicError(f"{option} file '{path_text}' is not UTF-8 text") from None
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise MicError(f"cannot read {option} file '{path_text}': {reason}") from None
 
 
 @contextmanager

@@ -12,7 +12,6 @@ inlined, because the server refuses file references in submitted kubeconfigs.
 from __future__ import annotations
 
 import base64
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +25,7 @@ from mic.cli.client import (
     UrlOption,
     UsageError,
     connect,
+    read_local_file,
     reporting_errors,
 )
 from mic.cli.output import (
@@ -50,20 +50,6 @@ _FILE_FIELDS = {
         ("client-key", "client-key-data"),
     ),
 }
-
-
-def _read_file(path_text: str, option: str) -> str:
-    """Read a file named on the command line (`-` is stdin); a failure becomes one line."""
-    if path_text == "-":
-        return sys.stdin.read()
-    path = Path(path_text).expanduser()
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MicError(f"{option} file '{path_text}' is not UTF-8 text") from None
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise MicError(f"cannot read {option} file '{path_text}': {reason}") from None
 
 
 def _parse_labels(values: list[str]) -> dict[str, str]:
@@ -147,7 +133,9 @@ def flatten_kubeconfig(text: str, *, context: str | None, source: str, base_dir:
         for key, data_key in _FILE_FIELDS[kind]:
             _inline_file(entry, key, data_key, base_dir, source)
         if kind == "user" and isinstance(entry.get("tokenFile"), str) and not entry.get("token"):
-            token = _read_file(str(_resolve(entry["tokenFile"], base_dir)), "kubeconfig tokenFile").strip()
+            token = read_local_file(
+                str(_resolve(entry["tokenFile"], base_dir)), "kubeconfig tokenFile"
+            ).strip()
             del entry["tokenFile"]
             entry["token"] = token
     return yaml.safe_dump(minified, sort_keys=False)
@@ -205,7 +193,7 @@ def build_connection(
             raise UsageError(f"{flag} only goes with {' or '.join(owners)}, not {way}")
 
     if kubeconfig is not None:
-        text = _read_file(kubeconfig, "--kubeconfig")
+        text = read_local_file(kubeconfig, "--kubeconfig")
         base_dir = Path.cwd() if kubeconfig == "-" else Path(kubeconfig).expanduser().resolve().parent
         source = "stdin" if kubeconfig == "-" else kubeconfig
         return {
@@ -222,7 +210,7 @@ def build_connection(
         raise UsageError(
             "--server needs --token-file (a file holding the cluster's bearer token; - for stdin)"
         )
-    token = _read_file(token_file, "--token-file").strip()
+    token = read_local_file(token_file, "--token-file").strip()
     if not token:
         raise MicError(f"--token-file '{token_file}' is empty")
     connection: dict[str, Any] = {
@@ -233,7 +221,7 @@ def build_connection(
         "tlsServerName": tls_server_name,
     }
     if ca_file is not None:
-        ca_data = _read_file(ca_file, "--ca-file")
+        ca_data = read_local_file(ca_file, "--ca-file")
         if "-----BEGIN CERTIFICATE-----" not in ca_data:
             raise MicError(f"--ca-file '{ca_file}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
         connection["caData"] = ca_data

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from mic.cli.clusters import clusters_app
+from mic.cli.events import events_app
 from mic.cli.resources import resources_app
 from mic.cli.serve import serve
+from mic.cli.subscriptions import subscriptions_app
 from mic.cli.testing import testing_app
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.command()(serve)
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(resources_app, name="resources")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(events_app, name="events")
 app.add_typer(testing_app, name="testing")
 
 

@@ -45,13 +45,10 @@ class WebhookRecipient:
     async def start(self) -> WebhookRecipient:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and hasattr(server, "sockets")
-        port = server.sockets[0].getsockname()[1]
+        runner = self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/hook"
         return self
 
