@@ -151,7 +151,10 @@ class SubscriptionLane:
                 len(refused),
             )
             self._tasks.start(
-                "overflow", self._store.dead_letter(self.spec.name, [p.id for p in refused], self.last_error)
+                "overflow",
+                self._store.dead_letter(
+                    self.spec.name, [p.id for p in refused], self.last_error, attempted=False
+                ),
             )
         self.backlog += len(rows)
         if self._spilled or self._in_memory + len(rows) > self._memory_limit:

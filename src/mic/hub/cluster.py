@@ -315,6 +315,13 @@ class ClusterRuntime:
     def _overall_state(self, resources: list[ResourceStatus]) -> tuple[ClusterState, str | None]:
         if self._discovery_state is not ClusterState.READY:
             return self._discovery_state, self.last_error
+        starting = [
+            spec
+            for spec in self._wants
+            if spec not in self._unresolved and self._resolved.get(spec) not in self._informers
+        ]
+        if starting:
+            return ClusterState.CONNECTING, None  # resolved, informer not started yet
         if not resources:
             return (
                 (ClusterState.DEGRADED, self._first_unresolved())

@@ -751,8 +751,14 @@ class Store:
                 )
             await self._add_totals(conn, subscription, delivered=len(unique))
 
-    async def dead_letter(self, subscription: str, ids: Sequence[int], error: str) -> int:
-        """Turn pending rows into dead letters with `error`; returns how many (added to `dead_total`)."""
+    async def dead_letter(
+        self, subscription: str, ids: Sequence[int], error: str, *, attempted: bool = True
+    ) -> int:
+        """Turn pending rows into dead letters with `error`; returns how many (added to `dead_total`).
+
+        `attempted`: the rows were just tried once more and failed, so their attempt count
+        grows by one (a row refused without a try, e.g. over a backlog limit, keeps its count).
+        """
         unique = sorted(set(ids))
         changed = 0
         async with self._write() as conn:
@@ -764,7 +770,11 @@ class Store:
                         deliveries.c.state == "pending",
                         deliveries.c.id.in_(chunk),
                     )
-                    .values(state="dead", last_error=error)
+                    .values(
+                        state="dead",
+                        last_error=error,
+                        attempts=deliveries.c.attempts + (1 if attempted else 0),
+                    )
                 )
                 changed += result.rowcount
             if changed:

@@ -153,11 +153,6 @@ async def test_dead_letter_objects_never_show_secret_data(
     assert "aHVudGVyMg==" not in (await api.get("/v1/subscriptions/sub/dead-letters?include=object")).text
 
 
-@pytest.mark.xfail(
-    reason="Store.dead_letter keeps the attempts of the last reschedule, not the final failed attempt "
-    "(a permanent 4xx on the first try shows 0); reported to the store/engine owners",
-    strict=False,
-)
 async def test_a_dead_letter_counts_its_attempts(
     api: Api, kube_emulator: KubeEmulator, recipient: Recipient
 ) -> None:
