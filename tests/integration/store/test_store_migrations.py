@@ -63,7 +63,9 @@ async def test_sqlite_pragmas(store: Store) -> None:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() >= 1000
-        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL: Store.open is durable by default
+        assert (
+            await conn.exec_driver_sql("PRAGMA synchronous")
+        ).scalar() == 2  # FULL: Store.open is durable by default
 
 
 async def test_concurrent_first_opens_of_one_file(db_url: str) -> None:
