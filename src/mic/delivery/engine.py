@@ -35,7 +35,16 @@ from mic.kube.informer import KnownObject
 from mic.kube.tasks import OwnedTasks
 from mic.routing.matcher import SubscriptionMatcher
 from mic.routing.spec import SubscriptionSpec
-from mic.store import DeliveryRow, LedgerChange, LedgerEntry, NewDelivery, Store, SubscriptionRecord
+from mic.store import (
+    DeliveryRow,
+    LedgerChange,
+    LedgerEntry,
+    NewDelivery,
+    NotFoundError,
+    Store,
+    StoreError,
+    SubscriptionRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +255,50 @@ class DeliveryEngine:
                     stored.append(event)
                 deliveries.append(NewDelivery(subscription.spec.name, index, key))
                 owners.append((subscription, event, key))
-        ids = await self._store.record_changes(ledger, stored, deliveries)
+        ids = await self._write_until_stored(ledger, stored, deliveries)
         now = time.time()
         per_lane: dict[str, list[Pending]] = {}
         for delivery_id, (subscription, event, key) in zip(ids, owners, strict=True):
+            if delivery_id is None:
+                continue  # its subscription was deleted meanwhile
             per_lane.setdefault(subscription.spec.name, []).append(Pending(delivery_id, key, event, now))
         for name, rows in per_lane.items():
             self._subscriptions[name].lane.enqueue(rows)
+
+    async def _write_until_stored(
+        self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
+    ) -> list[int | None]:
+        """Write, retrying while the store fails: the informer waits, so nothing is lost.
+
+        Returns the delivery ids in the order of `deliveries`; None for a delivery dropped
+        because its subscription was deleted while the batch was on its way (a cluster deleted
+        meanwhile likewise loses its ledger changes).
+        """
+        delay = 0.5
+        keep = list(range(len(deliveries)))
+        while True:
+            try:
+                written = await self._store.record_changes(ledger, events, [deliveries[i] for i in keep])
+            except NotFoundError:
+                subscriptions = {record.name for record in await self._store.list_subscriptions()}
+                clusters = {record.name for record in await self._store.list_clusters()}
+                still = [i for i in keep if deliveries[i].subscription in subscriptions]
+                kept_ledger = [change for change in ledger if change.cluster in clusters]
+                if len(still) == len(keep) and len(kept_ledger) == len(ledger):
+                    raise
+                keep, ledger = still, kept_ledger
+                continue
+            except StoreError as error:
+                log.warning(
+                    "cannot write %d event(s) to the outbox: %s; retrying in %.1fs", len(events), error, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            ids: list[int | None] = [None] * len(deliveries)
+            for index, delivery_id in zip(keep, written, strict=True):
+                ids[index] = delivery_id
+            return ids
 
     async def _snapshot(self, subscription: _Subscription, *, send: bool = True) -> None:
         """Align the ledger of every running informer the subscription uses with its cache, and

@@ -34,9 +34,12 @@ from mic.events import Event, EventType
 from mic.events.encodings import EncodedRequest, encode, stable_event_id
 from mic.kube.tasks import OwnedTasks
 from mic.routing.spec import SubscriptionSpec
-from mic.store import DeliveryRow, Store
+from mic.store import DeliveryRow, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+STORE_RETRY = 1.0
+"""Seconds to wait before using the store again after it failed."""
 
 ACK_FLUSH_INTERVAL = 0.05
 """Seconds between writes of delivered ids: one transaction acknowledges many deliveries."""
@@ -222,7 +225,16 @@ class SubscriptionLane:
 
     async def _dispatch_loop(self) -> None:
         while True:
-            await self._refill()
+            try:
+                await self._refill()
+            except StoreError as error:
+                # The store is the queue: without it, wait and read again; nothing is lost.
+                self.last_error = f"cannot read the outbox: {error}"
+                log.warning(
+                    "subscription %s: %s; retrying in %.0fs", self.spec.name, self.last_error, STORE_RETRY
+                )
+                await asyncio.sleep(STORE_RETRY)
+                continue
             wake_at = self._start_ready()
             self._wake.clear()
             timeout = None if wake_at is None else max(0.0, wake_at - self._clock())
@@ -287,6 +299,22 @@ class SubscriptionLane:
         self._wake.set()
 
     async def _send(self, group: list[Pending]) -> None:
+        try:
+            await self._send_group(group)
+        except StoreError as error:
+            # The outcome could not be recorded: put the events back in line. If the recipient
+            # got them, it gets them again (at-least-once; ids are stable).
+            self.last_error = f"cannot record a delivery outcome: {error}"
+            log.warning("subscription %s: %s", self.spec.name, self.last_error)
+            retry_at = self._clock() + STORE_RETRY
+            for pending in group:
+                queue = self._objects.get(pending.object_key)
+                if queue is not None and queue.items and queue.items[0] is pending:
+                    queue.in_flight = False
+                    pending.next_attempt_at = retry_at
+                    heapq.heappush(self._due, (retry_at, pending.id, pending.object_key))
+
+    async def _send_group(self, group: list[Pending]) -> None:
         spec = self.spec
         group, request = self._fit(group)
         result = await self._post(group, request)
@@ -387,7 +415,11 @@ class SubscriptionLane:
     async def _ack_loop(self) -> None:
         while True:
             await asyncio.sleep(ACK_FLUSH_INTERVAL)
-            await self._flush_acks()
+            try:
+                await self._flush_acks()
+            except StoreError as error:
+                log.warning("subscription %s: cannot acknowledge deliveries yet: %s", self.spec.name, error)
+                await asyncio.sleep(STORE_RETRY)
 
     async def _flush_acks(self) -> None:
         if self._acked:

@@ -290,6 +290,13 @@ class Reflector:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
                 await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
+            except Exception as error:
+                # A consumer of this informer failed (the sink raised). The stream must go on:
+                # log it loudly and resume from the last version seen.
+                log.exception("%s: unexpected failure; resuming in a moment", self._where)
+                await self._pause(
+                    InformerState.BACKOFF, f"internal error: {error!r}", self._backoff.next_delay()
+                )
             finally:
                 if self._watch_open:
                     self.watch_restarts += 1

@@ -313,3 +313,30 @@ async def test_backlog_limit_dead_letters_what_does_not_fit(
         while len(await letters()) < 2:
             await asyncio.sleep(0.02)
     assert all("backlog limit of 3" in (row.last_error or "") for row in await letters())
+
+
+async def test_a_failing_store_holds_events_back_and_loses_none(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """Fault injection: the outbox write fails twice (as a locked or unreachable database
+    would); the informer waits, and every change still arrives, in order."""
+    from mic.store import StoreUnavailableError
+
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    real = pipeline.store.record_changes
+    failures = {"left": 2}
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise StoreUnavailableError("database is locked")
+        return await real(*args, **kwargs)
+
+    pipeline.store.record_changes = flaky  # type: ignore[method-assign]
+    kube_emulator.create(configmap("a", v="0"))
+    kube_emulator.patch("configmaps", "a", {"data": {"v": "1"}})
+    await recipient.wait_events(lambda events: len(events) >= 2, timeout=20)
+    assert [t for t, _, _ in summary(recipient.events())] == ["added", "modified"]
+    assert failures["left"] == 0

@@ -111,9 +111,20 @@ async def test_random_changes_with_faults_end_in_the_real_state(
             views[index].apply(recipients[index].events())
             return views[index].objects == expected
 
-        async with asyncio.timeout(90):
-            while not (converged(0) and converged(1)):
-                await asyncio.sleep(0.2)
+        try:
+            async with asyncio.timeout(90):
+                while not (converged(0) and converged(1)):
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            for index, view in enumerate(views):
+                missing = {k: v for k, v in expected.items() if view.objects.get(k) != v}
+                extra = {k: v for k, v in view.objects.items() if k not in expected}
+                print(f"view {index}: missing/stale {missing}, extra {extra}")
+            for name in ("plain", "coalescing"):
+                print(name, pipeline.engine.status(name))
+            for status in pipeline.hub.statuses():
+                print(status)
+            raise
         for view in views:
             assert view.out_of_order == []
         plain_status = pipeline.engine.status("plain")
