@@ -17,15 +17,17 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from mic.hub import ClusterState, Hub
 
 if TYPE_CHECKING:
+    from mic.delivery.engine import DeliveryEngine
     from mic.service.supervisor import Supervisor
 
 
 class ServiceCollector(Collector):
     """Clusters by state, informer object counts and sync state, events observed."""
 
-    def __init__(self, supervisor: Supervisor, hub: Hub) -> None:
+    def __init__(self, supervisor: Supervisor, hub: Hub, engine: DeliveryEngine | None = None) -> None:
         self._supervisor = supervisor
         self._hub = hub
+        self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
         statuses = self._supervisor.statuses()
@@ -58,10 +60,44 @@ class ServiceCollector(Collector):
         for (cluster, resource_name), count in sorted(self._hub.events_observed.items()):
             events.add_metric([cluster, resource_name], count)
         yield events
+        if self._engine is not None:
+            yield from self._delivery_metrics(self._engine)
+
+    def _delivery_metrics(self, engine: DeliveryEngine) -> Iterator[Metric]:
+        labels = ["subscription"]
+        delivered = CounterMetricFamily("mic_deliveries", "Events delivered (2xx)", labels=labels)
+        dead = CounterMetricFamily("mic_dead_letters", "Events that became dead letters", labels=labels)
+        coalesced = CounterMetricFamily("mic_coalesced", "Events superseded by a newer state", labels=labels)
+        backlog = GaugeMetricFamily(
+            "mic_delivery_backlog", "Events stored and not yet delivered", labels=labels
+        )
+        retrying = GaugeMetricFamily(
+            "mic_delivery_retrying", "Backlog events that failed at least once", labels=labels
+        )
+        dead_now = GaugeMetricFamily("mic_dead_letters_waiting", "Dead letters not replayed", labels=labels)
+        oldest = GaugeMetricFamily(
+            "mic_delivery_oldest_age_seconds", "Age of the oldest undelivered event", labels=labels
+        )
+        overflowing = GaugeMetricFamily(
+            "mic_delivery_overflowing", "1 while at the backlog limit", labels=labels
+        )
+        for name in engine.names():
+            status = engine.status(name)
+            delivered.add_metric([name], status.delivered_total)
+            dead.add_metric([name], status.dead_total)
+            coalesced.add_metric([name], status.coalesced_total)
+            backlog.add_metric([name], status.backlog)
+            retrying.add_metric([name], status.retrying)
+            dead_now.add_metric([name], status.dead)
+            oldest.add_metric([name], status.oldest_undelivered_age or 0.0)
+            overflowing.add_metric([name], 1 if status.overflowing else 0)
+        yield from (delivered, dead, coalesced, backlog, retrying, dead_now, oldest, overflowing)
 
 
-def build_registry(supervisor: Supervisor, hub: Hub) -> CollectorRegistry:
+def build_registry(
+    supervisor: Supervisor, hub: Hub, engine: DeliveryEngine | None = None
+) -> CollectorRegistry:
     """A registry of its own per app, so several apps (tests) never collide in the global one."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(supervisor, hub))
+    registry.register(ServiceCollector(supervisor, hub, engine))
     return registry

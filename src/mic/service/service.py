@@ -98,7 +98,7 @@ async def running_service(
                 engine=engine,
                 subscriptions=Subscriptions(store, engine),
                 tokens=TokenVerifier(store, grants),
-                metrics=build_registry(supervisor, hub),
+                metrics=build_registry(supervisor, hub, engine),
             )
         finally:
             await supervisor.close()

@@ -114,6 +114,10 @@ async def test_refused_events_become_dead_letters_and_replay_delivers_them(
 
     await wait_until(settled, 10.0)
     assert (await dead_letters(api))["items"] == []
+    metrics = (await api.get("/metrics")).text
+    assert 'mic_deliveries_total{subscription="sub"} 1.0' in metrics
+    assert 'mic_dead_letters_total{subscription="sub"} 1.0' in metrics
+    assert 'mic_delivery_backlog{subscription="sub"} 0.0' in metrics
 
 
 async def test_dead_letters_page_with_after_id_and_replay_all(
