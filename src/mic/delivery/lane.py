@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
 
-ACK_FLUSH_INTERVAL = 0.05
-"""Seconds between writes of delivered ids: one transaction acknowledges many deliveries."""
+ACK_PAUSE = 0.005
+"""Seconds between acknowledgement writes. Acknowledgements that arrive while one write runs
+go together in the next, so the write rate adapts to the delivery rate and the window in which
+a crash causes re-sends stays about one write long."""
 
 
 @dataclass
@@ -95,6 +97,7 @@ class SubscriptionLane:
         self._more_in_store = True
         self._wake = asyncio.Event()
         self._acked: list[int] = []
+        self._ack_ready = asyncio.Event()
         self._tasks = OwnedTasks(f"subscription {spec.name}")
         self._senders: set[asyncio.Task[None]] = set()
         # counters (status)
@@ -325,6 +328,7 @@ class SubscriptionLane:
             for pending in group:
                 self._acked.append(pending.id)
                 self._finish(pending)
+            self._ack_ready.set()
             self.delivered_total += len(group)
             return
         self.last_error = result.error
@@ -414,7 +418,9 @@ class SubscriptionLane:
 
     async def _ack_loop(self) -> None:
         while True:
-            await asyncio.sleep(ACK_FLUSH_INTERVAL)
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            await asyncio.sleep(ACK_PAUSE)
             try:
                 await self._flush_acks()
             except StoreError as error:
@@ -428,6 +434,7 @@ class SubscriptionLane:
                 await self._store.delivered(self.spec.name, ids)
             except BaseException:
                 self._acked[:0] = ids  # not known to be written: the next flush writes them
+                self._ack_ready.set()
                 raise
 
     # -- status ---------------------------------------------------------------------------
