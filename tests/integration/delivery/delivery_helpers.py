@@ -92,17 +92,6 @@ async def recipient() -> AsyncIterator[Recipient]:
         await running.stop()
 
 
-def configmap(
-    name: str, namespace: str = "default", labels: dict[str, str] | None = None, **data: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-        "data": data,
-    }
-
-
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(type suffix, subject, resourceversion) of each CloudEvent."""
     return [(e["type"].rsplit(".", 1)[-1], e["subject"], e["resourceversion"]) for e in events]

@@ -7,10 +7,11 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from delivery_helpers import Pipeline, configmap, summary
+from delivery_helpers import Pipeline, summary
 from standardwebhooks.webhooks import Webhook
 
 from mic.delivery.signing import generate_secret
+from mic.testing.objects import configmap
 from mic.testing.recipient import Received
 from mic.testing.recipient import WebhookRecipient as Recipient
 

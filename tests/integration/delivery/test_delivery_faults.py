@@ -8,9 +8,10 @@ import asyncio
 import random
 from typing import Any
 
-from delivery_helpers import Pipeline, configmap
+from delivery_helpers import Pipeline
 
 from mic.testing import KubeEmulator
+from mic.testing.objects import configmap
 from mic.testing.recipient import WebhookRecipient as Recipient
 
 CHANGES = 2400

@@ -81,17 +81,6 @@ async def record(hub: Hub, recorders: list[Recorder]) -> AsyncIterator[Callable[
         await recorder.close()
 
 
-def configmap(
-    name: str, namespace: str = "default", labels: dict[str, str] | None = None, **data: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-        "data": data,
-    }
-
-
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Poll `predicate` until it holds; fail with `what` after `timeout` seconds."""
     async with asyncio.timeout(timeout):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub_helpers import configmap, connect, eventually
+from hub_helpers import connect, eventually
 
 from mic.events import EventType
 from mic.hub import ClusterState, Hub
 from mic.testing import KubeEmulator
+from mic.testing.objects import configmap
 
 
 async def test_changes_in_three_clusters_arrive_with_their_cluster_names(

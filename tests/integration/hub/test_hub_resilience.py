@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from hub_helpers import FAST, Recorder, configmap, connect, eventually
+from hub_helpers import FAST, Recorder, connect, eventually
 
 from mic.events import Event, EventType
 from mic.hub import ClusterState, Hub, UnknownClusterError
@@ -16,6 +16,7 @@ from mic.kube.direct import from_token
 from mic.kube.fingerprint import content_hash
 from mic.kube.informer import InformerState, KnownObject
 from mic.testing import KubeEmulator, TokenPolicy
+from mic.testing.objects import configmap
 
 
 async def test_forbidden_resource_shows_in_status_without_a_retry_storm(
