@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, SendResult, WebhookClient
 from mic.delivery.status import SubscriptionStatus
-from mic.events import Event, EventType
+from mic.events import Event
 from mic.events.encodings import EncodedRequest, encode, stable_event_id
 from mic.kube.tasks import OwnedTasks
 from mic.routing.spec import SubscriptionSpec
@@ -480,22 +480,7 @@ def _as_datetime(epoch: float) -> datetime:
 
 
 def _pending_from_row(row: DeliveryRow) -> Pending:
-    stored = row.event
-    event = Event(
-        type=EventType(stored.type),
-        cluster=stored.cluster,
-        group=stored.group,
-        version=stored.version,
-        kind=stored.kind,
-        resource=stored.resource,
-        namespace=stored.namespace,
-        name=stored.name,
-        uid=stored.uid,
-        resource_version=stored.resource_version,
-        object=stored.object,
-        old_object=stored.old_object,
-        observed_at=stored.observed_at,
-    )
+    event = row.event.to_event()
     next_at = row.next_attempt_at.timestamp() if row.next_attempt_at is not None else 0.0
     return Pending(
         id=row.id,

@@ -135,7 +135,7 @@ class StoredEvent:
             object=self.object,
             old_object=self.old_object,
             observed_at=self.observed_at,
-            id=self.event_id,
+            ulid=self.event_id,
         )
 
 
