@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from mic.delivery.acks import Acknowledgements
 from mic.delivery.lane import Pending, SubscriptionLane
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
@@ -47,6 +48,11 @@ from mic.store import (
 )
 
 log = logging.getLogger(__name__)
+
+ACK_PAUSE = 0.005
+"""Seconds an acknowledgement waits for company before it is written on its own. Those that
+arrive meanwhile go in the same commit, so the write rate adapts to the delivery rate and the
+window in which a crash causes re-sends stays about one commit long."""
 
 PURGE_INTERVAL = 60.0
 """Seconds between deletions of stored events that no delivery refers to any more."""
@@ -82,6 +88,7 @@ class DeliveryEngine:
         self._subscriptions: dict[str, _Subscription] = {}
         self._by_watch: dict[WatchSpec, set[str]] = {}
         self._write_lock = asyncio.Lock()
+        self._acknowledgements = Acknowledgements()
         self._tasks = OwnedTasks("delivery")
         self._started = False
 
@@ -101,11 +108,14 @@ class DeliveryEngine:
         for record in await self._store.list_subscriptions():
             await self._activate(SubscriptionSpec.from_json(record.spec), snapshot=False)
         self._tasks.start("purge", self._purge_loop())
+        self._tasks.start("acknowledge", self._acknowledge_loop())
 
     async def close(self) -> None:
-        await self._tasks.close()
         for subscription in list(self._subscriptions.values()):
             await subscription.lane.close()
+        await self._tasks.close()
+        async with self._write_lock:
+            await self._write_acknowledgements()
         await self._client.close()
 
     # -- subscriptions --------------------------------------------------------------------
@@ -141,9 +151,10 @@ class DeliveryEngine:
             return
         await self._release_watches(subscription)
         await subscription.lane.close()
+        self._acknowledgements.forget(name)
 
     async def _activate(self, spec: SubscriptionSpec, *, snapshot: bool) -> None:
-        lane = SubscriptionLane(spec, self._store, self._client)
+        lane = SubscriptionLane(spec, self._store, self._client, self._acknowledgements)
         subscription = _Subscription(spec, SubscriptionMatcher(spec, frozenset()), lane)
         self._subscriptions[spec.name] = subscription
         await lane.start()
@@ -277,9 +288,13 @@ class DeliveryEngine:
         delay = 0.5
         keep = list(range(len(deliveries)))
         while True:
+            acknowledged = self._acknowledgements.take()
             try:
-                written = await self._store.record_changes(ledger, events, [deliveries[i] for i in keep])
+                written = await self._store.record_changes(
+                    ledger, events, [deliveries[i] for i in keep], acknowledged=acknowledged
+                )
             except NotFoundError:
+                self._acknowledgements.back(acknowledged)
                 subscriptions = {record.name for record in await self._store.list_subscriptions()}
                 clusters = {record.name for record in await self._store.list_clusters()}
                 still = [i for i in keep if deliveries[i].subscription in subscriptions]
@@ -289,6 +304,7 @@ class DeliveryEngine:
                 keep, ledger = still, kept_ledger
                 continue
             except StoreError as error:
+                self._acknowledgements.back(acknowledged)
                 log.warning(
                     "cannot write %d event(s) to the outbox: %s; retrying in %.1fs", len(events), error, delay
                 )
@@ -390,6 +406,29 @@ class DeliveryEngine:
     async def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> list[DeliveryRow]:
         self._get(name)
         return await self._store.dead_letters(name, after_id=after_id, limit=limit)
+
+    async def _acknowledge_loop(self) -> None:
+        """Write acknowledgements that no outbox write took along."""
+        while True:
+            await self._acknowledgements.ready.wait()
+            await asyncio.sleep(ACK_PAUSE)
+            async with self._write_lock:
+                try:
+                    await self._write_acknowledgements()
+                except StoreError as error:
+                    log.warning("cannot acknowledge deliveries yet: %s", error)
+                    await asyncio.sleep(1.0)
+
+    async def _write_acknowledgements(self) -> None:
+        """Write what is pending; the caller holds the write lock."""
+        taken = self._acknowledgements.take()
+        if not taken:
+            return
+        try:
+            await self._store.delivered_many(taken)
+        except BaseException:
+            self._acknowledgements.back(taken)  # not known to be written: the next write has them
+            raise
 
     async def _purge_loop(self) -> None:
         while True:

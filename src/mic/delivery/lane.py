@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from mic.delivery.acks import Acknowledgements
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, SendResult, WebhookClient
 from mic.delivery.status import SubscriptionStatus
@@ -40,11 +41,6 @@ log = logging.getLogger(__name__)
 
 STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
-
-ACK_PAUSE = 0.005
-"""Seconds between acknowledgement writes. Acknowledgements that arrive while one write runs
-go together in the next, so the write rate adapts to the delivery rate and the window in which
-a crash causes re-sends stays about one write long."""
 
 
 @dataclass
@@ -78,6 +74,7 @@ class SubscriptionLane:
         spec: SubscriptionSpec,
         store: Store,
         client: WebhookClient,
+        acknowledgements: Acknowledgements,
         *,
         memory_limit: int = 10_000,
         page_size: int = 1_000,
@@ -96,8 +93,7 @@ class SubscriptionLane:
         self._spilled = True  # start by reading what the store holds
         self._more_in_store = True
         self._wake = asyncio.Event()
-        self._acked: list[int] = []
-        self._ack_ready = asyncio.Event()
+        self._acknowledgements = acknowledgements
         self._tasks = OwnedTasks(f"subscription {spec.name}")
         self._senders: set[asyncio.Task[None]] = set()
         # counters (status)
@@ -120,11 +116,10 @@ class SubscriptionLane:
         self.dead_total = counts.dead_total
         self.delivered_total = counts.delivered_total
         self._tasks.start("dispatch", self._dispatch_loop())
-        self._tasks.start("acknowledge", self._ack_loop())
 
     async def close(self, *, grace: float = 2.0) -> None:
         """Stop sending; requests in flight get `grace` seconds to finish so that a clean
-        shutdown re-sends nothing, then every acknowledgement is written."""
+        shutdown re-sends nothing (the engine writes their acknowledgements)."""
         self._tasks.cancel_named("dispatch")
         if self._senders:
             await asyncio.wait(list(self._senders), timeout=grace)
@@ -132,7 +127,6 @@ class SubscriptionLane:
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
         await self._tasks.close()
-        await self._flush_acks()
 
     def update_spec(self, spec: SubscriptionSpec) -> None:
         """Take a changed sink, format or policy into use for the next requests."""
@@ -325,10 +319,9 @@ class SubscriptionLane:
         if result.outcome is Outcome.DELIVERED:
             self.last_delivered_at = now
             self.last_error = None
+            self._acknowledgements.add(spec.name, [pending.id for pending in group])
             for pending in group:
-                self._acked.append(pending.id)
                 self._finish(pending)
-            self._ack_ready.set()
             self.delivered_total += len(group)
             return
         self.last_error = result.error
@@ -413,29 +406,6 @@ class SubscriptionLane:
             message_id = group[0].event_id if len(group) == 1 else _batch_id(group)
             headers.update(signature_headers(spec.sink.signing_secret, message_id, request.body))
         return await self._client.post(spec.sink.url, request.body, headers, spec.sink.timeout)
-
-    # -- acknowledgements -----------------------------------------------------------------
-
-    async def _ack_loop(self) -> None:
-        while True:
-            await self._ack_ready.wait()
-            self._ack_ready.clear()
-            await asyncio.sleep(ACK_PAUSE)
-            try:
-                await self._flush_acks()
-            except StoreError as error:
-                log.warning("subscription %s: cannot acknowledge deliveries yet: %s", self.spec.name, error)
-                await asyncio.sleep(STORE_RETRY)
-
-    async def _flush_acks(self) -> None:
-        if self._acked:
-            ids, self._acked = self._acked, []
-            try:
-                await self._store.delivered(self.spec.name, ids)
-            except BaseException:
-                self._acked[:0] = ids  # not known to be written: the next flush writes them
-                self._ack_ready.set()
-                raise
 
     # -- status ---------------------------------------------------------------------------
 

@@ -7,13 +7,11 @@ is permanent, because sending the same request again will get the same answer.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from enum import Enum
 
-import aiohttp
-
+from mic.delivery.http import HttpError, HttpPool
 from mic.kube.client import parse_retry_after
 
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -35,53 +33,33 @@ class SendResult:
 
 
 class WebhookClient:
-    """One connection pool for every webhook MIC posts to.
+    """Posts to every webhook MIC delivers to, over pooled keep-alive connections.
 
     Redirects are not followed: a recipient that moved must be re-registered, and following
     a redirect would send signed payloads to an address nobody registered.
     """
 
     def __init__(self, *, user_agent: str = "mic-delivery/0.1") -> None:
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=64),
-                headers={"User-Agent": self._user_agent},
-            )
-        return self._session
+        self._pool = HttpPool(user_agent=user_agent)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
         started = time.monotonic()
         try:
-            async with self._get_session().post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            detail = (
-                "timed out"
-                if isinstance(error, asyncio.TimeoutError)
-                else (str(error) or type(error).__name__)
-            )
+            response = await self._pool.post(url, body, headers, timeout)
+        except TimeoutError:
+            return SendResult(Outcome.RETRY, None, f"cannot reach {url}: timed out", None, _ms(started))
+        except (HttpError, OSError) as error:
+            detail = str(error) or type(error).__name__
             return SendResult(Outcome.RETRY, None, f"cannot reach {url}: {detail}", None, _ms(started))
+        status = response.status
         duration = _ms(started)
         if 200 <= status < 300:
             return SendResult(Outcome.DELIVERED, status, None, None, duration)
         if status in RETRYABLE_STATUSES or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
             return SendResult(Outcome.RETRY, status, f"recipient answered {status}", retry_after, duration)
         reason = "redirects are not followed" if 300 <= status < 400 else "not retried"
         return SendResult(

@@ -559,8 +559,14 @@ class Store:
         ledger: Sequence[LedgerChange],
         events: Sequence[Event],
         deliveries: Sequence[NewDelivery],
+        *,
+        acknowledged: Mapping[str, Sequence[int]] | None = None,
     ) -> list[int]:
         """Update the ledger and queue `deliveries` of `events`, all in one transaction.
+
+        `acknowledged` (subscription -> delivery ids) are deliveries that reached their
+        recipients: they are removed in the same transaction (as `delivered_many` does), so a
+        busy engine pays one commit for both directions of the outbox.
 
         This is the outbox write: once it returns, the events are MIC's responsibility (durably,
         with a store opened `durable=True`), and the ledger says they were seen, so they are not
@@ -593,6 +599,8 @@ class Store:
         for change in ledger:
             latest[(change.cluster, change.scope, change.uid)] = change
         if not latest and not deliveries:
+            if acknowledged:
+                await self.delivered_many(acknowledged)
             return []
         now = _now()
         forget = [
@@ -608,6 +616,8 @@ class Store:
         try:
             async with self._write() as conn:
                 sql = _bulk_sql(conn.dialect)
+                for subscription, acked in (acknowledged or {}).items():
+                    await self._remove_delivered(conn, subscription, acked)
                 if deliveries:
                     # One allocation for the batch: events take the first values, deliveries the rest.
                     first = await self._allocate(conn, OUTBOX_SEQUENCE, len(used) + len(deliveries))
@@ -739,17 +749,27 @@ class Store:
         Every distinct id counts, even one whose row is already gone (coalesced or replaced
         meanwhile): the recipient did receive it.
         """
+        await self.delivered_many({subscription: ids})
+
+    async def delivered_many(self, acknowledged: Mapping[str, Sequence[int]]) -> None:
+        """`delivered` for several subscriptions in one transaction (one commit, one fsync)."""
+        if not any(acknowledged.values()):
+            return
+        async with self._write() as conn:
+            for subscription, ids in acknowledged.items():
+                await self._remove_delivered(conn, subscription, ids)
+
+    async def _remove_delivered(self, conn: AsyncConnection, subscription: str, ids: Sequence[int]) -> None:
         unique = sorted(set(ids))
         if not unique:
             return
-        async with self._write() as conn:
-            for chunk in _chunks(unique):
-                await conn.execute(
-                    sa.delete(deliveries).where(
-                        deliveries.c.subscription == subscription, deliveries.c.id.in_(chunk)
-                    )
+        for chunk in _chunks(unique):
+            await conn.execute(
+                sa.delete(deliveries).where(
+                    deliveries.c.subscription == subscription, deliveries.c.id.in_(chunk)
                 )
-            await self._add_totals(conn, subscription, delivered=len(unique))
+            )
+        await self._add_totals(conn, subscription, delivered=len(unique))
 
     async def dead_letter(
         self, subscription: str, ids: Sequence[int], error: str, *, attempted: bool = True
