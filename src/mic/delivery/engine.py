@@ -59,8 +59,14 @@ PURGE_INTERVAL = 60.0
 
 
 def object_key(event: Event) -> str:
-    """What per-object ordering is keyed by: the object's identity in its cluster."""
-    return f"{event.cluster}/{event.group}/{event.resource}/{event.uid}"
+    """What per-object ordering and coalescing are keyed by: the object's name in its cluster.
+
+    The name, not the uid, as client-go's queues key by namespace/name: when a name is deleted
+    and created again, the DELETED of the old object reaches the recipient before the ADDED of
+    the new one. Keyed by uid the two could overtake each other, and a recipient that keys by
+    name (a load balancer's config) would delete what was just added.
+    """
+    return f"{event.cluster}/{event.group}/{event.resource}/{event.namespace or ''}/{event.name}"
 
 
 @dataclass

@@ -2,13 +2,15 @@
 
 The store is the queue; the lane holds a bounded window of it in memory. Rules it keeps:
 
-* events of one object leave in the order they were stored, one at a time: the next waits
-  until the previous one is delivered or dead;
+* events of one object (a name in a cluster and resource, as client-go keys its queues) leave
+  in the order they were stored, one at a time: the next waits until the previous one is
+  delivered or dead;
 * different objects go in parallel, up to the subscription's concurrency;
 * a retryable failure delays only that object (exponential backoff with jitter, at least the
   recipient's `Retry-After`); after `max_attempts` or `max_age` the event becomes a dead letter
   and the object's next event goes on;
-* with coalescing, an object whose events queue up is sent only its newest state;
+* with coalescing, an object whose events queue up is sent only its newest state (and the
+  DELETED of an older object of the same name);
 * acknowledgements are written to the store in small groups (a crash between a delivery and
   its acknowledgement re-sends it: at-least-once, and the stable event id lets recipients
   drop the duplicate).
@@ -96,6 +98,8 @@ class SubscriptionLane:
         self._acknowledgements = acknowledgements
         self._tasks = OwnedTasks(f"subscription {spec.name}")
         self._senders: set[asyncio.Task[None]] = set()
+        self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
+        self._superseded_lock = asyncio.Lock()
         # counters (status)
         self.backlog = 0
         self.retrying = 0
@@ -175,32 +179,40 @@ class SubscriptionLane:
             queue.items.append(row)
             self._in_memory += 1
             if not queue.in_flight:
+                head_before = queue.items[0]
                 if len(queue.items) > 1 and self._coalescing:
                     self._coalesce(queue)
-                if len(queue.items) == 1:
-                    heapq.heappush(self._due, (row.next_attempt_at, row.id, row.object_key))
+                head = queue.items[0]
+                # A head that is not in flight always has an entry in `_due`: add one for a
+                # new head (a new queue, or coalescing replaced the old head).
+                if len(queue.items) == 1 or head is not head_before:
+                    heapq.heappush(self._due, (head.next_attempt_at, head.id, head.object_key))
 
     @property
     def _coalescing(self) -> bool:
         return self.spec.delivery.coalesce or (self.overflowing and self.spec.delivery.overflow == "coalesce")
 
     def _coalesce(self, queue: _ObjectQueue) -> None:
-        """Keep only the newest queued event of an object whose head is not in flight.
+        """Keep only the newest queued event of each object (uid) of a name whose head is not
+        in flight.
 
-        The store deletes the older rows of that object; the newest carries the full current
-        state, which is all a recipient that lags (a load balancer) needs.
+        The rows dropped are deleted from the store before the next request leaves (see
+        `_drop_superseded`); the newest carries the full current state, which
+        is all a recipient that lags (a load balancer) needs. An older object of the same name
+        (deleted, then the name created again) keeps its last event, its DELETED, so a
+        recipient that tracks uids also learns that it is gone.
         """
-        newest = queue.items[-1]
-        superseded = len(queue.items) - 1
-        self.retrying -= sum(1 for p in list(queue.items)[:-1] if p.attempts)
-        queue.items.clear()
-        queue.items.append(newest)
-        self._in_memory -= superseded
-        self.backlog -= superseded
-        self.coalesced_total += superseded
-        self._tasks.start(
-            "coalesce", self._store.drop_superseded(self.spec.name, newest.object_key, newest.id)
-        )
+        last_of_uid = {pending.event.uid: pending for pending in queue.items}
+        if len(last_of_uid) == len(queue.items):
+            return
+        kept = [pending for pending in queue.items if last_of_uid[pending.event.uid] is pending]
+        dropped = [pending for pending in queue.items if last_of_uid[pending.event.uid] is not pending]
+        self.retrying -= sum(1 for pending in dropped if pending.attempts)
+        queue.items = deque(kept)
+        self._in_memory -= len(dropped)
+        self.backlog -= len(dropped)
+        self.coalesced_total += len(dropped)
+        self._superseded.extend(pending.id for pending in dropped)
 
     @property
     def overflowing(self) -> bool:
@@ -311,8 +323,26 @@ class SubscriptionLane:
                     pending.next_attempt_at = retry_at
                     heapq.heappush(self._due, (retry_at, pending.id, pending.object_key))
 
+    async def _drop_superseded(self) -> None:
+        """Delete coalesced rows from the store before anything newer is delivered.
+
+        Were a newer event acknowledged first, a crash could leave an older one pending, to be
+        sent after the restart: a stale state delivered last. The lock makes every sender wait
+        for a deletion already under way, not only for the ones it starts itself.
+        """
+        async with self._superseded_lock:
+            if not self._superseded:
+                return
+            ids, self._superseded = self._superseded, []
+            try:
+                await self._store.drop_superseded(self.spec.name, ids)
+            except BaseException:
+                self._superseded[:0] = ids
+                raise
+
     async def _send_group(self, group: list[Pending]) -> None:
         spec = self.spec
+        await self._drop_superseded()
         group, request = self._fit(group)
         result = await self._post(group, request)
         now = self._clock()

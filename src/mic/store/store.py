@@ -823,23 +823,25 @@ class Store:
                     changed += result.rowcount
         return changed
 
-    async def drop_superseded(self, subscription: str, object_key: str, keep_id: int) -> int:
-        """Coalescing: delete the pending rows of one object older than `keep_id`; returns how many.
+    async def drop_superseded(self, subscription: str, ids: Sequence[int]) -> int:
+        """Coalescing: delete these pending rows of `subscription`; returns how many went.
 
         Dead letters are kept (they are a record of failure, replayed only on request). The
         dropped rows count neither as delivered nor as dead.
         """
+        if not ids:
+            return 0
         d = deliveries
+        dropped = 0
         async with self._write() as conn:
-            result = await conn.execute(
-                sa.delete(d).where(
-                    d.c.subscription == subscription,
-                    d.c.object_key == object_key,
-                    d.c.state == "pending",
-                    d.c.id < keep_id,
+            for chunk in _chunks(sorted(set(ids))):
+                result = await conn.execute(
+                    sa.delete(d).where(
+                        d.c.subscription == subscription, d.c.state == "pending", d.c.id.in_(chunk)
+                    )
                 )
-            )
-        return int(result.rowcount)
+                dropped += int(result.rowcount)
+        return dropped
 
     async def backlog(self, subscription: str) -> int:
         """How many deliveries of `subscription` are pending (an index-only count)."""

@@ -31,10 +31,13 @@ class WebhookRecipient:
 
     `status` is what it answers (200 by default); set it to 503 to play a recipient that is
     down, or to a callable deciding per request. Only 2xx answers are recorded in `accepted`;
-    every request is in `requests`.
+    every request is in `requests`. `delay` (seconds, or a callable deciding per request) holds
+    a request before it is recorded and answered: a slow recipient, or one whose requests
+    overtake each other.
     """
 
     status: int | Callable[[Received], int] = 200
+    delay: float | Callable[[Received], float] = 0.0
     retry_after: str | None = None
     requests: list[Received] = field(default_factory=list)
     accepted: list[Received] = field(default_factory=list)
@@ -65,6 +68,9 @@ class WebhookRecipient:
 
     async def _handle(self, request: web.Request) -> web.Response:
         received = Received(dict(request.headers), await request.read())
+        delay = self.delay(received) if callable(self.delay) else self.delay
+        if delay > 0:
+            await asyncio.sleep(delay)
         status = self.status(received) if callable(self.status) else self.status
         async with self._changed:
             self.requests.append(received)

@@ -331,9 +331,11 @@ async def test_drop_superseded_coalesces_one_object(ready: Store) -> None:
     await _queue(store, "b", events)
     await store.dead_letter("a", [ids[0]], "kept as a record")
 
-    assert await store.drop_superseded("a", "x", keep_id=ids[3]) == 1  # ids[2]; ids[0] is dead
+    # ids[0] is dead: kept as the record it is
+    assert await store.drop_superseded("a", [ids[0], ids[2]]) == 1
     assert [r.id for r in await store.pending_deliveries("a")] == [ids[1], ids[3], ids[4]]
-    assert await store.drop_superseded("a", "x", keep_id=ids[4]) == 1
+    assert await store.drop_superseded("a", [ids[3]]) == 1
+    assert await store.drop_superseded("a", []) == 0
     assert [r.id for r in await store.pending_deliveries("a")] == [ids[1], ids[4]]
     assert await store.backlog("b") == 5  # other subscriptions keep their own queue
     counts = await store.counts("a")
