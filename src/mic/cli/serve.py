@@ -70,6 +70,14 @@ def serve(
     log_level: Annotated[
         str, typer.Option(envvar="MIC_LOG_LEVEL", help=f"One of {', '.join(LOG_LEVELS)}.")
     ] = "info",
+    cache_mode: Annotated[
+        str,
+        typer.Option(
+            envvar="MIC_CACHE_MODE",
+            help="How caches keep objects: full (as received), lean (without managedFields), "
+            "compact (lean, as JSON bytes: about 1.3x the JSON size in memory instead of 4-6x).",
+        ),
+    ] = "lean",
 ) -> None:
     """Start the MIC service: REST API with Swagger UI at /swagger/, supervisor, store.
 
@@ -94,9 +102,12 @@ def serve(
         allow_kubeconfig_exec=allow_kubeconfig_exec,
         allow_kubeconfig_files=allow_kubeconfig_files,
         log_level=level,
+        cache_mode=cache_mode.lower(),
     )
     try:
-        settings.token_grants()  # fail before binding the port, with the file's line number
+        # Fail before binding the port, with the file's line number or the setting's name.
+        settings.token_grants()
+        settings.informer_options()
     except SettingsError as error:
         typer.echo(f"mic serve: {error}", err=True)
         raise typer.Exit(code=2) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     from mic.kube.selectors import LabelSelector
 
@@ -31,12 +33,22 @@ class ObjectCache:
 
     Objects are the dicts decoded from the wire, shared, never copied: callers must treat
     them as read-only. A per-namespace index keeps namespace queries proportional to the
-    namespace, not to the cluster.
+    namespace, not to the cluster. Subclasses change how an object is kept by overriding
+    `_pack`/`_unpack` (see `CompactObjectCache`).
     """
 
     def __init__(self) -> None:
-        self._objects: dict[ObjectKey, KubeObject] = {}
-        self._by_namespace: dict[str, dict[str, KubeObject]] = {}
+        self._objects: dict[ObjectKey, Any] = {}
+        self._by_namespace: dict[str, dict[str, Any]] = {}
+
+    def _pack(self, obj: KubeObject) -> Any:
+        """What the cache keeps for `obj`."""
+        return obj
+
+    def _unpack(self, entry: Any) -> KubeObject:
+        """The object an entry made by `_pack` stands for."""
+        result: KubeObject = entry
+        return result
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -45,34 +57,39 @@ class ObjectCache:
         return key in self._objects
 
     def get(self, namespace: str | None, name: str) -> KubeObject | None:
-        return self._objects.get((namespace or "", name))
+        return self.get_by_key((namespace or "", name))
 
     def get_by_key(self, key: ObjectKey) -> KubeObject | None:
-        return self._objects.get(key)
+        entry = self._objects.get(key)
+        return None if entry is None else self._unpack(entry)
 
     def put(self, key: ObjectKey, obj: KubeObject) -> KubeObject | None:
         """Store `obj` under `key` and return the object it replaced, if any."""
         previous = self._objects.get(key)
-        self._objects[key] = obj
-        self._by_namespace.setdefault(key[0], {})[key[1]] = obj
-        return previous
+        entry = self._pack(obj)
+        self._objects[key] = entry
+        self._by_namespace.setdefault(key[0], {})[key[1]] = entry
+        return None if previous is None else self._unpack(previous)
 
     def remove(self, key: ObjectKey) -> KubeObject | None:
         """Drop the object under `key` and return it, if it was there."""
         previous = self._objects.pop(key, None)
-        if previous is not None:
-            names = self._by_namespace.get(key[0])
-            if names is not None:
-                names.pop(key[1], None)
-                if not names:
-                    del self._by_namespace[key[0]]
-        return previous
+        if previous is None:
+            return None
+        names = self._by_namespace.get(key[0])
+        if names is not None:
+            names.pop(key[1], None)
+            if not names:
+                del self._by_namespace[key[0]]
+        return self._unpack(previous)
 
     def keys(self) -> list[ObjectKey]:
         return list(self._objects)
 
     def items(self) -> Iterator[tuple[ObjectKey, KubeObject]]:
-        return iter(list(self._objects.items()))
+        unpack = self._unpack
+        for key, entry in list(self._objects.items()):
+            yield key, unpack(entry)
 
     def clear(self) -> None:
         self._objects.clear()
@@ -84,13 +101,33 @@ class ObjectCache:
         label_selector: LabelSelector | None = None,
     ) -> list[KubeObject]:
         """Objects in `namespace` (all when None) matching `label_selector`, sorted by key."""
+        unpack = self._unpack
         if namespace is None:
-            candidates = [self._objects[key] for key in sorted(self._objects)]
+            candidates = [unpack(self._objects[key]) for key in sorted(self._objects)]
         else:
             names = self._by_namespace.get(namespace, {})
-            candidates = [names[name] for name in sorted(names)]
+            candidates = [unpack(names[name]) for name in sorted(names)]
         if label_selector is None or label_selector.is_empty:
             return candidates
         return [
             obj for obj in candidates if label_selector.matches((obj.get("metadata") or {}).get("labels"))
         ]
+
+
+class CompactObjectCache(ObjectCache):
+    """A cache that keeps each object as its compact JSON bytes instead of a dict.
+
+    A decoded Kubernetes object costs 4-6x its JSON size in Python dicts and strings; its
+    JSON bytes cost little more than the JSON itself. The price is CPU: every read decodes
+    (orjson, a few microseconds per KB) and every write encodes. Each read returns a fresh
+    dict, so callers may keep or even change what they get.
+    """
+
+    def _pack(self, obj: KubeObject) -> bytes:
+        # orjson returns its growable buffer (4 KB at least) trimmed only in name; a copy
+        # of exactly the JSON's length is what makes this cache small.
+        return bytes(memoryview(orjson.dumps(obj)))
+
+    def _unpack(self, entry: Any) -> KubeObject:
+        result: KubeObject = orjson.loads(entry)
+        return result

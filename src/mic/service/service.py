@@ -20,7 +20,6 @@ from prometheus_client.registry import CollectorRegistry
 
 from mic.delivery.engine import DeliveryEngine
 from mic.hub import Hub
-from mic.kube.informer import InformerOptions
 from mic.service.connections import ConnectionPolicy
 from mic.service.metrics import build_registry
 from mic.service.settings import ServiceSettings
@@ -68,12 +67,13 @@ async def running_service(
 ) -> AsyncIterator[Service]:
     """Open the store (applying migrations), start the supervisor; close everything on exit."""
     grants = settings.token_grants()
+    informer_options = settings.informer_options()
     store = await Store.open(settings.effective_database_url)
     try:
         token = await generate_admin_token_if_none(store, grants)
         if token is not None and settings.announce_generated_token:
             announce(settings, token)
-        hub = Hub(informer_options=InformerOptions(strip_managed_fields=True))
+        hub = Hub(informer_options=informer_options)
         policy = ConnectionPolicy(
             kubeconfig_dir=settings.kubeconfig_dir,
             allow_exec=settings.allow_kubeconfig_exec,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -56,9 +57,11 @@ class Recorder:
         return [(e.cluster, e.type.value, e.key, e.resource_version) for e in self.events]
 
 
-@pytest_asyncio.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub(informer_options=FAST, discovery_refresh_interval=0.3) as running:
+@pytest_asyncio.fixture(params=["dict-cache", "compact-cache"])
+async def hub(request: pytest.FixtureRequest) -> AsyncIterator[Hub]:
+    """A hub with fast settings; every hub test runs with both kinds of informer cache."""
+    options = dataclasses.replace(FAST, compact_cache=request.param == "compact-cache")
+    async with Hub(informer_options=options, discovery_refresh_interval=0.3) as running:
         yield running
 
 

@@ -152,3 +152,14 @@ def test_public_view_shows_no_credential() -> None:
         "context": "ctx",
         "path": None,
     }
+
+
+def test_cache_modes_map_to_informer_options() -> None:
+    assert ServiceSettings().informer_options().strip_managed_fields
+    assert not ServiceSettings().informer_options().compact_cache
+    assert not ServiceSettings(cache_mode="full").informer_options().strip_managed_fields
+    compact = ServiceSettings(cache_mode="compact").informer_options()
+    assert compact.compact_cache
+    assert compact.strip_managed_fields
+    with pytest.raises(SettingsError, match="cache mode 'tiny' is not one of full, lean, compact"):
+        ServiceSettings(cache_mode="tiny").informer_options()

@@ -39,13 +39,27 @@ def make_reflector(
     return informer._reflectors[0]
 
 
+def sync(reflector: Reflector, items: list[dict[str, Any]], page_size: int = 2) -> list[Event]:
+    """Apply a complete list the way `_list_and_sync` does, in pages; return every change."""
+    if reflector._first_list and reflector._pending_known is None:
+        reflector._pending_known = reflector.informer._take_known(reflector.namespace)
+    seen: set[tuple[str, str]] = set()
+    events: list[Event] = []
+    for start in range(0, len(items), page_size):
+        events += reflector._sync_page(items[start : start + page_size], seen)
+    events += reflector._deletions(seen)
+    reflector._first_list = False
+    reflector._pending_known = None
+    return events
+
+
 def summary(events: list[Event]) -> list[tuple[str, str, str]]:
     return [(e.type.value, e.key, e.resource_version) for e in events]
 
 
 def test_first_list_reports_every_object_as_added() -> None:
     reflector = make_reflector()
-    events = reflector._sync([cm("a", "1"), cm("b", "2")])
+    events = sync(reflector, [cm("a", "1"), cm("b", "2")])
     assert summary(events) == [("ADDED", "default/a", "1"), ("ADDED", "default/b", "2")]
     assert events[0].object["kind"] == "ConfigMap"
     assert events[0].object["apiVersion"] == "v1"
@@ -53,19 +67,20 @@ def test_first_list_reports_every_object_as_added() -> None:
 
 def test_relist_reports_exact_difference() -> None:
     reflector = make_reflector()
-    reflector._sync([cm("same", "1"), cm("changed", "2"), cm("deleted", "3"), cm("recreated", "4")])
-    reflector._first_list = False
-    events = reflector._sync(
-        [cm("same", "1"), cm("changed", "9"), cm("recreated", "10", uid="new-uid"), cm("new", "11")]
+    sync(reflector, [cm("same", "1"), cm("changed", "2"), cm("deleted", "3"), cm("recreated", "4")])
+    events = sync(
+        reflector,
+        [cm("same", "1"), cm("changed", "9"), cm("recreated", "10", uid="new-uid"), cm("new", "11")],
     )
+    # Changes come page by page, in order per object; deletions once the list is complete.
     assert summary(events) == [
-        ("DELETED", "default/recreated", "4"),
-        ("DELETED", "default/deleted", "3"),
         ("MODIFIED", "default/changed", "9"),
+        ("DELETED", "default/recreated", "4"),
         ("ADDED", "default/recreated", "10"),
         ("ADDED", "default/new", "11"),
+        ("DELETED", "default/deleted", "3"),
     ]
-    modified = events[2]
+    modified = events[0]
     assert modified.old_object is not None
     assert modified.old_object["metadata"]["resourceVersion"] == "2"
     cache = reflector.informer.cache
@@ -88,22 +103,46 @@ def test_known_state_reports_only_real_changes_after_restart() -> None:
         "uid-gone": KnownObject("default", "gone", "3"),
     }
     reflector = make_reflector(known)
-    events = reflector._sync(
-        [cm("same", "1"), unchanged_by_hash, cm("changed", "7", k="new"), cm("fresh", "8")]
+    events = sync(
+        reflector, [cm("same", "1"), unchanged_by_hash, cm("changed", "7", k="new"), cm("fresh", "8")]
     )
     assert summary(events) == [
-        ("DELETED", "default/gone", "3"),
         ("MODIFIED", "default/changed", "7"),
         ("ADDED", "default/fresh", "8"),
+        ("DELETED", "default/gone", "3"),
     ]
-    tombstone = events[0].object
+    tombstone = events[-1].object
     assert tombstone["metadata"] == {
         "name": "gone",
         "namespace": "default",
         "uid": "uid-gone",
         "resourceVersion": "3",
     }
-    assert events[0].uid == "uid-gone"
+    assert events[-1].uid == "uid-gone"
+
+
+def test_known_name_taken_by_a_new_object_is_deleted_before_the_new_one_is_added() -> None:
+    known = {"uid-old": KnownObject("default", "web", "3"), "uid-other": KnownObject("default", "z", "1")}
+    reflector = make_reflector(known)
+    events = sync(reflector, [cm("a", "9"), cm("web", "10", uid="uid-new")], page_size=1)
+    assert [(e.type.value, e.key, e.uid) for e in events] == [
+        ("ADDED", "default/a", "uid-a"),
+        ("DELETED", "default/web", "uid-old"),
+        ("ADDED", "default/web", "uid-new"),
+        ("DELETED", "default/z", "uid-other"),
+    ]
+
+
+def test_a_list_restarted_midway_reports_each_change_once() -> None:
+    """Pages applied by a list whose continue token expired stay applied: the next attempt
+    reports only what differs from them, and drops what the completed list lacks."""
+    known = {"uid-a": KnownObject("default", "a", "1"), "uid-b": KnownObject("default", "b", "1")}
+    reflector = make_reflector(known)
+    reflector._pending_known = reflector.informer._take_known(None)
+    first_attempt = reflector._sync_page([cm("a", "2"), cm("b", "1")], set())
+    assert summary(first_attempt) == [("MODIFIED", "default/a", "2")]
+    events = sync(reflector, [cm("a", "2"), cm("c", "5")])
+    assert summary(events) == [("ADDED", "default/c", "5"), ("DELETED", "default/b", "1")]
 
 
 def test_known_state_is_split_by_namespace_reflector() -> None:
@@ -113,10 +152,10 @@ def test_known_state_is_split_by_namespace_reflector() -> None:
     }
     reflector = make_reflector(known, namespaces=["team-a", "team-b"])
     assert reflector.namespace == "team-a"
-    events = reflector._sync([])
+    events = sync(reflector, [])
     assert summary(events) == [("DELETED", "team-a/a", "1")]
     other = reflector.informer._reflectors[1]
-    assert summary(other._sync([cm("b", "1", uid="uid-b", ns="team-b")])) == []
+    assert summary(sync(other, [cm("b", "1", uid="uid-b", ns="team-b")])) == []
 
 
 async def test_watch_batch_skips_duplicates_and_orders_recreation() -> None:
@@ -127,7 +166,7 @@ async def test_watch_batch_skips_duplicates_and_orders_recreation() -> None:
 
     informer = Informer(KubeClient(ClusterConnection(server="http://127.0.0.1:1")), "c1", CONFIGMAPS, collect)
     reflector = informer._reflectors[0]
-    reflector._sync([cm("a", "1")])
+    sync(reflector, [cm("a", "1")])
     await reflector._apply(
         [
             {"type": "ADDED", "object": cm("a", "1")},  # already known at this version: not news
