@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from mic.delivery.acks import Acknowledgements
-from mic.delivery.lane import Pending, SubscriptionLane
+from mic.delivery.lane import Pending, SubscriptionLane, object_key
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
@@ -56,17 +56,6 @@ window in which a crash causes re-sends stays about one commit long."""
 
 PURGE_INTERVAL = 60.0
 """Seconds between deletions of stored events that no delivery refers to any more."""
-
-
-def object_key(event: Event) -> str:
-    """What per-object ordering and coalescing are keyed by: the object's name in its cluster.
-
-    The name, not the uid, as client-go's queues key by namespace/name: when a name is deleted
-    and created again, the DELETED of the old object reaches the recipient before the ADDED of
-    the new one. Keyed by uid the two could overtake each other, and a recipient that keys by
-    name (a load balancer's config) would delete what was just added.
-    """
-    return f"{event.cluster}/{event.group}/{event.resource}/{event.namespace or ''}/{event.name}"
 
 
 @dataclass
@@ -329,10 +318,13 @@ class DeliveryEngine:
             for watch in subscription.watches:
                 informer = self._hub.informer(cluster, watch)
                 key = self._hub.informer_key(cluster, watch)
-                if informer is None or key is None or not informer.synced:
+                if informer is None or key is None or not informer.populated:
                     continue  # its first list is still to come, and will be routed as it arrives
+                # Mid-list, the rest of the list is routed as it arrives (to this subscription
+                # too, from now on): the cache is a true snapshot, but not a complete one, so
+                # the ledger may gain entries from it but not lose any.
                 cached = [obj for _, obj in informer.cache.items()]
-                ledger = await self._ledger_for_cache(cluster, key, cached)
+                ledger = await self._ledger_for_cache(cluster, key, cached, complete=informer.synced)
                 events = [informer.make_event(EventType.ADDED, obj) for obj in cached] if send else []
                 subscription.resources.add(key.qualified_resource)
                 subscription.matcher = SubscriptionMatcher(
@@ -342,7 +334,7 @@ class DeliveryEngine:
                 await self._record(cluster, labels, [subscription], events, ledger)
 
     async def _ledger_for_cache(
-        self, cluster: str, key: InformerKey, objects: list[dict[str, object]]
+        self, cluster: str, key: InformerKey, objects: list[dict[str, object]], *, complete: bool
     ) -> list[LedgerChange]:
         scope = key.scope
         known = await self._store.load_ledger(cluster, scope)
@@ -361,7 +353,8 @@ class DeliveryEngine:
             )
             if known.get(uid) != entry:
                 changes.append(LedgerChange(cluster, scope, uid, entry))
-        changes.extend(LedgerChange(cluster, scope, uid, None) for uid in known if uid not in seen)
+        if complete:
+            changes.extend(LedgerChange(cluster, scope, uid, None) for uid in known if uid not in seen)
         return changes
 
     # -- status and operations ------------------------------------------------------------

@@ -270,8 +270,8 @@ class Hub:
             if not stream.spec.applies_to(name):
                 continue
             informer = runtime.informer_for(stream.spec)
-            if informer is None or not informer.synced:
-                continue
+            if informer is None or not informer.populated:
+                continue  # its first list is still to come, and will be streamed as it arrives
             snapshot = [informer.make_event(EventType.ADDED, obj) for _, obj in informer.cache.items()]
             if snapshot:
                 stream.put_nowait(snapshot)

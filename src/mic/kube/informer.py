@@ -189,7 +189,15 @@ class Informer:
 
     @property
     def synced(self) -> bool:
+        """Every reflector has completed its first list: the cache holds the server's state."""
         return self._synced.is_set()
+
+    @property
+    def populated(self) -> bool:
+        """A first list has begun to fill the cache: what it holds is real, if perhaps not
+        complete until `synced`. A consumer that joins now takes the cache as its snapshot
+        and gets the rest of the list as it arrives."""
+        return any(r.populated for r in self._reflectors)
 
     @property
     def status(self) -> InformerStatus:
@@ -272,6 +280,7 @@ class Reflector:
         self.last_error: str | None = None
         self.resource_version = ""
         self.synced = False
+        self.populated = False
         self.relists = 0
         self.watch_restarts = 0
         self.stalls = 0
@@ -413,7 +422,9 @@ class Reflector:
             if strip:
                 for obj in page_items:
                     _strip_managed_fields(obj)
-            await self.informer.emit(self._sync_page(page_items, seen))
+            events = self._sync_page(page_items, seen)
+            self.populated = True
+            await self.informer.emit(events)
             del page_items
             if not list_rv:
                 list_rv = str(metadata.get("resourceVersion") or "")

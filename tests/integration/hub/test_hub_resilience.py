@@ -184,3 +184,23 @@ async def test_a_late_consumer_first_gets_the_current_objects(
 
 def _names(events: list[Event]) -> list[str]:
     return [e.name for e in events]
+
+
+async def test_a_consumer_joining_during_the_first_list_gets_every_object(
+    hub: Hub, kube_emulator: KubeEmulator, record: Any
+) -> None:
+    """Pages are emitted as they arrive; one who joins after some of them takes the cache so far
+    as its snapshot and the remaining pages as they come: nothing listed is missed."""
+    for i in range(30):
+        kube_emulator.create(configmap(f"cm-{i:02}"))
+    kube_emulator.set_latency(0.05)  # pages of 3 (FAST): the list takes ~0.5 s
+    await hub.add_cluster("c1", connect(kube_emulator))
+    early = await record("configmaps")
+    await early.wait_count(6)
+    informer = hub._cluster("c1").informers()[0]
+    assert informer.populated
+    assert not informer.synced, "the list ended before the late consumer joined: slow it down"
+    late = await record("configmaps")
+    await late.wait_for(lambda events: len({e.name for e in events}) == 30)
+    await early.wait_count(30)
+    assert {e.type for e in late.events} == {EventType.ADDED}
