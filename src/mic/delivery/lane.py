@@ -45,6 +45,17 @@ STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
 
 
+def object_key(event: Event) -> str:
+    """What per-object ordering and coalescing are keyed by: the object's name in its cluster.
+
+    The name, not the uid, as client-go's queues key by namespace/name: when a name is deleted
+    and created again, the DELETED of the old object reaches the recipient before the ADDED of
+    the new one. Keyed by uid the two could overtake each other, and a recipient that keys by
+    name (a load balancer's config) would delete what was just added.
+    """
+    return f"{event.cluster}/{event.group}/{event.resource}/{event.namespace or ''}/{event.name}"
+
+
 @dataclass
 class Pending:
     """One stored, undelivered event of this subscription."""
@@ -99,6 +110,7 @@ class SubscriptionLane:
         self._tasks = OwnedTasks(f"subscription {spec.name}")
         self._senders: set[asyncio.Task[None]] = set()
         self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
+        self._refused: set[int] = set()  # over the backlog limit, still pending in the store
         self._superseded_lock = asyncio.Lock()
         # counters (status)
         self.backlog = 0
@@ -154,12 +166,9 @@ class SubscriptionLane:
                 self.last_error,
                 len(refused),
             )
-            self._tasks.start(
-                "overflow",
-                self._store.dead_letter(
-                    self.spec.name, [p.id for p in refused], self.last_error, attempted=False
-                ),
-            )
+            refused_ids = [p.id for p in refused]
+            self._refused.update(refused_ids)
+            self._tasks.start("overflow", self._dead_letter_refused(refused_ids, self.last_error))
         self.backlog += len(rows)
         if self._spilled or self._in_memory + len(rows) > self._memory_limit:
             self._spilled = True
@@ -168,8 +177,17 @@ class SubscriptionLane:
             self._add(rows)
         self._wake.set()
 
+    async def _dead_letter_refused(self, ids: list[int], error: str) -> None:
+        try:
+            await self._store.dead_letter(self.spec.name, ids, error, attempted=False)
+        finally:
+            # Written (or, if the store failed, left pending, to be sent after all).
+            self._refused.difference_update(ids)
+
     def _add(self, rows: list[Pending]) -> None:
         for row in rows:
+            if row.id in self._refused:
+                continue  # over the backlog limit; its dead-lettering is being written
             if row.id <= self._max_loaded_id:
                 continue  # already read from the store
             self._max_loaded_id = row.id
@@ -205,9 +223,18 @@ class SubscriptionLane:
         last_of_uid = {pending.event.uid: pending for pending in queue.items}
         if len(last_of_uid) == len(queue.items):
             return
+        head = queue.items[0]
         kept = [pending for pending in queue.items if last_of_uid[pending.event.uid] is pending]
         dropped = [pending for pending in queue.items if last_of_uid[pending.event.uid] is not pending]
         self.retrying -= sum(1 for pending in dropped if pending.attempts)
+        if head.attempts and kept[0] is not head:
+            # The new head inherits the backoff: a recipient that is down is not hit once per
+            # change, and `max_attempts` still ends the retries of an object that never gets in.
+            successor = kept[0]
+            if not successor.attempts:
+                self.retrying += 1
+            successor.attempts = max(successor.attempts, head.attempts)
+            successor.next_attempt_at = max(successor.next_attempt_at, head.next_attempt_at)
         queue.items = deque(kept)
         self._in_memory -= len(dropped)
         self.backlog -= len(dropped)
@@ -459,12 +486,11 @@ class SubscriptionLane:
         )
 
     def replayed(self, count: int) -> None:
-        """Dead letters went back to pending in the store: read them again."""
+        """Dead letters went back to the end of the queue in the store: read them from there."""
         self.dead -= count
         self.backlog += count
         self._spilled = True
         self._more_in_store = True
-        self._max_loaded_id = 0
         self._wake.set()
 
 
@@ -484,7 +510,9 @@ def _pending_from_row(row: DeliveryRow) -> Pending:
     next_at = row.next_attempt_at.timestamp() if row.next_attempt_at is not None else 0.0
     return Pending(
         id=row.id,
-        object_key=row.object_key,
+        # From the event, not the stored column: rows queued by a version that keyed by uid
+        # line up with the new ones of the same name.
+        object_key=object_key(event),
         event=event,
         created_at=row.created_at.timestamp(),
         attempts=row.attempts,

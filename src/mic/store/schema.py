@@ -212,8 +212,6 @@ deliveries = Table(
     CheckConstraint("state IN ('pending', 'dead')", name="state"),
     # A lane reads its queue in order: WHERE subscription = ? AND state = ? AND id > ? ORDER BY id.
     Index("ix_deliveries_subscription_state_id", "subscription", "state", "id"),
-    # Coalescing deletes older pending rows of one object: WHERE subscription = ? AND object_key = ?.
-    Index("ix_deliveries_subscription_object_key_id", "subscription", "object_key", "id"),
     # Purging events no delivery refers to (and the FK check when an event is deleted).
     Index("ix_deliveries_event_seq", "event_seq"),
 )

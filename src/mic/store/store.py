@@ -804,24 +804,32 @@ class Store:
     async def replay(self, subscription: str, ids: Sequence[int] | None) -> int:
         """Queue dead letters again (all of them with `ids` None): pending, 0 attempts, due now.
 
-        Returns how many. They keep their ids, which are lower than anything queued since, so a
-        reader paging with `after_id` must start again from 0 to see them. `last_error` is kept
-        until the next attempt says otherwise.
+        Returns how many. Each gets a new id from the outbox sequence, so it joins the end of
+        its subscription's queue: a reader paging with `after_id` finds it without starting
+        over (and without reading again what it holds already). `last_error` is kept until
+        the next attempt says otherwise.
         """
         d = deliveries
-        values = {"state": "pending", "attempts": 0, "next_attempt_at": _now()}
         where = (d.c.subscription == subscription, d.c.state == "dead")
-        changed = 0
         async with self._write() as conn:
             if ids is None:
-                changed = (await conn.execute(sa.update(d).where(*where).values(**values))).rowcount
+                old_ids = list((await conn.scalars(sa.select(d.c.id).where(*where).order_by(d.c.id))).all())
             else:
+                old_ids = []
                 for chunk in _chunks(sorted(set(ids))):
-                    result = await conn.execute(
-                        sa.update(d).where(*where, d.c.id.in_(chunk)).values(**values)
-                    )
-                    changed += result.rowcount
-        return changed
+                    found = await conn.scalars(sa.select(d.c.id).where(*where, d.c.id.in_(chunk)))
+                    old_ids.extend(found.all())
+                old_ids.sort()
+            if not old_ids:
+                return 0
+            first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids))
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id == sa.bindparam("old_id"))
+                .values(id=sa.bindparam("new_id"), state="pending", attempts=0, next_attempt_at=_now()),
+                [{"old_id": old, "new_id": first + n} for n, old in enumerate(old_ids)],
+            )
+        return len(old_ids)
 
     async def drop_superseded(self, subscription: str, ids: Sequence[int]) -> int:
         """Coalescing: delete these pending rows of `subscription`; returns how many went.

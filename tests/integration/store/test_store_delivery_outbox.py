@@ -304,13 +304,20 @@ async def test_dead_letter_and_replay(ready: Store) -> None:
 
     before = datetime.now(UTC)
     assert await store.replay("a", [ids[2], ids[0]]) == 1  # ids[0] is pending, not dead
-    replayed = {r.id: r for r in await store.pending_deliveries("a")}
-    assert sorted(replayed) == [ids[0], ids[2], ids[3]]
-    assert replayed[ids[2]].attempts == 0
-    assert replayed[ids[2]].next_attempt_at >= before
+    # A replayed row joins the end of the queue under a new id: a lane paging with `after_id`
+    # finds it without reading the queue again from the start.
+    pending = await store.pending_deliveries("a")
+    assert [r.event.name for r in pending] == ["o0", "o3", "o2"]
+    replayed = pending[-1]
+    assert replayed.id > ids[3]
+    assert [r.id for r in await store.pending_deliveries("a", after_id=ids[3])] == [replayed.id]
+    assert replayed.attempts == 0
+    assert replayed.next_attempt_at >= before
     assert await store.replay("a", None) == 1
     assert await store.dead_letters("a") == []
-    assert (await store.pending_deliveries("a"))[1].attempts == 0  # ids[1] had 12 attempts
+    pending = await store.pending_deliveries("a")
+    assert [r.event.name for r in pending] == ["o0", "o3", "o2", "o1"]
+    assert pending[-1].attempts == 0  # o1 had 12 attempts
     counts = await store.counts("a")
     assert (counts.pending, counts.dead, counts.dead_total) == (4, 0, 2)  # the total is history
 
