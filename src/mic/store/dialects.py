@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,24 @@ def create_engine(url: URL, *, durable: bool = True) -> AsyncEngine:
     return create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
 
 
+def _enable_wal(cursor: Any) -> str:
+    """Switch the file to WAL and return the journal mode it is in.
+
+    Turning a new file to WAL needs a moment of exclusive access, and SQLite answers "database
+    is locked" at once, without its busy timeout, when another process opening the same new
+    file holds it. That moment is short: try again for up to the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return str(cursor.fetchone()[0])
+        except Exception as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # connect-time only, and only while another opener holds the file
+
+
 def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
     sync_engine = engine.sync_engine
     in_memory = sqlite_file(engine.url) is None
@@ -162,8 +181,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            mode = cursor.fetchone()[0]
+            mode = _enable_wal(cursor)
             if str(mode).lower() != "wal" and not in_memory:
                 log.warning(
                     "SQLite refused WAL mode (journal_mode=%s); concurrent access will be slower", mode
