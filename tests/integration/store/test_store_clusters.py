@@ -190,7 +190,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-async def test_concurrent_writers_from_two_processes(db_url: str, tmp_path: Path) -> None:
+async def test_concurrent_writers_from_two_processes(sqlite_url: str, tmp_path: Path) -> None:
+    db_url = sqlite_url  # two processes on one SQLite file: its locking, not PostgreSQL's
     script = tmp_path / "writer.py"
     script.write_text(WRITER_SCRIPT)
     count = 30

@@ -83,7 +83,9 @@ async def test_schema_at_head_matches_metadata_including_delivery_tables(store: 
     assert await _tables(store) >= DELIVERY_TABLES
 
 
-async def test_outbox_indexes_and_foreign_keys(store: Store) -> None:
+async def test_outbox_indexes_and_foreign_keys(sqlite_store: Store) -> None:
+    store = sqlite_store
+
     def describe(conn: Connection) -> tuple[dict[str, list[str]], list[tuple[str, str, str | None]]]:
         inspector = sa.inspect(conn)
         indexes = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes("deliveries")}
@@ -117,7 +119,8 @@ async def test_outbox_indexes_and_foreign_keys(store: Store) -> None:
 
 
 @pytest.mark.parametrize(("durable", "expected"), [(True, 2), (False, 1)])  # FULL, NORMAL
-async def test_durable_store_fsyncs_every_commit(db_url: str, durable: bool, expected: int) -> None:
+async def test_durable_store_fsyncs_every_commit(sqlite_url: str, durable: bool, expected: int) -> None:
+    db_url = sqlite_url
     store = await Store.open(db_url, durable=durable)
     try:
         async with store.engine.connect() as conn:
@@ -127,6 +130,7 @@ async def test_durable_store_fsyncs_every_commit(db_url: str, durable: bool, exp
         await store.close()
 
 
-async def test_durable_is_the_default(store: Store) -> None:
+async def test_durable_is_the_default(sqlite_store: Store) -> None:
+    store = sqlite_store
     async with store.engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL

@@ -58,7 +58,8 @@ async def test_migrated_schema_matches_metadata(store: Store) -> None:
         assert await conn.run_sync(diff) == []
 
 
-async def test_sqlite_pragmas(store: Store) -> None:
+async def test_sqlite_pragmas(sqlite_store: Store) -> None:
+    store = sqlite_store
     async with store.engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1

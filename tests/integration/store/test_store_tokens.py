@@ -32,7 +32,8 @@ async def test_add_find_list_delete(store: Store) -> None:
         await store.delete_token("ops")
 
 
-async def test_token_is_stored_only_as_sha256(store: Store, tmp_path: Path) -> None:
+async def test_token_is_stored_only_as_sha256(sqlite_store: Store, tmp_path: Path) -> None:
+    store = sqlite_store  # reads the SQLite file's bytes
     await store.add_token("ops", "admin", TOKEN)
     await store.close()  # checkpoints the WAL into the main file
 
