@@ -54,6 +54,9 @@ ACK_PAUSE = 0.005
 arrive meanwhile go in the same commit, so the write rate adapts to the delivery rate and the
 window in which a crash causes re-sends stays about one commit long."""
 
+SNAPSHOT_POLL = 0.2
+"""Seconds between looks at the informers a deferred snapshot waits for."""
+
 PURGE_INTERVAL = 60.0
 """Seconds between deletions of stored events that no delivery refers to any more."""
 
@@ -65,6 +68,9 @@ class _Subscription:
     lane: SubscriptionLane
     watches: list[WatchSpec] = field(default_factory=list)
     resources: set[str] = field(default_factory=set)
+    routed: set[tuple[str, str, str]] | None = None
+    """While a snapshot waits for a list to complete: (cluster, uid, resourceVersion) of every
+    event routed to the subscription meanwhile, so the snapshot does not send them again."""
 
 
 class UnknownSubscriptionError(LookupError):
@@ -261,6 +267,8 @@ class DeliveryEngine:
                     stored.append(event)
                 deliveries.append(NewDelivery(subscription.spec.name, index, key))
                 owners.append((subscription, event, key))
+                if subscription.routed is not None:
+                    subscription.routed.add((cluster, event.uid, event.resource_version))
         ids = await self._write_until_stored(ledger, stored, deliveries)
         now = time.time()
         per_lane: dict[str, list[Pending]] = {}
@@ -313,28 +321,77 @@ class DeliveryEngine:
 
     async def _snapshot(self, subscription: _Subscription, *, send: bool = True) -> None:
         """Align the ledger of every running informer the subscription uses with its cache, and
-        (if `send`) queue an ADDED for each cached object that matches. The caller holds the lock."""
+        (if `send`) queue an ADDED for each cached object that matches. The caller holds the lock.
+
+        An informer whose first list is not complete yet (or that does not exist yet) cannot be
+        trusted to report every object: started from the ledger's known state, it reports only
+        what changed. Its snapshot is taken once the list is complete (`_deferred_snapshot`).
+        """
+        deferred: list[tuple[str, WatchSpec]] = []
         for cluster in self._hub.cluster_names():
             for watch in subscription.watches:
                 informer = self._hub.informer(cluster, watch)
-                key = self._hub.informer_key(cluster, watch)
-                if informer is None or key is None or not informer.populated:
-                    continue  # its first list is still to come, and will be routed as it arrives
-                # Mid-list, the rest of the list is routed as it arrives (to this subscription
-                # too, from now on): the cache is a true snapshot, but not a complete one, so
-                # the ledger may gain entries from it but not lose any.
-                cached = [obj for _, obj in informer.cache.items()]
-                ledger = await self._ledger_for_cache(cluster, key, cached, complete=informer.synced)
-                events = [informer.make_event(EventType.ADDED, obj) for obj in cached] if send else []
-                subscription.resources.add(key.qualified_resource)
-                subscription.matcher = SubscriptionMatcher(
-                    subscription.spec, frozenset(subscription.resources)
-                )
-                labels = self._hub.cluster_labels(cluster)
-                await self._record(cluster, labels, [subscription], events, ledger)
+                if informer is not None and informer.synced:
+                    await self._snapshot_informer(subscription, cluster, watch, send=send)
+                elif send or (informer is not None and informer.populated):
+                    deferred.append((cluster, watch))
+                # else: its first list is still to come and will be routed (and aligns the
+                # ledger) as it arrives.
+        if deferred:
+            subscription.routed = set()
+            self._tasks.start(
+                f"snapshot {subscription.spec.name}",
+                self._deferred_snapshot(subscription, deferred, send=send),
+            )
+
+    async def _deferred_snapshot(
+        self, subscription: _Subscription, waiting: list[tuple[str, WatchSpec]], *, send: bool
+    ) -> None:
+        """Take the snapshots of informers whose first list was under way, as each completes."""
+        try:
+            while waiting:
+                for cluster, watch in list(waiting):
+                    if cluster not in self._hub.cluster_names():
+                        waiting.remove((cluster, watch))
+                        continue
+                    informer = self._hub.informer(cluster, watch)
+                    if informer is None or not informer.synced:
+                        continue
+                    async with self._write_lock:
+                        if self._subscriptions.get(subscription.spec.name) is not subscription:
+                            return  # removed meanwhile
+                        if watch in subscription.watches:
+                            await self._snapshot_informer(subscription, cluster, watch, send=send)
+                    waiting.remove((cluster, watch))
+                if waiting:
+                    await asyncio.sleep(SNAPSHOT_POLL)
+        finally:
+            subscription.routed = None
+
+    async def _snapshot_informer(
+        self, subscription: _Subscription, cluster: str, watch: WatchSpec, *, send: bool
+    ) -> None:
+        """One synced informer's part of a snapshot; the caller holds the lock."""
+        informer = self._hub.informer(cluster, watch)
+        key = self._hub.informer_key(cluster, watch)
+        if informer is None or key is None:
+            return
+        cached = [obj for _, obj in informer.cache.items()]
+        ledger = await self._ledger_for_cache(cluster, key, cached)
+        events = []
+        if send:
+            routed = subscription.routed or set()
+            for obj in cached:
+                event = informer.make_event(EventType.ADDED, obj)
+                if (cluster, event.uid, event.resource_version) not in routed:
+                    events.append(event)
+        subscription.resources.add(key.qualified_resource)
+        subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))
+        labels = self._hub.cluster_labels(cluster)
+        await self._record(cluster, labels, [subscription], events, ledger)
 
     async def _ledger_for_cache(
-        self, cluster: str, key: InformerKey, objects: list[dict[str, object]], *, complete: bool
+        self, cluster: str, key: InformerKey, objects: list[dict[str, object]]
     ) -> list[LedgerChange]:
         scope = key.scope
         known = await self._store.load_ledger(cluster, scope)
@@ -353,8 +410,7 @@ class DeliveryEngine:
             )
             if known.get(uid) != entry:
                 changes.append(LedgerChange(cluster, scope, uid, entry))
-        if complete:
-            changes.extend(LedgerChange(cluster, scope, uid, None) for uid in known if uid not in seen)
+        changes.extend(LedgerChange(cluster, scope, uid, None) for uid in known if uid not in seen)
         return changes
 
     # -- status and operations ------------------------------------------------------------

@@ -395,3 +395,26 @@ async def test_a_failing_store_holds_events_back_and_loses_none(
     await recipient.wait_events(lambda events: len(events) >= 2, timeout=20)
     assert [t for t, _, _ in summary(recipient.events())] == ["added", "modified"]
     assert failures["left"] == 0
+
+
+async def test_a_subscription_made_while_lists_run_after_a_restart_gets_every_object(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """After a restart, informers start from the ledger and their first list reports only
+    what changed. A subscription created before that list completes must still get every
+    object as its initial state, once each."""
+    for i in range(20):
+        kube_emulator.create(configmap(f"cm-{i:02}"))
+    await pipeline.add_cluster(kube_emulator)
+    async with Recipient() as first:
+        await pipeline.subscribe("first", first)
+        await first.wait_events(lambda events: len(events) >= 20)
+    kube_emulator.set_latency(0.3)  # the lists after the restart take a while
+    await pipeline.restart()
+    await pipeline.subscribe("second", recipient)
+    informers = list(pipeline.hub._cluster(kube_emulator.name).informers())
+    assert not any(i.synced for i in informers), "the list completed before the subscription: slow it"
+    kube_emulator.set_latency(0)
+    await recipient.wait_events(lambda events: len({e["subject"] for e in events}) == 20)
+    await asyncio.sleep(0.5)
+    assert sorted(e["subject"] for e in recipient.events()) == [f"default/cm-{i:02}" for i in range(20)]
