@@ -111,6 +111,7 @@ class SubscriptionLane:
         self._senders: set[asyncio.Task[None]] = set()
         self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
         self._refused: set[int] = set()  # over the backlog limit, still pending in the store
+        self._refused_written: set[int] = set()  # ... and now dead in the store
         self._superseded_lock = asyncio.Lock()
         # counters (status)
         self.backlog = 0
@@ -180,9 +181,12 @@ class SubscriptionLane:
     async def _dead_letter_refused(self, ids: list[int], error: str) -> None:
         try:
             await self._store.dead_letter(self.spec.name, ids, error, attempted=False)
-        finally:
-            # Written (or, if the store failed, left pending, to be sent after all).
-            self._refused.difference_update(ids)
+        except BaseException:
+            self._refused.difference_update(ids)  # left pending: they go out after all
+            raise
+        # Forgotten only by the next refill that starts after this commit: one that started
+        # before it may still read these rows as pending.
+        self._refused_written.update(ids)
 
     def _add(self, rows: list[Pending]) -> None:
         for row in rows:
@@ -220,7 +224,13 @@ class SubscriptionLane:
         (deleted, then the name created again) keeps its last event, its DELETED, so a
         recipient that tracks uids also learns that it is gone.
         """
-        last_of_uid = {pending.event.uid: pending for pending in queue.items}
+        # The newest by observation, not by position: a replayed dead letter joins the end of
+        # the queue, but an older state it is (ties keep the later position).
+        last_of_uid: dict[str, Pending] = {}
+        for pending in queue.items:
+            current = last_of_uid.get(pending.event.uid)
+            if current is None or pending.event.observed_at >= current.event.observed_at:
+                last_of_uid[pending.event.uid] = pending
         if len(last_of_uid) == len(queue.items):
             return
         head = queue.items[0]
@@ -249,6 +259,9 @@ class SubscriptionLane:
     async def _refill(self) -> None:
         """Read stored rows past what memory holds, while there is room."""
         while self._spilled and self._in_memory < self._memory_limit // 2:
+            if self._refused_written:
+                self._refused -= self._refused_written
+                self._refused_written.clear()
             self._more_in_store = False
             rows = await self._store.pending_deliveries(
                 self.spec.name, after_id=self._max_loaded_id, limit=self._page_size

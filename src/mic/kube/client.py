@@ -261,7 +261,10 @@ class WatchStream:
             if end > start:
                 events.append(_decode_event(buffer[start:end]))
             start = end + 1
-        self._offset = start
+        if start == len(buffer):
+            self._buffer, self._offset = b"", 0  # a quiet watch keeps no spent chunk alive
+        else:
+            self._offset = start
         return events
 
 

@@ -812,6 +812,9 @@ class Store:
         d = deliveries
         where = (d.c.subscription == subscription, d.c.state == "dead")
         async with self._write() as conn:
+            # Allocating first takes the sequence's lock (PostgreSQL): a concurrent replay waits
+            # here, then finds these rows pending, not dead. Unused values are simply skipped.
+            first = await self._allocate(conn, OUTBOX_SEQUENCE, 1)
             if ids is None:
                 old_ids = list((await conn.scalars(sa.select(d.c.id).where(*where).order_by(d.c.id))).all())
             else:
@@ -822,7 +825,8 @@ class Store:
                 old_ids.sort()
             if not old_ids:
                 return 0
-            first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids))
+            if len(old_ids) > 1:
+                first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids) - 1) - 1
             await conn.execute(
                 sa.update(d)
                 .where(d.c.id == sa.bindparam("old_id"))

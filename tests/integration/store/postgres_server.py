@@ -48,7 +48,9 @@ def _binaries() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: float(Path(path).parts[4])
+    )
     return Path(candidates[-1]).parent if candidates else None
 
 
@@ -79,15 +81,25 @@ def postgres_server() -> Iterator[PostgresServer]:
         user = pwd.getpwnam("postgres")
         os.chown(workdir, user.pw_uid, user.pw_gid)
     data, port = workdir / "data", _free_port()
-    run = [*prefix, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
-    subprocess.run(run, check=True, capture_output=True)
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
     pg_ctl = [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*pg_ctl, "-o", options, "-w", "-l", str(workdir / "log"), "start"], check=True, capture_output=True
-    )
+    initdb = [
+        *prefix,
+        str(bin_dir / "initdb"),
+        "-D",
+        str(data),
+        "--auth=trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+    ]
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
     try:
+        subprocess.run(initdb, check=True, capture_output=True)
+        start = [*pg_ctl, "-o", options, "-w", "-l", str(workdir / "log"), "start"]
+        subprocess.run(start, check=True, capture_output=True)
         yield PostgresServer(f"postgresql://postgres@127.0.0.1:{port}/postgres")
     finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        if data.exists():
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
