@@ -76,11 +76,15 @@ async def test_kubectl_reads_writes_and_watches_the_emulator(kube_emulators: Any
         assert code != 0
         assert 'configmaps "one" not found' in out
 
+        assert watch.stdout is not None
+        lines: list[str] = []
+        async with asyncio.timeout(15):
+            while len(lines) < 7 and (line := await watch.stdout.readline()):  # a header, six events
+                lines.append(line.decode())
     finally:
-        await asyncio.sleep(1.0)
         watch.terminate()
-        watched, _ = await watch.communicate()
-    events = [line.split() for line in watched.decode().splitlines()[1:]]
+        await watch.wait()
+    events = [line.split() for line in lines[1:]]
     assert events == [
         ["ADDED", "one"],
         ["MODIFIED", "one"],
@@ -88,4 +92,4 @@ async def test_kubectl_reads_writes_and_watches_the_emulator(kube_emulators: Any
         ["ADDED", "two"],
         ["MODIFIED", "two"],
         ["DELETED", "one"],
-    ], watched.decode()
+    ], lines
