@@ -163,6 +163,9 @@ def run(quick: bool, profile: Path | None = None) -> ScenarioResult:
         "Latency: change in the emulator (time stamped in an annotation) → the event read from the hub's "
         "EventStream in MIC's process. The emulators (one process) and MIC share the machine's 2 cores.",
         "'emulator worst lag' is how far the emulator fell behind its own schedule (it adds to latency).",
+        "The emulator process runs without Python's cyclic garbage collector while it makes the changes: "
+        "its full collections stalled it for 0.5-1 s (a stand-in artefact a Go API server does not have) "
+        "and made p99 ~130 ms. MIC runs with its collector on, as in production.",
         "'in MIC': from the moment the informer read the event off the watch stream (`Event.observed_at`) "
         "to the consumer reading it from the EventStream: MIC's own part of the latency.",
         f"Changes of the first {WARMUP:.0f} s are left out of the percentiles (first requests, connection "
