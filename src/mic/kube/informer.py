@@ -290,8 +290,9 @@ class Reflector:
         self._need_list = True
         self._first_list = True
         self._watch_open = False
-        self._pending_known: dict[str, KnownObject] | None = None
-        self._known_by_key: dict[ObjectKey, str] | None = None
+        # The caller's known state, held from the first list's start to its completion.
+        self._pending_known: dict[str, KnownObject] = {}
+        self._known_uid_by_key: dict[ObjectKey, str] = {}
 
     @property
     def _where(self) -> str:
@@ -378,8 +379,8 @@ class Reflector:
         """
         if self.state not in (InformerState.UNREACHABLE, InformerState.BACKOFF):
             self.state = InformerState.LISTING
-        if self._first_list and self._pending_known is None:
-            self._pending_known = self.informer._take_known(self.namespace)
+        if self._first_list:
+            self._hold_known_state()
         page_size = self.informer.options.page_size
         # If the continue token expires between pages (410), start over once; if that fails
         # too, list without pagination, as client-go's pager falls back. Pages applied by a
@@ -397,7 +398,7 @@ class Reflector:
         self.resource_version = list_rv
         self._need_list = False
         self._first_list = False
-        self._pending_known = None
+        self._pending_known, self._known_uid_by_key = {}, {}
         self.synced = True
         self.informer._reflector_synced()
         self._backoff.reset()
@@ -441,8 +442,7 @@ class Reflector:
         """
         informer = self.informer
         cache = informer.cache
-        known = self._pending_known or {}
-        known_uid_by_key = self._known_uid_by_key()
+        known = self._pending_known
         events: list[Event] = []
         kind, api_version = informer.resource.kind, informer.resource.group_version
         for obj in items:
@@ -456,14 +456,11 @@ class Reflector:
             if old is None:
                 previous = known.pop(uid, None)
                 if previous is None:
-                    replaced_uid = known_uid_by_key.pop(key, None)
-                    replaced = known.pop(replaced_uid, None) if replaced_uid else None
-                    if replaced is not None and replaced_uid is not None:
-                        events.append(
-                            informer.make_event(
-                                EventType.DELETED, _tombstone(replaced_uid, replaced, informer)
-                            )
-                        )
+                    replaced_uid = self._known_uid_by_key.pop(key, "")
+                    replaced = known.pop(replaced_uid, None)
+                    if replaced is not None:
+                        tombstone = _tombstone(replaced_uid, replaced, informer)
+                        events.append(informer.make_event(EventType.DELETED, tombstone))
                     events.append(informer.make_event(EventType.ADDED, obj))
                 elif not _same_state(previous, obj):
                     events.append(informer.make_event(EventType.MODIFIED, obj))
@@ -474,12 +471,13 @@ class Reflector:
                 events.append(informer.make_event(EventType.MODIFIED, obj, old))
         return events
 
-    def _known_uid_by_key(self) -> dict[ObjectKey, str]:
-        if self._known_by_key is None:
-            self._known_by_key = {
-                (k.namespace, k.name): uid for uid, k in (self._pending_known or {}).items()
-            }
-        return self._known_by_key
+    def _hold_known_state(self) -> None:
+        """Take this reflector's part of the caller's known state, once (a first list that
+        fails part way keeps what it holds for the next attempt)."""
+        if self._pending_known:
+            return
+        self._pending_known = self.informer._take_known(self.namespace)
+        self._known_uid_by_key = {(k.namespace, k.name): uid for uid, k in self._pending_known.items()}
 
     def _deletions(self, seen: set[ObjectKey]) -> list[Event]:
         """Objects of the cache or of the known state that the completed list no longer has."""
@@ -490,9 +488,8 @@ class Reflector:
                 gone = informer.cache.remove(key)
                 if gone is not None:
                     deletions.append(informer.make_event(EventType.DELETED, gone))
-        for uid, previous in (self._pending_known or {}).items():
+        for uid, previous in self._pending_known.items():
             deletions.append(informer.make_event(EventType.DELETED, _tombstone(uid, previous, informer)))
-        self._known_by_key = None
         return deletions
 
     def _keys_in_scope(self) -> list[ObjectKey]:

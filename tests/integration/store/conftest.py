@@ -3,6 +3,7 @@ database (see postgres_server.py); tests of SQLite's own settings use `sqlite_ur
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,19 +32,22 @@ async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return await server.new_database()
 
 
+@contextlib.asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[Store]:
+    store = await Store.open(url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(db_url)
-    try:
+    async with _opened(db_url) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
 async def sqlite_store(sqlite_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(sqlite_url)
-    try:
+    async with _opened(sqlite_url) as opened:
         yield opened
-    finally:
-        await opened.close()

@@ -41,15 +41,15 @@ def make_reflector(
 
 def sync(reflector: Reflector, items: list[dict[str, Any]], page_size: int = 2) -> list[Event]:
     """Apply a complete list the way `_list_and_sync` does, in pages; return every change."""
-    if reflector._first_list and reflector._pending_known is None:
-        reflector._pending_known = reflector.informer._take_known(reflector.namespace)
+    if reflector._first_list:
+        reflector._hold_known_state()
     seen: set[tuple[str, str]] = set()
     events: list[Event] = []
     for start in range(0, len(items), page_size):
         events += reflector._sync_page(items[start : start + page_size], seen)
     events += reflector._deletions(seen)
     reflector._first_list = False
-    reflector._pending_known = None
+    reflector._pending_known, reflector._known_uid_by_key = {}, {}
     return events
 
 
@@ -138,7 +138,7 @@ def test_a_list_restarted_midway_reports_each_change_once() -> None:
     reports only what differs from them, and drops what the completed list lacks."""
     known = {"uid-a": KnownObject("default", "a", "1"), "uid-b": KnownObject("default", "b", "1")}
     reflector = make_reflector(known)
-    reflector._pending_known = reflector.informer._take_known(None)
+    reflector._hold_known_state()
     first_attempt = reflector._sync_page([cm("a", "2"), cm("b", "1")], set())
     assert summary(first_attempt) == [("MODIFIED", "default/a", "2")]
     events = sync(reflector, [cm("a", "2"), cm("c", "5")])
