@@ -1,10 +1,10 @@
 """The `Event`: one observed change of one Kubernetes object in one cluster.
 
 It is the value that flows from informers through the hub to routing and delivery, so it is
-a slotted dataclass holding the decoded object as a plain dict (decoded once, never converted
-into model objects on the hot path). It is not `frozen`: a frozen dataclass sets each field
-through `object.__setattr__`, which made building an event five times slower, and an informer
-builds one per change. Treat events as read-only: one event object is shared by every consumer.
+a slotted class holding the decoded object as a plain dict (decoded once, never converted
+into model objects on the hot path). It is not frozen: setting each field through
+`object.__setattr__` made building an event five times slower, and an informer builds one
+per change. Treat events as read-only: one event object is shared by every consumer.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 KubeObject = dict[str, Any]
 
@@ -57,29 +58,129 @@ def new_event_id(at: float | None = None) -> str:
     return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
-@dataclass(slots=True)
 class Event:
     """One change of one object, as observed in one cluster.
 
     `object` is the object after the change (for DELETED: its last known state); `old_object`
     is the state before the change when MIC knew it (MODIFIED and DELETED).
+
+    An informer whose cache keeps objects as JSON (the compact cache mode) hands the old state
+    over as those bytes (`old_json`): it is decoded on the first read of `old_object`, so an
+    event nobody asks the old state of costs no decoding, and the store writes the bytes as
+    they are. A hand-written slotted class rather than a dataclass, for that one lazy field.
     """
 
-    type: EventType
-    cluster: str
-    group: str
-    version: str
-    kind: str
-    resource: str
-    namespace: str | None
-    name: str
-    uid: str
-    resource_version: str
-    object: KubeObject
-    old_object: KubeObject | None = None
-    observed_at: float = field(default_factory=time.time)
-    ulid: str | None = field(default=None, repr=False, compare=False)
-    """The id, once made; pass it to rebuild a stored event with the same id."""
+    __slots__ = (
+        "_old_object",
+        "cluster",
+        "group",
+        "kind",
+        "name",
+        "namespace",
+        "object",
+        "observed_at",
+        "old_json",
+        "resource",
+        "resource_version",
+        "type",
+        "uid",
+        "ulid",
+        "version",
+    )
+
+    def __init__(
+        self,
+        type: EventType,
+        cluster: str,
+        group: str,
+        version: str,
+        kind: str,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        uid: str,
+        resource_version: str,
+        object: KubeObject,
+        old_object: KubeObject | None = None,
+        observed_at: float | None = None,
+        ulid: str | None = None,
+        *,
+        old_json: bytes | None = None,
+    ) -> None:
+        self.type = type
+        self.cluster = cluster
+        self.group = group
+        self.version = version
+        self.kind = kind
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        self.uid = uid
+        self.resource_version = resource_version
+        self.object = object
+        self._old_object = old_object
+        self.old_json = None if old_object is not None else old_json
+        """The old state as JSON bytes, when it came so and nobody has decoded it yet."""
+        self.observed_at = time.time() if observed_at is None else observed_at
+        self.ulid = ulid
+        """The id, once made; pass it to rebuild a stored event with the same id."""
+
+    @property
+    def old_object(self) -> KubeObject | None:
+        if self._old_object is None and self.old_json is not None:
+            self._old_object = orjson.loads(self.old_json)
+            self.old_json = None
+        return self._old_object
+
+    @old_object.setter
+    def old_object(self, value: KubeObject | None) -> None:
+        self._old_object = value
+        self.old_json = None
+
+    @property
+    def has_old_object(self) -> bool:
+        """Whether the state before the change is known (without decoding it)."""
+        return self._old_object is not None or self.old_json is not None
+
+    def replace(self, **changes: Any) -> Event:
+        """A copy with some fields changed (as `dataclasses.replace` did when this was one)."""
+        fields: dict[str, Any] = {name: getattr(self, name) for name in _INIT_FIELDS}
+        fields["old_object"], fields["old_json"] = self._old_object, self.old_json
+        fields.update(changes)
+        return Event(**fields)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.type,
+            self.cluster,
+            self.group,
+            self.version,
+            self.kind,
+            self.resource,
+            self.namespace,
+            self.name,
+            self.uid,
+            self.resource_version,
+            self.object,
+            self.old_object,
+            self.observed_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(type={self.type!r}, cluster={self.cluster!r}, group={self.group!r}, "
+            f"version={self.version!r}, kind={self.kind!r}, resource={self.resource!r}, "
+            f"namespace={self.namespace!r}, name={self.name!r}, uid={self.uid!r}, "
+            f"resource_version={self.resource_version!r}, object={self.object!r}, "
+            f"old_object={self.old_object!r}, observed_at={self.observed_at!r})"
+        )
 
     @property
     def id(self) -> str:
@@ -98,3 +199,20 @@ class Event:
     def key(self) -> str:
         """`namespace/name` (or `name` for cluster-scoped objects), as client-go keys objects."""
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+_INIT_FIELDS = (
+    "type",
+    "cluster",
+    "group",
+    "version",
+    "kind",
+    "resource",
+    "namespace",
+    "name",
+    "uid",
+    "resource_version",
+    "object",
+    "observed_at",
+    "ulid",
+)

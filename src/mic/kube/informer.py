@@ -237,6 +237,7 @@ class Informer:
         type_: EventType,
         obj: JsonObject,
         old: JsonObject | None = None,
+        old_json: bytes | None = None,
         observed_at: float | None = None,
     ) -> Event:
         metadata = obj.get("metadata") or {}
@@ -256,6 +257,8 @@ class Informer:
             obj,
             old,
             time.time() if observed_at is None else observed_at,
+            None,
+            old_json=old_json,
         )
 
     async def emit(self, events: list[Event]) -> None:
@@ -451,9 +454,9 @@ class Reflector:
             obj.setdefault("apiVersion", api_version)
             key = object_key(obj)
             seen.add(key)
-            old = cache.put(key, obj)
+            entry = cache.put_entry(key, obj)
             uid = object_uid(obj)
-            if old is None:
+            if entry is None:
                 previous = known.pop(uid, None)
                 if previous is None:
                     replaced_uid = self._known_uid_by_key.pop(key, "")
@@ -464,11 +467,13 @@ class Reflector:
                     events.append(informer.make_event(EventType.ADDED, obj))
                 elif not _same_state(previous, obj):
                     events.append(informer.make_event(EventType.MODIFIED, obj))
-            elif object_uid(old) != uid:
-                events.append(informer.make_event(EventType.DELETED, old))
-                events.append(informer.make_event(EventType.ADDED, obj))
-            elif object_resource_version(old) != object_resource_version(obj):
-                events.append(informer.make_event(EventType.MODIFIED, obj, old))
+            else:
+                old_uid, old_rv = cache.identity(entry)
+                if old_uid != uid:
+                    events.append(informer.make_event(EventType.DELETED, cache.unpack(entry)))
+                    events.append(informer.make_event(EventType.ADDED, obj))
+                elif old_rv != object_resource_version(obj):
+                    events.append(informer.make_event(EventType.MODIFIED, obj, *cache.old_state(entry)))
         return events
 
     def _hold_known_state(self) -> None:
@@ -562,20 +567,20 @@ class Reflector:
                 metadata.pop("managedFields", None)
             key = (metadata.get("namespace") or "", metadata.get("name") or "")
             if type_ == "DELETED":
-                old = cache.remove(key)
-                if old is not None:
-                    events.append(make_event(EventType.DELETED, obj, old, now))
+                entry = cache.remove_entry(key)
+                if entry is not None:
+                    events.append(make_event(EventType.DELETED, obj, *cache.old_state(entry), now))
             elif type_ == "ADDED" or type_ == "MODIFIED":
-                old = cache.put(key, obj)
-                if old is None:
-                    events.append(make_event(EventType.ADDED, obj, None, now))
+                entry = cache.put_entry(key, obj)
+                if entry is None:
+                    events.append(make_event(EventType.ADDED, obj, None, None, now))
                 else:
-                    old_metadata = old.get("metadata") or {}
-                    if old_metadata.get("uid") != metadata.get("uid"):
-                        events.append(make_event(EventType.DELETED, old, None, now))
-                        events.append(make_event(EventType.ADDED, obj, None, now))
-                    elif old_metadata.get("resourceVersion") != rv:
-                        events.append(make_event(EventType.MODIFIED, obj, old, now))
+                    old_uid, old_rv = cache.identity(entry)
+                    if old_uid != (metadata.get("uid") or ""):
+                        events.append(make_event(EventType.DELETED, cache.unpack(entry), None, None, now))
+                        events.append(make_event(EventType.ADDED, obj, None, None, now))
+                    elif old_rv != rv:
+                        events.append(make_event(EventType.MODIFIED, obj, *cache.old_state(entry), now))
             else:
                 log.warning("%s: ignoring watch event of unknown type %r", self._where, type_)
                 continue

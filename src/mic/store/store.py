@@ -1033,8 +1033,14 @@ _EVENT_COLUMNS = tuple(
 def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
     # In `events` column order (see _BulkSQL). orjson rather than the JSON column type: several
     # times faster, and the store never queries inside objects; decoding bytes to str keeps the
-    # column TEXT on every database.
-    old = event.old_object
+    # column TEXT on every database. An old state that came as JSON (compact caches) is
+    # written as it came, never decoded.
+    old_json = event.old_json
+    if old_json is not None:
+        old_text: str | None = old_json.decode()
+    else:
+        old = event.old_object
+        old_text = None if old is None else orjson.dumps(old).decode()
     return (
         seq,
         event.id,
@@ -1050,7 +1056,7 @@ def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
         event.resource_version,
         float(event.observed_at),
         orjson.dumps(event.object).decode(),
-        None if old is None else orjson.dumps(old).decode(),
+        old_text,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import pytest
@@ -276,7 +275,7 @@ def test_filter_dimensions(
 def test_resources_are_matched_by_group_too() -> None:
     """`ingresses` of another API group (e.g. an old extensions/v1beta1) is another resource."""
     m = matcher(frozenset({"ingresses.networking.k8s.io"}))
-    other = dataclasses.replace(event(ADDED, ingress()), group="extensions")
+    other = event(ADDED, ingress()).replace(group="extensions")
     assert m.matches(event(ADDED, ingress()), PROD)
     assert not m.matches(other, PROD)
 

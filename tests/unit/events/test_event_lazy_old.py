@@ -1,0 +1,51 @@
+"""An event's old state may come as JSON bytes (compact caches) and is decoded on first read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mic.events import Event, EventType
+
+OLD = {"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "before"}}
+NEW = {"metadata": {"name": "a", "resourceVersion": "2"}, "data": {"k": "after"}}
+
+
+def event(**kwargs: Any) -> Event:
+    kwargs.setdefault("observed_at", 1.0)
+    return Event(
+        EventType.MODIFIED, "c1", "", "v1", "ConfigMap", "configmaps", "ns", "a", "u1", "2", NEW, **kwargs
+    )
+
+
+def test_old_json_is_decoded_on_first_read_and_then_dropped() -> None:
+    lazy = event(old_json=orjson.dumps(OLD))
+    assert lazy.has_old_object
+    assert lazy.old_json is not None
+    assert lazy.old_object == OLD
+    assert lazy.old_json is None  # decoded once; the dict is kept
+    assert lazy.old_object is lazy.old_object
+
+
+def test_an_event_with_old_json_equals_one_with_the_decoded_object() -> None:
+    assert event(old_json=orjson.dumps(OLD)) == event(old_object=OLD)
+    assert event(old_json=orjson.dumps(OLD)) != event(old_object=None)
+    assert not event().has_old_object
+    assert event().old_object is None
+
+
+def test_a_given_old_object_wins_over_old_json() -> None:
+    both = event(old_object=OLD, old_json=b'{"other": true}')
+    assert both.old_json is None
+    assert both.old_object == OLD
+
+
+def test_replace_keeps_the_old_state_undecoded() -> None:
+    copy = event(old_json=orjson.dumps(OLD)).replace(cluster="c2")
+    assert copy.cluster == "c2"
+    assert copy.old_json == orjson.dumps(OLD)
+    assert copy.old_object == OLD
+    setting = event(old_json=orjson.dumps(OLD))
+    setting.old_object = None
+    assert not setting.has_old_object
