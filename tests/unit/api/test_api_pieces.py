@@ -155,8 +155,10 @@ def test_public_view_shows_no_credential() -> None:
 
 
 def test_cache_modes_map_to_informer_options() -> None:
-    assert ServiceSettings().informer_options().strip_managed_fields
-    assert not ServiceSettings().informer_options().compact_cache
+    assert ServiceSettings().informer_options() == ServiceSettings(cache_mode="compact").informer_options()
+    lean = ServiceSettings(cache_mode="lean").informer_options()
+    assert lean.strip_managed_fields
+    assert not lean.compact_cache
     assert not ServiceSettings(cache_mode="full").informer_options().strip_managed_fields
     compact = ServiceSettings(cache_mode="compact").informer_options()
     assert compact.compact_cache
