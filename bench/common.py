@@ -21,6 +21,17 @@ README_END = "<!-- bench:end -->"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def service_hub() -> Any:
+    """A `Hub` as `mic serve` wires it: the default cache mode's informer options, and the
+    process's garbage collector tuned as `mic serve` tunes it (`mic.runtime.tune_gc`)."""
+    from mic import Hub
+    from mic.runtime import tune_gc
+    from mic.service.settings import ServiceSettings
+
+    tune_gc()
+    return Hub(informer_options=ServiceSettings().informer_options())
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (its threads included; children not)."""
     with open(f"/proc/{pid}/stat") as f:

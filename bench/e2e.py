@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CpuWindow, ScenarioResult, Table, latency_summary, log
+from bench.common import CpuWindow, ScenarioResult, Table, latency_summary, log, service_hub
 from bench.hosts import Remote
 from bench.ingest import _start_profile, _stop_profile
 
@@ -49,13 +49,12 @@ class PipelineHost:
         """Open the store, create the subscriptions that are not stored yet, start; returns the
         seconds it took until `start` returned (the clusters then connect in the background)."""
         from mic.delivery.engine import DeliveryEngine
-        from mic.hub import Hub
         from mic.kube.kubeconfig import from_kubeconfig_text
         from mic.store import ClusterRecord, Store, SubscriptionRecord
 
         self.started_at = time.perf_counter()
         self.store = await Store.open(f"sqlite+aiosqlite:///{database}")
-        self.hub = Hub()
+        self.hub = service_hub()
         self.engine = DeliveryEngine(self.store, self.hub)
         stored = {record.name for record in await self.store.list_subscriptions()}
         for document in subscriptions:

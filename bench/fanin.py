@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CpuWindow, ScenarioResult, Table, latency_summary, log, rss_bytes
+from bench.common import CpuWindow, ScenarioResult, Table, latency_summary, log, rss_bytes, service_hub
 from bench.hosts import Remote
 from bench.objects import KINDS, TS_ANNOTATION
 
@@ -33,11 +33,10 @@ class HubHost:
         self._since = float("inf")
 
     async def start(self, kubeconfigs: dict[str, str], resources: list[str], consume: bool = True) -> float:
-        from mic import Hub
         from mic.kube.kubeconfig import from_kubeconfig_text
 
         started = time.perf_counter()
-        self.hub = Hub()
+        self.hub = service_hub()
         await self.hub.__aenter__()
         for name, kubeconfig in kubeconfigs.items():
             await self.hub.add_cluster(name, from_kubeconfig_text(kubeconfig))
