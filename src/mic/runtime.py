@@ -5,8 +5,8 @@ its cache and frees the one it replaces. Those trees never form reference cycles
 them counts towards the collector's young-generation threshold (700 allocations by default),
 so a busy watch triggered a collection every few events, and the survivors (cached objects)
 were traversed again by every older-generation and full collection. Measured with
-`python -m bench.run --only ingest`: 30-40 % of ingest CPU went to the collector, and ingest
-ran 2-3x faster with it tuned as below (the numbers are in docs/performance notes of the bench).
+`python -m bench.run --only ingest` with `gc.callbacks` timing each collection: 30-40 % of
+ingest CPU went to the collector, and ingest ran 2-3x faster with it tuned as below.
 
 What: `gc.freeze()` moves everything alive at startup (modules, classes, the app) out of the
 collector's sight for good, and a young-generation threshold of 10,000 makes collections
