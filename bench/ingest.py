@@ -95,6 +95,11 @@ class Consumer:
         await self._hub.wait_synced(timeout=30)
         while not all(r.state == "watching" for r in self._hub.status("c0").resources):  # noqa: ASYNC110 (polls state owned by another task)
             await asyncio.sleep(0.01)
+        # The firehose starts when the emulator ends this watch. An informer whose watch the
+        # server ends within 1 s of opening, with nothing received, backs off (0.5 s) before
+        # watching again (a server ending watches at once must not make it spin); that pause
+        # is not ingest time, and the bare loop has none, so let the watch age past it.
+        await asyncio.sleep(1.1)
 
     async def mic_measure(self, n: int) -> dict[str, float]:
         t0, c0 = time.perf_counter(), time.process_time()
