@@ -47,7 +47,7 @@ class InformerHost:
             "c0",
             info,
             sink,
-            options=InformerOptions(strip_managed_fields=mode != "default", compact_cache=mode == "compact"),
+            options=InformerOptions(strip_managed_fields=mode != "full", compact_cache=mode == "compact"),
         )
         gc.collect()
         before = rss_bytes(os.getpid())
@@ -66,7 +66,7 @@ class InformerHost:
 
 
 MODES = {
-    "default": "default: dicts, managedFields kept",
+    "full": "full: dicts, managedFields kept (the library's default)",
     "lean": "lean: dicts, managedFields stripped",
     "compact": "compact: JSON bytes, managedFields stripped",
 }
@@ -96,7 +96,7 @@ def run(quick: bool, profile: Path | None = None) -> ScenarioResult:
                     got = mic.call("measure", kubeconfig=kubeconfig, resource=resource, mode=mode)
                 grown = got["rss_after"] - got["rss_before"]
                 per_object = grown / got["objects"]
-                json_size = sizes["json_bytes"] if mode == "default" else sizes["json_bytes_stripped"]
+                json_size = sizes["json_bytes"] if mode == "full" else sizes["json_bytes_stripped"]
                 row = {
                     "objects": got["objects"],
                     "json_bytes": json_size,
@@ -123,8 +123,9 @@ def run(quick: bool, profile: Path | None = None) -> ScenarioResult:
     result.notes += [
         "JSON bytes: the object as the API server sends it (with managedFields, or without when "
         "stripped); RSS / JSON compares the cache with the JSON it holds, RSS / full JSON with what "
-        "the API server sends (the target's measure). `mic serve` uses the lean mode by default and "
-        "the compact mode with MIC_CACHE_MODE=compact.",
+        "the API server sends (the target's measure). `mic serve` uses the compact mode by default "
+        "(MIC_CACHE_MODE); `Hub()` in a program of one's own keeps full dicts unless given "
+        "InformerOptions(strip_managed_fields=..., compact_cache=...).",
         "The emulator drops managedFields on writes; the bench puts realistic ones (Helm's fieldsV1, a "
         "status manager for Ingress) back into the stored objects.",
         "RSS is measured after gc.collect(); it includes what the allocator keeps of the list pages "
