@@ -160,8 +160,8 @@ class SubscriptionMatcher:
             metadata = event.object.get("metadata")
             if not labels_match(metadata.get("labels") if metadata else None):
                 return False
-        if event.type == _MODIFIED:
-            old = event.old_object
+        if event.type == _MODIFIED and (self._suppress_noop or self._fields):
+            old = event.old_object  # decodes an old state kept as JSON: only when compared
             # Without the previous state (e.g. after a restart) MIC only knows that something
             # changed: deliver rather than risk losing a real change.
             if old is not None:
