@@ -1,10 +1,12 @@
 """`DeliveryEngine`: from informer batches to durable, ordered deliveries.
 
-The hub hands every informer batch to `on_batch` and waits for it. For each batch the engine
-finds the subscriptions whose watches the informer serves, matches each event against their
-filters, and writes — in one transaction — the ledger (what MIC last saw of each object, per
-informer scope), the events, and one delivery row per matching subscription. Only then does the
-informer go on, so an event is never "handled" before it is safe on disk. After the commit the
+The hub hands every informer batch to `on_batch`. For each batch the engine finds the
+subscriptions whose watches the informer serves, matches each event against their filters, and
+queues the result for the `OutboxWriter`, which writes — in one transaction, together with
+whatever else is queued — the ledger (what MIC last saw of each object, per informer scope), the
+events, and one delivery row per matching subscription. The informer goes on meanwhile, up to a
+bounded number of unwritten events; a crash before the commit loses nothing, because the ledger
+was not updated either and the next start reports those changes again. After the commit the
 rows go to each subscription's `SubscriptionLane`, which sends them.
 
 On start, informers get the ledger as their known state (`known_state`), so the first list
@@ -28,6 +30,7 @@ from mic.delivery.lane import Pending, SubscriptionLane, object_key
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
+from mic.delivery.writer import OutboxWriter, RoutedBatch
 from mic.events import Event, EventType
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
@@ -56,6 +59,10 @@ window in which a crash causes re-sends stays about one commit long."""
 
 SNAPSHOT_POLL = 0.2
 """Seconds between looks at the informers a deferred snapshot waits for."""
+
+CLOSE_FLUSH_TIMEOUT = 10.0
+"""Seconds `close` waits for routed batches to be written (the rest is reported again at the
+next start, from the ledger)."""
 
 PURGE_INTERVAL = 60.0
 """Seconds between deletions of stored events that no delivery refers to any more."""
@@ -88,7 +95,11 @@ class DeliveryEngine:
         self._client = client or WebhookClient()
         self._subscriptions: dict[str, _Subscription] = {}
         self._by_watch: dict[WatchSpec, set[str]] = {}
-        self._write_lock = asyncio.Lock()
+        # Routing: no batch is routed while subscriptions change or a snapshot is taken.
+        self._route_lock = asyncio.Lock()
+        # One transaction at a time: the outbox writer's and the acknowledgements'.
+        self._store_lock = asyncio.Lock()
+        self._writer = OutboxWriter(self._write_until_stored, self._written)
         self._acknowledgements = Acknowledgements()
         self._tasks = OwnedTasks("delivery")
         self._started = False
@@ -108,14 +119,22 @@ class DeliveryEngine:
         self._hub.known_state = self.known_state
         for record in await self._store.list_subscriptions():
             await self._activate(SubscriptionSpec.from_json(record.spec), snapshot=False)
+        self._tasks.start("outbox writer", self._writer.run())
         self._tasks.start("purge", self._purge_loop())
         self._tasks.start("acknowledge", self._acknowledge_loop())
 
     async def close(self) -> None:
         for subscription in list(self._subscriptions.values()):
             await subscription.lane.close()
+        try:
+            async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
+                await self._writer.flush()
+        except TimeoutError:
+            log.warning(
+                "closing with %d routed event(s) unwritten; the next start reports them", self._writer.queued
+            )
         await self._tasks.close()
-        async with self._write_lock:
+        async with self._store_lock:
             await self._write_acknowledgements()
         await self._client.close()
 
@@ -136,7 +155,7 @@ class DeliveryEngine:
         if current.spec == spec:
             return
         if current.spec.filter != spec.filter:
-            async with self._write_lock:
+            async with self._route_lock:
                 await self._release_watches(current)
                 current.spec = spec
                 current.matcher = SubscriptionMatcher(spec, frozenset(current.resources))
@@ -161,7 +180,7 @@ class DeliveryEngine:
         await lane.start()
         # Under the write lock, so no batch is routed to the subscription between its
         # registration and its snapshot: a snapshot's ADDED always precedes later changes.
-        async with self._write_lock:
+        async with self._route_lock:
             await self._watch(subscription)
             # Informers already running (shared with another subscription or a cache query)
             # will not list again: align their scope's ledger with their cache, and send their
@@ -212,6 +231,7 @@ class DeliveryEngine:
 
     async def known_state(self, cluster: str, key: InformerKey) -> dict[str, KnownObject] | None:
         """The ledger of an informer's scope: what MIC last recorded of each object."""
+        await self._writer.flush()  # what is routed and queued belongs to the ledger already
         entries = await self._store.load_ledger(cluster, key.scope)
         return {
             uid: KnownObject(entry.namespace, entry.name, entry.resource_version, entry.content_hash)
@@ -232,15 +252,17 @@ class DeliveryEngine:
         return found
 
     async def on_batch(self, cluster: str, key: InformerKey, events: list[Event]) -> None:
-        """Persist a batch's ledger changes and matching deliveries, then hand them to lanes."""
-        async with self._write_lock:
+        """Route a batch and queue its ledger changes and deliveries for the outbox writer;
+        waits only while the writer is too far behind."""
+        async with self._route_lock:
             subscriptions = self._subscriptions_for(cluster, key)
             if not subscriptions:
                 return  # nobody subscribed to this informer: nothing to keep
             labels = self._hub.cluster_labels(cluster)
             scope = key.scope
             ledger = [_ledger_change(cluster, scope, event) for event in events]
-            await self._record(cluster, labels, subscriptions, events, ledger)
+            await self._writer.submit(self._route(cluster, labels, subscriptions, events, ledger))
+        await self._writer.wait_for_room()
 
     async def _record(
         self,
@@ -250,7 +272,20 @@ class DeliveryEngine:
         events: Sequence[Event],
         ledger: Sequence[LedgerChange],
     ) -> None:
-        """Write ledger changes, matched events and deliveries at once; the caller holds the lock."""
+        """Route, queue and wait until written (snapshots); the caller holds the route lock."""
+        batch = self._route(cluster, labels, subscriptions, events, ledger)
+        await self._writer.submit(batch)
+        await batch.written
+
+    def _route(
+        self,
+        cluster: str,
+        labels: dict[str, str],
+        subscriptions: Sequence[_Subscription],
+        events: Sequence[Event],
+        ledger: Sequence[LedgerChange],
+    ) -> RoutedBatch:
+        """Match events against subscriptions: the batch to write; the caller holds the route lock."""
         stored: list[Event] = []
         deliveries: list[NewDelivery] = []
         owners: list[tuple[_Subscription, Event, str]] = []
@@ -269,20 +304,26 @@ class DeliveryEngine:
                 owners.append((subscription, event, key))
                 if subscription.routed is not None:
                     subscription.routed.add((cluster, event.uid, event.resource_version))
-        ids = await self._write_until_stored(ledger, stored, deliveries)
+        return RoutedBatch(ledger, stored, deliveries, owners)
+
+    def _written(self, batch: RoutedBatch, ids: list[int | None]) -> None:
+        """A batch is committed: its rows join their lanes (in commit order, so in id order)."""
         now = time.time()
-        per_lane: dict[str, list[Pending]] = {}
-        for delivery_id, (subscription, event, key) in zip(ids, owners, strict=True):
+        per_lane: dict[str, tuple[_Subscription, list[Pending]]] = {}
+        for delivery_id, (subscription, event, key) in zip(ids, batch.owners, strict=True):
             if delivery_id is None:
                 continue  # its subscription was deleted meanwhile
-            per_lane.setdefault(subscription.spec.name, []).append(Pending(delivery_id, key, event, now))
-        for name, rows in per_lane.items():
-            self._subscriptions[name].lane.enqueue(rows)
+            pending = Pending(delivery_id, key, event, now)
+            per_lane.setdefault(subscription.spec.name, (subscription, []))[1].append(pending)
+        for name, (subscription, rows) in per_lane.items():
+            if self._subscriptions.get(name) is subscription:  # not removed while queued
+                subscription.lane.enqueue(rows)
 
     async def _write_until_stored(
         self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
     ) -> list[int | None]:
-        """Write, retrying while the store fails: the informer waits, so nothing is lost.
+        """Write, retrying while the store fails (routing waits once the writer's queue is full,
+        so the informers wait and nothing is lost).
 
         Returns the delivery ids in the order of `deliveries`; None for a delivery dropped
         because its subscription was deleted while the batch was on its way (a cluster deleted
@@ -291,13 +332,17 @@ class DeliveryEngine:
         delay = 0.5
         keep = list(range(len(deliveries)))
         while True:
-            acknowledged = self._acknowledgements.take()
             try:
-                written = await self._store.record_changes(
-                    ledger, events, [deliveries[i] for i in keep], acknowledged=acknowledged
-                )
+                async with self._store_lock:
+                    acknowledged = self._acknowledgements.take()
+                    try:
+                        written = await self._store.record_changes(
+                            ledger, events, [deliveries[i] for i in keep], acknowledged=acknowledged
+                        )
+                    except BaseException:
+                        self._acknowledgements.back(acknowledged)
+                        raise
             except NotFoundError:
-                self._acknowledgements.back(acknowledged)
                 subscriptions = {record.name for record in await self._store.list_subscriptions()}
                 clusters = {record.name for record in await self._store.list_clusters()}
                 still = [i for i in keep if deliveries[i].subscription in subscriptions]
@@ -307,7 +352,6 @@ class DeliveryEngine:
                 keep, ledger = still, kept_ledger
                 continue
             except StoreError as error:
-                self._acknowledgements.back(acknowledged)
                 log.warning(
                     "cannot write %d event(s) to the outbox: %s; retrying in %.1fs", len(events), error, delay
                 )
@@ -321,7 +365,7 @@ class DeliveryEngine:
 
     async def _snapshot(self, subscription: _Subscription, *, send: bool = True) -> None:
         """Align the ledger of every running informer the subscription uses with its cache, and
-        (if `send`) queue an ADDED for each cached object that matches. The caller holds the lock.
+        (if `send`) queue an ADDED for each cached object that matches. The caller holds the route lock.
 
         An informer whose first list is not complete yet (or that does not exist yet) cannot be
         trusted to report every object: started from the ledger's known state, it reports only
@@ -357,7 +401,7 @@ class DeliveryEngine:
                     informer = self._hub.informer(cluster, watch)
                     if informer is None or not informer.synced:
                         continue
-                    async with self._write_lock:
+                    async with self._route_lock:
                         if self._subscriptions.get(subscription.spec.name) is not subscription:
                             return  # removed meanwhile
                         if watch in subscription.watches:
@@ -371,7 +415,7 @@ class DeliveryEngine:
     async def _snapshot_informer(
         self, subscription: _Subscription, cluster: str, watch: WatchSpec, *, send: bool
     ) -> None:
-        """One synced informer's part of a snapshot; the caller holds the lock."""
+        """One synced informer's part of a snapshot; the caller holds the route lock."""
         informer = self._hub.informer(cluster, watch)
         key = self._hub.informer_key(cluster, watch)
         if informer is None or key is None:
@@ -394,6 +438,7 @@ class DeliveryEngine:
         self, cluster: str, key: InformerKey, objects: list[dict[str, object]]
     ) -> list[LedgerChange]:
         scope = key.scope
+        await self._writer.flush()
         known = await self._store.load_ledger(cluster, scope)
         changes: list[LedgerChange] = []
         seen: set[str] = set()
@@ -467,7 +512,7 @@ class DeliveryEngine:
         while True:
             await self._acknowledgements.ready.wait()
             await asyncio.sleep(ACK_PAUSE)
-            async with self._write_lock:
+            async with self._store_lock:
                 try:
                     await self._write_acknowledgements()
                 except StoreError as error:
@@ -475,7 +520,7 @@ class DeliveryEngine:
                     await asyncio.sleep(1.0)
 
     async def _write_acknowledgements(self) -> None:
-        """Write what is pending; the caller holds the write lock."""
+        """Write what is pending; the caller holds the store lock."""
         taken = self._acknowledgements.take()
         if not taken:
             return

@@ -1,0 +1,163 @@
+"""`OutboxWriter`: queued routed batches are committed in order, several per transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from mic.delivery.writer import OutboxWriter, RoutedBatch
+from mic.events import Event, EventType
+from mic.store import LedgerChange, NewDelivery
+
+
+def event(name: str) -> Event:
+    obj = {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "resourceVersion": "1"}}
+    return Event(
+        EventType.ADDED, "c1", "", "v1", "ConfigMap", "configmaps", "ns", name, f"u-{name}", "1", obj
+    )
+
+
+def batch(*names: str, subscriptions: Sequence[str] = ("s1",)) -> RoutedBatch:
+    events = [event(name) for name in names]
+    deliveries = [NewDelivery(s, i, f"key-{e.name}") for i, e in enumerate(events) for s in subscriptions]
+    owners = [(d.subscription, events[d.event_index].name) for d in deliveries]
+    return RoutedBatch([], events, deliveries, owners)
+
+
+class Store:
+    """Records each transaction; `gate` holds a write until the test opens it."""
+
+    def __init__(self) -> None:
+        self.transactions: list[tuple[list[str], list[tuple[str, int, str]]]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.next_id = 1
+        self.fail_next = False
+
+    async def write(
+        self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
+    ) -> list[int | None]:
+        await self.gate.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ValueError("a defect")
+        self.transactions.append(
+            ([e.name for e in events], [(d.subscription, d.event_index, d.object_key) for d in deliveries])
+        )
+        ids: list[int | None] = list(range(self.next_id, self.next_id + len(deliveries)))
+        self.next_id += len(deliveries)
+        return ids
+
+
+@pytest.fixture
+async def store() -> Store:
+    return Store()
+
+
+async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(store: Store) -> None:
+    done: list[tuple[list[object], list[int | None]]] = []
+    writer = OutboxWriter(store.write, lambda b, ids: done.append((list(b.owners), ids)))
+    task = asyncio.create_task(writer.run())
+    try:
+        store.gate.clear()
+        first = batch("a")
+        await writer.submit(first)
+        await asyncio.sleep(0.01)  # the writer took `first` and waits at the gate
+        second, third = batch("b", "c", subscriptions=("s1", "s2")), batch("d")
+        await writer.submit(second)
+        await writer.submit(third)
+        assert writer.queued == 4
+        store.gate.set()
+        await writer.flush()
+        assert writer.queued == 0
+        assert store.transactions == [
+            (["a"], [("s1", 0, "key-a")]),
+            (
+                ["b", "c", "d"],
+                [
+                    ("s1", 0, "key-b"),
+                    ("s2", 0, "key-b"),
+                    ("s1", 1, "key-c"),
+                    ("s2", 1, "key-c"),
+                    ("s1", 2, "key-d"),
+                ],
+            ),
+        ]
+        # Each batch learns its own ids, in commit order.
+        assert [ids for _, ids in done] == [[1], [2, 3, 4, 5], [6]]
+        assert done[1][0] == [("s1", "b"), ("s2", "b"), ("s1", "c"), ("s2", "c")]
+        assert all(b.written.done() for b in (first, second, third))
+    finally:
+        task.cancel()
+
+
+async def test_routing_waits_for_room_only_when_the_queue_is_full(store: Store) -> None:
+    writer = OutboxWriter(store.write, lambda b, ids: None, max_queued=3)
+    task = asyncio.create_task(writer.run())
+    try:
+        store.gate.clear()
+        await writer.submit(batch("a", "b"))
+        await asyncio.sleep(0.01)  # the writer took it and waits at the gate
+        await writer.wait_for_room()  # 2 < 3: no wait
+        await writer.submit(batch("c", "d"))
+        waiter = asyncio.create_task(writer.wait_for_room())
+        await asyncio.sleep(0.02)
+        assert not waiter.done()
+        store.gate.set()
+        await asyncio.wait_for(waiter, 5)
+        await writer.flush()
+        assert [names for names, _ in store.transactions] == [["a", "b"], ["c", "d"]]
+    finally:
+        task.cancel()
+
+
+async def test_a_group_is_bounded_and_the_rest_waits_for_the_next_transaction(store: Store) -> None:
+    writer = OutboxWriter(store.write, lambda b, ids: None, max_group=3)
+    task = asyncio.create_task(writer.run())
+    try:
+        store.gate.clear()
+        await writer.submit(batch("a"))
+        await asyncio.sleep(0.01)
+        for name in ("b", "c", "d", "e"):
+            await writer.submit(batch(name))
+        store.gate.set()
+        await writer.flush()
+        assert [names for names, _ in store.transactions] == [["a"], ["b", "c", "d"], ["e"]]
+    finally:
+        task.cancel()
+
+
+async def test_a_failing_write_fails_its_batches_and_the_writer_goes_on(store: Store) -> None:
+    writer = OutboxWriter(store.write, lambda b, ids: None)
+    task = asyncio.create_task(writer.run())
+    try:
+        store.fail_next = True
+        failed = batch("a")
+        await writer.submit(failed)
+        with pytest.raises(ValueError, match="a defect"):
+            await failed.written
+        later = batch("b")
+        await writer.submit(later)
+        await later.written
+        assert [names for names, _ in store.transactions] == [["b"]]
+        assert writer.queued == 0
+    finally:
+        task.cancel()
+
+
+async def test_stopping_the_writer_cancels_what_it_did_not_write(store: Store) -> None:
+    writer = OutboxWriter(store.write, lambda b, ids: None)
+    task = asyncio.create_task(writer.run())
+    store.gate.clear()
+    taken, queued = batch("a"), batch("b")
+    await writer.submit(taken)
+    await asyncio.sleep(0.01)
+    await writer.submit(queued)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert taken.written.cancelled()
+    assert queued.written.cancelled()
+    assert store.transactions == []
