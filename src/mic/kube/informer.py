@@ -237,9 +237,11 @@ class Informer:
         type_: EventType,
         obj: JsonObject,
         old: JsonObject | None = None,
-        old_json: bytes | None = None,
         observed_at: float | None = None,
+        old_json: bytes | None = None,
     ) -> Event:
+        """An event of this informer's resource; `old_json` is an old state kept as JSON (see
+        `Event.old_json`), given instead of `old`."""
         metadata = obj.get("metadata") or {}
         resource = self.resource
         # Positional: this runs once per change, and keyword passing costs measurably here.
@@ -473,7 +475,8 @@ class Reflector:
                     events.append(informer.make_event(EventType.DELETED, cache.unpack(entry)))
                     events.append(informer.make_event(EventType.ADDED, obj))
                 elif old_rv != object_resource_version(obj):
-                    events.append(informer.make_event(EventType.MODIFIED, obj, *cache.old_state(entry)))
+                    old, old_json = cache.old_state(entry)
+                    events.append(informer.make_event(EventType.MODIFIED, obj, old, None, old_json))
         return events
 
     def _hold_known_state(self) -> None:
@@ -569,18 +572,20 @@ class Reflector:
             if type_ == "DELETED":
                 entry = cache.remove_entry(key)
                 if entry is not None:
-                    events.append(make_event(EventType.DELETED, obj, *cache.old_state(entry), now))
+                    old, old_json = cache.old_state(entry)
+                    events.append(make_event(EventType.DELETED, obj, old, now, old_json))
             elif type_ == "ADDED" or type_ == "MODIFIED":
                 entry = cache.put_entry(key, obj)
                 if entry is None:
-                    events.append(make_event(EventType.ADDED, obj, None, None, now))
+                    events.append(make_event(EventType.ADDED, obj, None, now))
                 else:
                     old_uid, old_rv = cache.identity(entry)
                     if old_uid != (metadata.get("uid") or ""):
-                        events.append(make_event(EventType.DELETED, cache.unpack(entry), None, None, now))
-                        events.append(make_event(EventType.ADDED, obj, None, None, now))
+                        events.append(make_event(EventType.DELETED, cache.unpack(entry), None, now))
+                        events.append(make_event(EventType.ADDED, obj, None, now))
                     elif old_rv != rv:
-                        events.append(make_event(EventType.MODIFIED, obj, *cache.old_state(entry), now))
+                        old, old_json = cache.old_state(entry)
+                        events.append(make_event(EventType.MODIFIED, obj, old, now, old_json))
             else:
                 log.warning("%s: ignoring watch event of unknown type %r", self._where, type_)
                 continue
