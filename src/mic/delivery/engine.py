@@ -178,7 +178,7 @@ class DeliveryEngine:
         subscription = _Subscription(spec, SubscriptionMatcher(spec, frozenset()), lane)
         self._subscriptions[spec.name] = subscription
         await lane.start()
-        # Under the write lock, so no batch is routed to the subscription between its
+        # Under the route lock, so no batch is routed to the subscription between its
         # registration and its snapshot: a snapshot's ADDED always precedes later changes.
         async with self._route_lock:
             await self._watch(subscription)

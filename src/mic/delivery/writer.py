@@ -106,7 +106,7 @@ class OutboxWriter:
         """Wait until everything queued so far is committed."""
         last = self._last
         if last is not None and not last.written.done():
-            await asyncio.shield(last.written)
+            await asyncio.wait([last.written])  # done, failed or cancelled: all the same here
 
     async def run(self) -> None:
         """Commit queued batches until cancelled (what is queued then stays unwritten; the

@@ -161,3 +161,16 @@ async def test_stopping_the_writer_cancels_what_it_did_not_write(store: Store) -
     assert taken.written.cancelled()
     assert queued.written.cancelled()
     assert store.transactions == []
+
+
+async def test_flush_returns_after_a_failed_write_too(store: Store) -> None:
+    writer = OutboxWriter(store.write, lambda b, ids: None)
+    task = asyncio.create_task(writer.run())
+    try:
+        store.fail_next = True
+        failed = batch("a")
+        await writer.submit(failed)
+        await asyncio.wait_for(writer.flush(), 5)  # does not raise the write's error
+        assert isinstance(failed.written.exception(), ValueError)
+    finally:
+        task.cancel()
