@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from delivery_helpers import Pipeline, summary
+from delivery_helpers import Pipeline, eventually, summary
 from standardwebhooks.webhooks import Webhook
 
 from mic.delivery.signing import generate_secret
@@ -38,7 +38,7 @@ async def test_changes_arrive_as_cloudevents_in_order(
     assert events[0]["cluster"] == "c1"
     assert recipient.accepted[0].headers["Content-Type"].startswith("application/cloudevents+json")
     status = pipeline.engine.status("hooks")
-    await _eventually(lambda: pipeline.engine.status("hooks").delivered_total == 3)
+    await eventually(lambda: pipeline.engine.status("hooks").delivered_total == 3)
     assert status.dead == 0
 
 
@@ -59,14 +59,14 @@ async def test_recipient_down_then_back_gets_everything_in_order_per_object(
         for i in range(5):
             made = kube_emulator.patch("configmaps", f"cm-{i}", {"data": {"v": str(round_)}})
             expected[f"default/cm-{i}"].append(made["metadata"]["resourceVersion"])
-    await _eventually(lambda: pipeline.engine.status("hooks").retrying > 0)
+    await eventually(lambda: pipeline.engine.status("hooks").retrying > 0)
     recipient.status = 200
     await recipient.wait_events(lambda events: len(events) >= 20)
     got: dict[str, list[str]] = defaultdict(list)
     for event in recipient.events():
         got[event["subject"]].append(event["resourceversion"])
     assert got == expected
-    await _eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+    await eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
 
 
 async def test_permanent_failure_becomes_a_dead_letter_and_replay_delivers_it(
@@ -76,7 +76,7 @@ async def test_permanent_failure_becomes_a_dead_letter_and_replay_delivers_it(
     recipient.status = 400
     await pipeline.subscribe("hooks", recipient)
     kube_emulator.create(configmap("rejected"))
-    await _eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 1)
     status = pipeline.engine.status("hooks")
     assert status.last_error is not None
     assert "400" in status.last_error
@@ -86,7 +86,7 @@ async def test_permanent_failure_becomes_a_dead_letter_and_replay_delivers_it(
     recipient.status = 200
     assert await pipeline.engine.replay("hooks", None) == 1
     await recipient.wait_events(lambda events: [e["subject"] for e in events] == ["default/rejected"])
-    await _eventually(lambda: pipeline.engine.status("hooks").dead == 0)
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 0)
 
 
 async def test_max_attempts_dead_letters_and_later_events_of_the_object_go_on(
@@ -102,7 +102,7 @@ async def test_max_attempts_dead_letters_and_later_events_of_the_object_go_on(
     recipient.status = first_two_fail
     await pipeline.subscribe("hooks", recipient, delivery={"maxAttempts": 2, "initialBackoffSeconds": 0.01})
     kube_emulator.create(configmap("a", v="0"))
-    await _eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 1)
     kube_emulator.patch("configmaps", "a", {"data": {"v": "1"}})
     await recipient.wait_events(lambda events: len(events) == 1)
     assert summary(recipient.events())[0][0] == "modified"
@@ -118,11 +118,11 @@ async def test_coalescing_delivers_only_the_latest_state_when_the_recipient_lags
         "lb", recipient, delivery={"coalesce": True, "initialBackoffSeconds": 0.2, "maxBackoffSeconds": 0.2}
     )
     kube_emulator.create(configmap("a", v="0"))
-    await _eventually(lambda: len(recipient.requests) >= 1)
+    await eventually(lambda: len(recipient.requests) >= 1)
     last = None
     for i in range(1, 6):
         last = kube_emulator.patch("configmaps", "a", {"data": {"v": str(i)}})
-    await _eventually(lambda: pipeline.engine.status("lb").coalesced_total >= 4)
+    await eventually(lambda: pipeline.engine.status("lb").coalesced_total >= 4)
     recipient.status = 200
     gate.set()
     assert last is not None
@@ -146,12 +146,12 @@ async def test_coalescing_keeps_the_deletion_of_a_replaced_object(
         "lb", recipient, delivery={"coalesce": True, "initialBackoffSeconds": 0.2, "maxBackoffSeconds": 0.2}
     )
     old = kube_emulator.create(configmap("a", v="0"))
-    await _eventually(lambda: len(recipient.requests) >= 1)
+    await eventually(lambda: len(recipient.requests) >= 1)
     kube_emulator.patch("configmaps", "a", {"data": {"v": "1"}})
     kube_emulator.delete("configmaps", "a")
     kube_emulator.create(configmap("a", v="2"))
     last = kube_emulator.patch("configmaps", "a", {"data": {"v": "3"}})
-    await _eventually(lambda: pipeline.engine.status("lb").coalesced_total >= 2)
+    await eventually(lambda: pipeline.engine.status("lb").coalesced_total >= 2)
     recipient.status = 200
     await recipient.wait_events(
         lambda events: any(e["resourceversion"] == last["metadata"]["resourceVersion"] for e in events)
@@ -284,7 +284,7 @@ async def test_restart_reports_only_what_changed_while_down(
     await pipeline.add_cluster(kube_emulator)
     await pipeline.subscribe("hooks", recipient)
     await recipient.wait_events(lambda events: len(events) == 3)
-    await _eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+    await eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
     await asyncio.sleep(0.1)  # let the acknowledgements reach the store
     await pipeline.stop()
     kube_emulator.patch("configmaps", "changed", {"data": {"v": "1"}})
@@ -332,12 +332,6 @@ async def test_ping(pipeline: Pipeline, recipient: Recipient) -> None:
     assert recipient.accepted[0].json["type"] == "io.mic.ping"
 
 
-async def _eventually(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 async def test_backlog_limit_dead_letters_what_does_not_fit(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
@@ -356,7 +350,7 @@ async def test_backlog_limit_dead_letters_what_does_not_fit(
     await kube_emulator.wait_for_watches(1, "configmaps")
     for i in range(5):
         kube_emulator.create(configmap(f"cm-{i}"))
-    await _eventually(lambda: pipeline.engine.status("bounded").dead == 2)
+    await eventually(lambda: pipeline.engine.status("bounded").dead == 2)
     status = pipeline.engine.status("bounded")
     assert status.backlog == 3
     assert status.overflowing
