@@ -203,7 +203,8 @@ def _header(quick: bool, info: dict[str, Any]) -> str:
     return (
         f"{'Quick' if quick else 'Full'} run of {info['date']} on {info['nproc']} x {info['cpu_model']}, "
         f"{info['ram_gib']} GiB RAM, {info['implementation']} {info['python']}, commit "
-        f"`{info['commit']}`{' (src/ modified)' if info['dirty'] else ''}."
+        f"`{info['commit']}`{' (src/ modified)' if info['dirty'] else ''}. "
+        f"Clusters: {info.get('clusters', 'emulated')}."
     )
 
 
