@@ -264,19 +264,6 @@ class DeliveryEngine:
             await self._writer.submit(self._route(cluster, labels, subscriptions, events, ledger))
         await self._writer.wait_for_room()
 
-    async def _record(
-        self,
-        cluster: str,
-        labels: dict[str, str],
-        subscriptions: Sequence[_Subscription],
-        events: Sequence[Event],
-        ledger: Sequence[LedgerChange],
-    ) -> None:
-        """Route, queue and wait until written (snapshots); the caller holds the route lock."""
-        batch = self._route(cluster, labels, subscriptions, events, ledger)
-        await self._writer.submit(batch)
-        await batch.written
-
     def _route(
         self,
         cluster: str,
@@ -432,7 +419,9 @@ class DeliveryEngine:
         subscription.resources.add(key.qualified_resource)
         subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))
         labels = self._hub.cluster_labels(cluster)
-        await self._record(cluster, labels, [subscription], events, ledger)
+        batch = self._route(cluster, labels, [subscription], events, ledger)
+        await self._writer.submit(batch)
+        await batch.written  # the snapshot is stored before the route lock is released
 
     async def _ledger_for_cache(
         self, cluster: str, key: InformerKey, objects: list[dict[str, object]]

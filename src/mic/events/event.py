@@ -149,38 +149,20 @@ class Event:
         fields.update(changes)
         return Event(**fields)
 
-    def _fields(self) -> tuple[Any, ...]:
-        return (
-            self.type,
-            self.cluster,
-            self.group,
-            self.version,
-            self.kind,
-            self.resource,
-            self.namespace,
-            self.name,
-            self.uid,
-            self.resource_version,
-            self.object,
-            self.old_object,
-            self.observed_at,
-        )
+    def _compared(self) -> tuple[Any, ...]:
+        """Every field but the id, the old state decoded: what equality compares."""
+        return (*(getattr(self, name) for name in _COMPARED), self.old_object)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented
-        return self._fields() == other._fields()
+        return self._compared() == other._compared()
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     def __repr__(self) -> str:
-        return (
-            f"Event(type={self.type!r}, cluster={self.cluster!r}, group={self.group!r}, "
-            f"version={self.version!r}, kind={self.kind!r}, resource={self.resource!r}, "
-            f"namespace={self.namespace!r}, name={self.name!r}, uid={self.uid!r}, "
-            f"resource_version={self.resource_version!r}, object={self.object!r}, "
-            f"old_object={self.old_object!r}, observed_at={self.observed_at!r})"
-        )
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in (*_COMPARED, "old_object"))
+        return f"Event({shown})"
 
     @property
     def id(self) -> str:
@@ -216,3 +198,6 @@ _INIT_FIELDS = (
     "observed_at",
     "ulid",
 )
+"""Constructor arguments read back by `replace` (the old state is passed as it is kept)."""
+
+_COMPARED = _INIT_FIELDS[:-1]  # not the id

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -51,6 +52,16 @@ class Store:
         return ids
 
 
+@contextlib.asynccontextmanager
+async def running(writer: OutboxWriter) -> AsyncIterator[OutboxWriter]:
+    """The writer with its task running, stopped on the way out."""
+    task = asyncio.create_task(writer.run())
+    try:
+        yield writer
+    finally:
+        task.cancel()
+
+
 @pytest.fixture
 async def store() -> Store:
     return Store()
@@ -58,9 +69,9 @@ async def store() -> Store:
 
 async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(store: Store) -> None:
     done: list[tuple[list[object], list[int | None]]] = []
-    writer = OutboxWriter(store.write, lambda b, ids: done.append((list(b.owners), ids)))
-    task = asyncio.create_task(writer.run())
-    try:
+    async with running(
+        OutboxWriter(store.write, lambda b, ids: done.append((list(b.owners), ids)))
+    ) as writer:
         store.gate.clear()
         first = batch("a")
         await writer.submit(first)
@@ -89,14 +100,10 @@ async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(
         assert [ids for _, ids in done] == [[1], [2, 3, 4, 5], [6]]
         assert done[1][0] == [("s1", "b"), ("s2", "b"), ("s1", "c"), ("s2", "c")]
         assert all(b.written.done() for b in (first, second, third))
-    finally:
-        task.cancel()
 
 
 async def test_routing_waits_for_room_only_when_the_queue_is_full(store: Store) -> None:
-    writer = OutboxWriter(store.write, lambda b, ids: None, max_queued=3)
-    task = asyncio.create_task(writer.run())
-    try:
+    async with running(OutboxWriter(store.write, lambda b, ids: None, max_queued=3)) as writer:
         store.gate.clear()
         await writer.submit(batch("a", "b"))
         await asyncio.sleep(0.01)  # the writer took it and waits at the gate
@@ -109,14 +116,10 @@ async def test_routing_waits_for_room_only_when_the_queue_is_full(store: Store) 
         await asyncio.wait_for(waiter, 5)
         await writer.flush()
         assert [names for names, _ in store.transactions] == [["a", "b"], ["c", "d"]]
-    finally:
-        task.cancel()
 
 
 async def test_a_group_is_bounded_and_the_rest_waits_for_the_next_transaction(store: Store) -> None:
-    writer = OutboxWriter(store.write, lambda b, ids: None, max_group=3)
-    task = asyncio.create_task(writer.run())
-    try:
+    async with running(OutboxWriter(store.write, lambda b, ids: None, max_group=3)) as writer:
         store.gate.clear()
         await writer.submit(batch("a"))
         await asyncio.sleep(0.01)
@@ -125,14 +128,10 @@ async def test_a_group_is_bounded_and_the_rest_waits_for_the_next_transaction(st
         store.gate.set()
         await writer.flush()
         assert [names for names, _ in store.transactions] == [["a"], ["b", "c", "d"], ["e"]]
-    finally:
-        task.cancel()
 
 
 async def test_a_failing_write_fails_its_batches_and_the_writer_goes_on(store: Store) -> None:
-    writer = OutboxWriter(store.write, lambda b, ids: None)
-    task = asyncio.create_task(writer.run())
-    try:
+    async with running(OutboxWriter(store.write, lambda b, ids: None)) as writer:
         store.fail_next = True
         failed = batch("a")
         await writer.submit(failed)
@@ -143,8 +142,6 @@ async def test_a_failing_write_fails_its_batches_and_the_writer_goes_on(store: S
         await later.written
         assert [names for names, _ in store.transactions] == [["b"]]
         assert writer.queued == 0
-    finally:
-        task.cancel()
 
 
 async def test_stopping_the_writer_cancels_what_it_did_not_write(store: Store) -> None:
@@ -164,13 +161,9 @@ async def test_stopping_the_writer_cancels_what_it_did_not_write(store: Store) -
 
 
 async def test_flush_returns_after_a_failed_write_too(store: Store) -> None:
-    writer = OutboxWriter(store.write, lambda b, ids: None)
-    task = asyncio.create_task(writer.run())
-    try:
+    async with running(OutboxWriter(store.write, lambda b, ids: None)) as writer:
         store.fail_next = True
         failed = batch("a")
         await writer.submit(failed)
         await asyncio.wait_for(writer.flush(), 5)  # does not raise the write's error
         assert isinstance(failed.written.exception(), ValueError)
-    finally:
-        task.cancel()
