@@ -36,10 +36,16 @@ class Store:
         self.gate.set()
         self.next_id = 1
         self.fail_next = False
+        self.called = asyncio.Event()  # set when a write starts
+
+    async def writing(self) -> None:
+        """Until a write has started (the writer took what was queued)."""
+        await asyncio.wait_for(self.called.wait(), 5)
 
     async def write(
         self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
     ) -> list[int | None]:
+        self.called.set()
         await self.gate.wait()
         if self.fail_next:
             self.fail_next = False
@@ -75,7 +81,7 @@ async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(
         store.gate.clear()
         first = batch("a")
         await writer.submit(first)
-        await asyncio.sleep(0.01)  # the writer took `first` and waits at the gate
+        await store.writing()  # the writer took `first` and waits at the gate
         second, third = batch("b", "c", subscriptions=("s1", "s2")), batch("d")
         await writer.submit(second)
         await writer.submit(third)
@@ -106,7 +112,7 @@ async def test_routing_waits_for_room_only_when_the_queue_is_full(store: Store) 
     async with running(OutboxWriter(store.write, lambda b, ids: None, max_queued=3)) as writer:
         store.gate.clear()
         await writer.submit(batch("a", "b"))
-        await asyncio.sleep(0.01)  # the writer took it and waits at the gate
+        await store.writing()  # the writer took it and waits at the gate
         await writer.wait_for_room()  # 2 < 3: no wait
         await writer.submit(batch("c", "d"))
         waiter = asyncio.create_task(writer.wait_for_room())
@@ -122,7 +128,7 @@ async def test_a_group_is_bounded_and_the_rest_waits_for_the_next_transaction(st
     async with running(OutboxWriter(store.write, lambda b, ids: None, max_group=3)) as writer:
         store.gate.clear()
         await writer.submit(batch("a"))
-        await asyncio.sleep(0.01)
+        await store.writing()
         for name in ("b", "c", "d", "e"):
             await writer.submit(batch(name))
         store.gate.set()
@@ -150,7 +156,7 @@ async def test_stopping_the_writer_cancels_what_it_did_not_write(store: Store) -
     store.gate.clear()
     taken, queued = batch("a"), batch("b")
     await writer.submit(taken)
-    await asyncio.sleep(0.01)
+    await store.writing()
     await writer.submit(queued)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
