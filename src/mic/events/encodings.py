@@ -181,7 +181,29 @@ def _objects(event: Event, redact: bool) -> tuple[KubeObject, KubeObject | None]
     return obj, (redact_secret(old) if old is not None else None)
 
 
-def _data(obj: KubeObject, old: KubeObject | None) -> dict[str, Any]:
+def _json_values(event: Event, redact: bool) -> tuple[Any, Any]:
+    """`_objects` for a body orjson writes: where the event carries its states' JSON bytes
+    (`Event.object_json`, `Event.old_json`) and nothing must be hidden, those bytes are spliced
+    in as they are (`orjson.Fragment`) instead of encoding the objects again.
+
+    Redaction looks inside objects, so a Secret, or an old state whose bytes so much as name
+    one, takes the decoded path.
+    """
+    obj_json, old_json = event.object_json, event.old_json
+    if obj_json is None or (
+        redact and ((event.kind == "Secret" and not event.group) or _is_secret_object(event.object))
+    ):
+        return _objects(event, redact)
+    obj: Any = orjson.Fragment(obj_json)
+    if old_json is None:
+        old = event.old_object
+        return obj, (redact_secret(old) if redact and old is not None else old)
+    if redact and b'"Secret"' in old_json:
+        return obj, redact_secret(event.old_object or {})
+    return obj, orjson.Fragment(old_json)
+
+
+def _data(obj: Any, old: Any) -> dict[str, Any]:
     return {"object": obj} if old is None else {"object": obj, "oldObject": old}
 
 
@@ -220,7 +242,15 @@ def cloudevent(event: Event, *, redact: bool) -> dict[str, Any]:
     `data` is `{"object": ..., "oldObject": ...}`; `oldObject` only when MIC knew it.
     `redact` hides Secret values (see `redact_secret`).
     """
-    obj, old = _objects(event, redact)
+    return _cloudevent(event, *_objects(event, redact))
+
+
+def cloudevent_json(event: Event, *, redact: bool) -> bytes:
+    """`cloudevent`, serialised (with the objects' JSON bytes spliced in where the event has them)."""
+    return orjson.dumps(_cloudevent(event, *_json_values(event, redact)))
+
+
+def _cloudevent(event: Event, obj: Any, old: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = _attributes(event)
     attributes["datacontenttype"] = JSON_CONTENT_TYPE
     attributes["data"] = _data(obj, old)
@@ -228,7 +258,7 @@ def cloudevent(event: Event, *, redact: bool) -> dict[str, Any]:
 
 
 def _binary(event: Event, redact: bool) -> EncodedRequest:
-    obj, old = _objects(event, redact)
+    obj, old = _json_values(event, redact)
     attributes = _attributes(event)
     # Kubernetes names and our timestamps never need escaping; check all values at C speed.
     joined = "".join(attributes.values())
@@ -284,18 +314,18 @@ def encode(events: Sequence[Event], fmt: Format, *, batch: bool, redact: bool) -
             raise ValueError(
                 f"batching is only defined for format {Format.CLOUDEVENTS.value!r}, not {fmt.value!r}"
             )
-        body = orjson.dumps([cloudevent(event, redact=redact) for event in events])
+        body = orjson.dumps([_cloudevent(event, *_json_values(event, redact)) for event in events])
         return EncodedRequest(body, dict(_BATCH_HEADERS))
     if len(events) != 1:
         raise ValueError(f"without batching a request carries exactly one event, got {len(events)}")
     event = events[0]
     if fmt is Format.CLOUDEVENTS:
-        return EncodedRequest(orjson.dumps(cloudevent(event, redact=redact)), dict(_STRUCTURED_HEADERS))
+        return EncodedRequest(cloudevent_json(event, redact=redact), dict(_STRUCTURED_HEADERS))
     if fmt is Format.CLOUDEVENTS_BINARY:
         return _binary(event, redact)
     if fmt is Format.MIC_V1:
         return EncodedRequest(orjson.dumps(mic_v1_envelope(event, redact=redact)), dict(_JSON_HEADERS))
     if fmt is Format.RAW:
-        obj, _ = _objects(event, redact)
+        obj, _ = _json_values(event, redact)
         return EncodedRequest(orjson.dumps({"type": event.type, "object": obj}), dict(_JSON_HEADERS))
     raise AssertionError(f"unhandled format {fmt!r}")  # pragma: no cover - Format(fmt) checked it

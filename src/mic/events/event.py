@@ -66,8 +66,11 @@ class Event:
 
     An informer whose cache keeps objects as JSON (the compact cache mode) hands the old state
     over as those bytes (`old_json`): it is decoded on the first read of `old_object`, so an
-    event nobody asks the old state of costs no decoding, and the store writes the bytes as
-    they are. A hand-written slotted class rather than a dataclass, for that one lazy field.
+    event nobody asks the old state of costs no decoding. It also hands over the new object's
+    bytes, which it encoded for its cache anyway (`object_json`). The store writes both as
+    they are and CloudEvents bodies splice them in, so on the delivery path an object is
+    encoded once, by the cache. A hand-written slotted class rather than a dataclass, for the
+    lazy field.
     """
 
     __slots__ = (
@@ -78,6 +81,7 @@ class Event:
         "name",
         "namespace",
         "object",
+        "object_json",
         "observed_at",
         "old_json",
         "resource",
@@ -106,6 +110,7 @@ class Event:
         ulid: str | None = None,
         *,
         old_json: bytes | None = None,
+        object_json: bytes | None = None,
     ) -> None:
         self.type = type
         self.cluster = cluster
@@ -118,9 +123,11 @@ class Event:
         self.uid = uid
         self.resource_version = resource_version
         self.object = object
+        self.object_json = object_json
+        """`object` as compact JSON bytes (`orjson.dumps(object)`), when they were at hand."""
         self._old_object = old_object
         self.old_json = None if old_object is not None else old_json
-        """The old state as JSON bytes, when it came so and nobody has decoded it yet."""
+        """`old_object` as JSON bytes, when it came so (kept after `old_object` decodes it)."""
         self.observed_at = time.time() if observed_at is None else observed_at
         self.ulid = ulid
         """The id, once made; pass it to rebuild a stored event with the same id."""
@@ -129,7 +136,6 @@ class Event:
     def old_object(self) -> KubeObject | None:
         if self._old_object is None and self.old_json is not None:
             self._old_object = orjson.loads(self.old_json)
-            self.old_json = None
         return self._old_object
 
     @old_object.setter
@@ -146,6 +152,11 @@ class Event:
         """A copy with some fields changed (as `dataclasses.replace` did when this was one)."""
         fields: dict[str, Any] = {name: getattr(self, name) for name in _INIT_FIELDS}
         fields["old_object"], fields["old_json"] = self._old_object, self.old_json
+        fields["object_json"] = self.object_json
+        if "object" in changes:
+            fields["object_json"] = None  # the bytes were of the object being replaced
+        if "old_object" in changes:
+            fields["old_json"] = None
         fields.update(changes)
         return Event(**fields)
 

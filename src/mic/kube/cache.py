@@ -76,6 +76,10 @@ class ObjectCache:
         """An entry as an event's old state: the object, or its JSON to decode on demand."""
         return entry, None
 
+    def json_of(self, entry: Any) -> bytes | None:
+        """The JSON bytes an entry keeps, if it keeps its object so (None: it keeps a dict)."""
+        return None
+
     def put(self, key: ObjectKey, obj: KubeObject) -> KubeObject | None:
         """Store `obj` under `key` and return the object it replaced, if any."""
         previous = self.put_entry(key, obj)
@@ -85,7 +89,8 @@ class ObjectCache:
         """Store `obj` under `key`; return the replaced entry as kept (None if new).
 
         The informers' hot path: it reads the entry with `identity` and `old_state`, so a
-        compact cache never decodes an old object nobody asks for.
+        compact cache never decodes an old object nobody asks for, and the new entry (at
+        `entry(key)`) with `json_of`, so the event reuses the cache's encoding.
         """
         objects = self._objects
         previous = objects.get(key)
@@ -96,6 +101,10 @@ class ObjectCache:
         else:
             self._by_namespace[key[0]][key[1]] = entry
         return previous
+
+    def entry(self, key: ObjectKey) -> Any:
+        """The entry kept under `key`, as kept (None if absent)."""
+        return self._objects.get(key)
 
     def remove(self, key: ObjectKey) -> KubeObject | None:
         """Drop the object under `key` and return it, if it was there."""
@@ -180,3 +189,6 @@ class CompactObjectCache(ObjectCache):
 
     def old_state(self, entry: Any) -> tuple[KubeObject | None, bytes | None]:
         return None, entry[2]
+
+    def json_of(self, entry: Any) -> bytes | None:
+        return entry[2]  # type: ignore[no-any-return]

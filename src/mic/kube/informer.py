@@ -239,9 +239,10 @@ class Informer:
         old: JsonObject | None = None,
         observed_at: float | None = None,
         old_json: bytes | None = None,
+        object_json: bytes | None = None,
     ) -> Event:
         """An event of this informer's resource; `old_json` is an old state kept as JSON (see
-        `Event.old_json`), given instead of `old`."""
+        `Event.old_json`), given instead of `old`; `object_json` is `obj` encoded, if at hand."""
         metadata = obj.get("metadata") or {}
         resource = self.resource
         # Positional: this runs once per change, and keyword passing costs measurably here.
@@ -261,6 +262,7 @@ class Informer:
             time.time() if observed_at is None else observed_at,
             None,
             old_json=old_json,
+            object_json=object_json,
         )
 
     async def emit(self, events: list[Event]) -> None:
@@ -549,6 +551,7 @@ class Reflector:
         cache = informer.cache
         strip = informer.options.strip_managed_fields
         make_event = informer.make_event
+        json_of, cache_entry = cache.json_of, cache.entry
         now = time.time()
         events: list[Event] = []
         for raw in batch:
@@ -576,16 +579,17 @@ class Reflector:
                     events.append(make_event(EventType.DELETED, obj, old, now, old_json))
             elif type_ == "ADDED" or type_ == "MODIFIED":
                 entry = cache.put_entry(key, obj)
+                obj_json = json_of(cache_entry(key))
                 if entry is None:
-                    events.append(make_event(EventType.ADDED, obj, None, now))
+                    events.append(make_event(EventType.ADDED, obj, None, now, None, obj_json))
                 else:
                     old_uid, old_rv = cache.identity(entry)
                     if old_uid != (metadata.get("uid") or ""):
                         events.append(make_event(EventType.DELETED, cache.unpack(entry), None, now))
-                        events.append(make_event(EventType.ADDED, obj, None, now))
+                        events.append(make_event(EventType.ADDED, obj, None, now, None, obj_json))
                     elif old_rv != rv:
                         old, old_json = cache.old_state(entry)
-                        events.append(make_event(EventType.MODIFIED, obj, old, now, old_json))
+                        events.append(make_event(EventType.MODIFIED, obj, old, now, old_json, obj_json))
             else:
                 log.warning("%s: ignoring watch event of unknown type %r", self._where, type_)
                 continue

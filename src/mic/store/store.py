@@ -1033,14 +1033,17 @@ _EVENT_COLUMNS = tuple(
 def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
     # In `events` column order (see _BulkSQL). orjson rather than the JSON column type: several
     # times faster, and the store never queries inside objects; decoding bytes to str keeps the
-    # column TEXT on every database. An old state that came as JSON (compact caches) is
-    # written as it came, never decoded.
+    # column TEXT on every database. States that came as JSON (compact caches) are written as
+    # they came, never encoded again.
     old_json = event.old_json
     if old_json is not None:
         old_text: str | None = old_json.decode()
     else:
         old = event.old_object
         old_text = None if old is None else orjson.dumps(old).decode()
+    object_json = event.object_json
+    if object_json is None:
+        object_json = orjson.dumps(event.object)
     return (
         seq,
         event.id,
@@ -1055,7 +1058,7 @@ def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
         event.uid,
         event.resource_version,
         float(event.observed_at),
-        orjson.dumps(event.object).decode(),
+        object_json.decode(),
         old_text,
     )
 

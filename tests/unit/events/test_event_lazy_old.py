@@ -19,13 +19,13 @@ def event(**kwargs: Any) -> Event:
     )
 
 
-def test_old_json_is_decoded_on_first_read_and_then_dropped() -> None:
+def test_old_json_is_decoded_on_first_read_and_kept_for_encoders() -> None:
     lazy = event(old_json=orjson.dumps(OLD))
     assert lazy.has_old_object
     assert lazy.old_json is not None
     assert lazy.old_object == OLD
-    assert lazy.old_json is None  # decoded once; the dict is kept
-    assert lazy.old_object is lazy.old_object
+    assert lazy.old_object is lazy.old_object  # decoded once; the dict is kept
+    assert lazy.old_json == orjson.dumps(OLD)  # ... and so are the bytes, to splice into bodies
 
 
 def test_an_event_with_old_json_equals_one_with_the_decoded_object() -> None:
@@ -49,3 +49,13 @@ def test_replace_keeps_the_old_state_undecoded() -> None:
     setting = event(old_json=orjson.dumps(OLD))
     setting.old_object = None
     assert not setting.has_old_object
+
+
+def test_object_json_travels_with_the_object_and_not_with_a_replaced_one() -> None:
+    encoded = event(object_json=orjson.dumps(NEW), old_json=orjson.dumps(OLD))
+    assert encoded.replace(cluster="c2").object_json == orjson.dumps(NEW)
+    other = {"metadata": {"name": "a", "resourceVersion": "3"}}
+    replaced = encoded.replace(object=other, old_object=NEW)
+    assert replaced.object_json is None
+    assert replaced.old_json is None
+    assert replaced.old_object == NEW

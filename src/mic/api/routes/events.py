@@ -20,14 +20,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from mic.api.dependencies import get_service
 from mic.api.models import ErrorBody
 from mic.events import Event, EventType
-from mic.events.encodings import cloudevent
+from mic.events.encodings import cloudevent_json, stable_event_id
 from mic.hub import EventStream
 from mic.kube.errors import AmbiguousResourceError, KubeError, UnknownResourceError
 from mic.kube.selectors import LabelSelector
@@ -62,11 +61,10 @@ def _split(values: list[str] | None) -> list[str]:
 
 def sse_message(event: Event) -> bytes:
     """One event as an SSE message; orjson writes no newline, so `data` is one line."""
-    body = cloudevent(event, redact=True)
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        str(body["id"]).encode(),
+        stable_event_id(event.cluster, event.uid, event.resource_version, event.type).encode(),
         str(event.type).encode(),
-        orjson.dumps(body),
+        cloudevent_json(event, redact=True),
     )
 
 
