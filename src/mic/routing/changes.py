@@ -7,7 +7,9 @@ recipient for nothing, so by default a subscription drops them, and a subscripti
 "changed" further to the few paths it reacts to (`spec.rules`, `metadata.labels`).
 
 Everything here runs per event on the hot path, so it compares with `==` on the decoded dicts
-(a C-level deep comparison) instead of hashing or serialising objects.
+(a C-level deep comparison) instead of hashing or serialising objects; when both states are at
+hand as compact JSON bytes (compact caches), `json_is_noop` decides most cases on the bytes,
+without decoding the old state.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "changed_fields",
     "changed_paths",
     "is_noop",
+    "json_is_noop",
     "parse_field_path",
     "value_at",
 ]
@@ -124,6 +127,36 @@ def is_noop(old: dict[str, Any], new: dict[str, Any]) -> bool:
         if other is not value and other != value:
             return False
     return True
+
+
+_RESOURCE_VERSION_KEY: Final = b'"resourceVersion":"'
+_MANAGED_FIELDS_KEY: Final = b'"managedFields"'
+
+
+def json_is_noop(old: bytes, new: bytes) -> bool | None:
+    """`is_noop` on two states as compact JSON (`orjson.dumps` of the decoded objects), or None
+    when the bytes cannot tell and the caller must compare the dicts.
+
+    Each side must hold exactly one `resourceVersion` (an object served by the API server has
+    one in its metadata; a second one, in an Endpoints' targetRef say, makes this abstain, as
+    cutting the wrong one would hide a change). True when the bytes are equal once that value
+    is cut out of each: the objects then differ in nothing else. False when they differ
+    otherwise: orjson writes keys in the order the API server sent them, and a server writes
+    one type's fields in one order, so different bytes mean a different value. (Were an
+    object's keys ever reordered, this says "changed" and a recipient gets one event too many,
+    never one too few.) None also when managedFields are present (is_noop ignores them, bytes
+    do not).
+    """
+    if _MANAGED_FIELDS_KEY in old or _MANAGED_FIELDS_KEY in new:
+        return None
+    key, offset = _RESOURCE_VERSION_KEY, len(_RESOURCE_VERSION_KEY)
+    old_start, new_start = old.find(key), new.find(key)
+    if old_start < 0 or new_start < 0:
+        return None if (old_start < 0) != (new_start < 0) else old == new
+    old_end, new_end = old.find(b'"', old_start + offset), new.find(b'"', new_start + offset)
+    if old_end < 0 or new_end < 0 or old.find(key, old_end) >= 0 or new.find(key, new_end) >= 0:
+        return None
+    return old[:old_start] == new[:new_start] and old[old_end:] == new[new_end:]
 
 
 def changed_paths(old: dict[str, Any], new: dict[str, Any], paths: Sequence[FieldPath]) -> bool:

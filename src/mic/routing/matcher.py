@@ -15,7 +15,7 @@ from typing import Any
 
 from mic.events.event import Event, EventType, KubeObject
 from mic.kube.selectors import LabelSelector
-from mic.routing.changes import changed_fields, changed_paths, is_noop, parse_field_path
+from mic.routing.changes import changed_fields, changed_paths, is_noop, json_is_noop, parse_field_path
 from mic.routing.expression import (
     CompiledExpression,
     ExpressionEvaluationError,
@@ -160,18 +160,28 @@ class SubscriptionMatcher:
             metadata = event.object.get("metadata")
             if not labels_match(metadata.get("labels") if metadata else None):
                 return False
-        if event.type == _MODIFIED and (self._suppress_noop or self._fields):
-            old = event.old_object  # decodes an old state kept as JSON: only when compared
-            # Without the previous state (e.g. after a restart) MIC only knows that something
-            # changed: deliver rather than risk losing a real change.
-            if old is not None:
-                if self._suppress_noop and is_noop(old, event.object):
-                    return False
-                if self._fields and not changed_paths(old, event.object, self._fields):
-                    return False
+        if event.type == _MODIFIED and (self._suppress_noop or self._fields) and self._unchanged(event):
+            return False
         if self._cel is not None:
             return self._evaluate(event)
         return True
+
+    def _unchanged(self, event: Event) -> bool:
+        """Whether a MODIFIED is a no-op (with `suppressNoop`) or leaves the watched fields alone."""
+        if self._suppress_noop and not self._fields:
+            old_json, new_json = event.old_json, event.object_json
+            if old_json is not None and new_json is not None:
+                verdict = json_is_noop(old_json, new_json)
+                if verdict is not None:
+                    return verdict  # decided on the bytes: the old state stays undecoded
+        old = event.old_object  # decodes an old state kept as JSON: only when compared
+        # Without the previous state (e.g. after a restart) MIC only knows that something
+        # changed: deliver rather than risk losing a real change.
+        if old is None:
+            return False
+        if self._suppress_noop and is_noop(old, event.object):
+            return True
+        return bool(self._fields) and not changed_paths(old, event.object, self._fields)
 
     def _evaluate(self, event: Event) -> bool:
         """Run the CEL expression, converting only the variables it references."""

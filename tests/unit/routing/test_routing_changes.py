@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from mic.routing import (
@@ -15,6 +16,7 @@ from mic.routing import (
     is_noop,
     parse_field_path,
 )
+from mic.routing.changes import json_is_noop
 
 
 def obj(**metadata: Any) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def obj(**metadata: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(
+NOOP_CASES = pytest.mark.parametrize(
     ("old", "new", "noop"),
     [
         (obj(), obj(), True),
@@ -57,8 +59,42 @@ def obj(**metadata: Any) -> dict[str, Any]:
         "top-level-key-swapped",
     ],
 )
+
+
+@NOOP_CASES
 def test_is_noop(old: dict[str, Any], new: dict[str, Any], noop: bool) -> None:
     assert is_noop(old, new) is noop
+
+
+@NOOP_CASES
+def test_json_is_noop_agrees_with_is_noop_or_abstains(
+    old: dict[str, Any], new: dict[str, Any], noop: bool
+) -> None:
+    verdict = json_is_noop(orjson.dumps(old), orjson.dumps(new))
+    assert verdict is None or verdict is noop
+
+
+def test_json_is_noop_decides_the_common_cases_on_the_bytes() -> None:
+    def verdict(old: dict[str, Any], new: dict[str, Any]) -> bool | None:
+        return json_is_noop(orjson.dumps(old), orjson.dumps(new))
+
+    assert verdict(obj(), obj(resourceVersion="12345")) is True
+    assert verdict(obj(), obj(resourceVersion="2", labels={"a": "b"})) is False
+    assert verdict(obj(), {**obj(resourceVersion="2"), "data": {"a": "2"}}) is False
+    assert verdict({"data": {"a": "1"}}, {"data": {"a": "1"}}) is True  # no resourceVersion at all
+    assert verdict(obj(), obj(managedFields=[{"manager": "x"}])) is None  # bytes cannot ignore them
+    assert verdict(obj(), {"data": {"a": "1"}}) is None  # one side has no resourceVersion
+
+
+def test_json_is_noop_abstains_when_an_object_holds_a_second_resource_version() -> None:
+    # An Endpoints' targetRef carries the target's resourceVersion: cutting that one instead
+    # of metadata's would hide a change of the reference.
+    def endpoints(ref_rv: str, rv: str) -> dict[str, Any]:
+        return {"subsets": [{"targetRef": {"resourceVersion": ref_rv}}], "metadata": {"resourceVersion": rv}}
+
+    assert is_noop(endpoints("5", "1"), endpoints("6", "1")) is False
+    assert json_is_noop(orjson.dumps(endpoints("5", "1")), orjson.dumps(endpoints("6", "1"))) is None
+    assert json_is_noop(orjson.dumps(endpoints("5", "1")), orjson.dumps(endpoints("5", "2"))) is None
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
 from mic.events.event import Event, EventType, KubeObject
@@ -340,6 +341,27 @@ NOOP_CASES = [
 @pytest.mark.parametrize(("change", "delivered"), [c[1:] for c in NOOP_CASES], ids=[c[0] for c in NOOP_CASES])
 def test_noop_updates_are_suppressed(change: Any, delivered: bool) -> None:
     assert matcher().matches(modified(ingress(), change), PROD) is delivered
+
+
+@pytest.mark.parametrize(("change", "delivered"), [c[1:] for c in NOOP_CASES], ids=[c[0] for c in NOOP_CASES])
+def test_noop_suppression_agrees_when_both_states_come_as_json(change: Any, delivered: bool) -> None:
+    """As a compact cache's informer hands events over: the old state as bytes only."""
+    plain = modified(ingress(), change)
+    assert plain.old_object is not None
+    compact = plain.replace(
+        old_object=None, old_json=orjson.dumps(plain.old_object), object_json=orjson.dumps(plain.object)
+    )
+    assert matcher().matches(compact, PROD) is delivered
+
+
+def test_a_noop_decided_on_the_bytes_leaves_the_old_state_undecoded() -> None:
+    # Bytes that are no JSON at all: decoding them would raise.
+    new = ingress(rv="101")
+    compact = event(MODIFIED, new, None).replace(
+        object_json=b'{"metadata":{"resourceVersion":"101"},"x":<not json>',
+        old_json=b'{"metadata":{"resourceVersion":"100"},"x":<not json>',
+    )
+    assert not matcher().matches(compact, PROD)
 
 
 def test_noop_suppression_can_be_turned_off() -> None:
