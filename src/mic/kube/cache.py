@@ -40,6 +40,9 @@ class ObjectCache:
     def __init__(self) -> None:
         self._objects: dict[ObjectKey, Any] = {}
         self._by_namespace: dict[str, dict[str, Any]] = {}
+        self.last_json: bytes | None = None
+        """The JSON bytes the latest `put`/`put_entry` kept, when the cache keeps objects so
+        (a compact cache; None otherwise): an informer's event reuses them (`Event.object_json`)."""
 
     def _pack(self, obj: KubeObject) -> Any:
         """What the cache keeps for `obj`."""
@@ -76,10 +79,6 @@ class ObjectCache:
         """An entry as an event's old state: the object, or its JSON to decode on demand."""
         return entry, None
 
-    def json_of(self, entry: Any) -> bytes | None:
-        """The JSON bytes an entry keeps, if it keeps its object so (None: it keeps a dict)."""
-        return None
-
     def put(self, key: ObjectKey, obj: KubeObject) -> KubeObject | None:
         """Store `obj` under `key` and return the object it replaced, if any."""
         previous = self.put_entry(key, obj)
@@ -89,8 +88,8 @@ class ObjectCache:
         """Store `obj` under `key`; return the replaced entry as kept (None if new).
 
         The informers' hot path: it reads the entry with `identity` and `old_state`, so a
-        compact cache never decodes an old object nobody asks for, and the new entry (at
-        `entry(key)`) with `json_of`, so the event reuses the cache's encoding.
+        compact cache never decodes an old object nobody asks for, and `last_json`, so the
+        event reuses the cache's encoding.
         """
         objects = self._objects
         previous = objects.get(key)
@@ -101,10 +100,6 @@ class ObjectCache:
         else:
             self._by_namespace[key[0]][key[1]] = entry
         return previous
-
-    def entry(self, key: ObjectKey) -> Any:
-        """The entry kept under `key`, as kept (None if absent)."""
-        return self._objects.get(key)
 
     def remove(self, key: ObjectKey) -> KubeObject | None:
         """Drop the object under `key` and return it, if it was there."""
@@ -174,11 +169,8 @@ class CompactObjectCache(ObjectCache):
         # growable buffer (4 KB at least) trimmed only in name; a copy of exactly the JSON's
         # length is what makes this cache small.
         metadata = obj.get("metadata") or {}
-        return (
-            metadata.get("uid") or "",
-            metadata.get("resourceVersion") or "",
-            bytes(memoryview(orjson.dumps(obj))),
-        )
+        self.last_json = encoded = bytes(memoryview(orjson.dumps(obj)))
+        return (metadata.get("uid") or "", metadata.get("resourceVersion") or "", encoded)
 
     def _unpack(self, entry: Any) -> KubeObject:
         result: KubeObject = orjson.loads(entry[2])
@@ -189,6 +181,3 @@ class CompactObjectCache(ObjectCache):
 
     def old_state(self, entry: Any) -> tuple[KubeObject | None, bytes | None]:
         return None, entry[2]
-
-    def json_of(self, entry: Any) -> bytes | None:
-        return entry[2]  # type: ignore[no-any-return]

@@ -459,6 +459,7 @@ class Reflector:
             key = object_key(obj)
             seen.add(key)
             entry = cache.put_entry(key, obj)
+            obj_json = cache.last_json
             uid = object_uid(obj)
             if entry is None:
                 previous = known.pop(uid, None)
@@ -468,17 +469,17 @@ class Reflector:
                     if replaced is not None:
                         tombstone = _tombstone(replaced_uid, replaced, informer)
                         events.append(informer.make_event(EventType.DELETED, tombstone))
-                    events.append(informer.make_event(EventType.ADDED, obj))
+                    events.append(informer.make_event(EventType.ADDED, obj, object_json=obj_json))
                 elif not _same_state(previous, obj):
-                    events.append(informer.make_event(EventType.MODIFIED, obj))
+                    events.append(informer.make_event(EventType.MODIFIED, obj, object_json=obj_json))
             else:
                 old_uid, old_rv = cache.identity(entry)
                 if old_uid != uid:
                     events.append(informer.make_event(EventType.DELETED, cache.unpack(entry)))
-                    events.append(informer.make_event(EventType.ADDED, obj))
+                    events.append(informer.make_event(EventType.ADDED, obj, object_json=obj_json))
                 elif old_rv != object_resource_version(obj):
                     old, old_json = cache.old_state(entry)
-                    events.append(informer.make_event(EventType.MODIFIED, obj, old, None, old_json))
+                    events.append(informer.make_event(EventType.MODIFIED, obj, old, None, old_json, obj_json))
         return events
 
     def _hold_known_state(self) -> None:
@@ -551,7 +552,6 @@ class Reflector:
         cache = informer.cache
         strip = informer.options.strip_managed_fields
         make_event = informer.make_event
-        json_of, cache_entry = cache.json_of, cache.entry
         now = time.time()
         events: list[Event] = []
         for raw in batch:
@@ -579,7 +579,7 @@ class Reflector:
                     events.append(make_event(EventType.DELETED, obj, old, now, old_json))
             elif type_ == "ADDED" or type_ == "MODIFIED":
                 entry = cache.put_entry(key, obj)
-                obj_json = json_of(cache_entry(key))
+                obj_json = cache.last_json
                 if entry is None:
                     events.append(make_event(EventType.ADDED, obj, None, now, None, obj_json))
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from hub_helpers import connect, eventually
 
 from mic.events import EventType
@@ -42,6 +43,15 @@ async def test_changes_in_three_clusters_arrive_with_their_cluster_names(
     assert modified.old_object is not None
     assert modified.old_object["data"] == {"owner": modified.cluster}
     assert modified.object["data"] == {"owner": "changed"}
+    # A compact cache hands the encoding it made over with the event; a dict cache has none.
+    compact = hub._informer_options.compact_cache
+    for event in recorder.events:
+        if event.type is not EventType.DELETED:
+            assert (event.object_json is not None) is compact
+        if event.object_json is not None:
+            assert orjson.loads(event.object_json) == event.object
+        if event.old_json is not None:
+            assert orjson.loads(event.old_json) == event.old_object
     assert (modified.group, modified.version, modified.kind, modified.resource) == (
         "",
         "v1",
