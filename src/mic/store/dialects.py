@@ -14,6 +14,8 @@ The rest of `mic.store` speaks portable SQLAlchemy Core. What cannot be portable
   `SQLITE_BUSY` at once, without the busy timeout ever applying; with `BEGIN IMMEDIATE` the second
   writer simply waits up to `SQLITE_BUSY_TIMEOUT_MS` for the first to commit.
 * Upsert (`INSERT … ON CONFLICT DO UPDATE`), whose SQLAlchemy constructs are per dialect.
+* Running a function in aiosqlite's thread (`run_in_sqlite_thread`), for writes of many
+  statements that would otherwise wait for the event loop after each one.
 * Serialising concurrent migrations: SQLite's `BEGIN IMMEDIATE` already does; PostgreSQL takes a
   transaction-scoped advisory lock.
 
@@ -39,18 +41,21 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another writer (any process) before failing."""
@@ -194,6 +199,28 @@ def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+async def run_in_sqlite_thread(conn: AsyncConnection, function: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `function` with the raw `sqlite3` connection under `conn`, in aiosqlite's thread and
+    inside the transaction `conn` has open; one trip through the event loop for all of it.
+
+    aiosqlite runs each statement in its thread and returns each result through the loop, so
+    a write of N statements waits N times for a busy loop. It offers no public way to run a
+    function there; its `_execute` has been that way through its releases (aiosqlite is pinned,
+    and the store tests run this path). Errors of `sqlite3` come out as SQLAlchemy's, as they
+    would from a statement run through `conn` (an `IntegrityError` stays one).
+    """
+    fairy = await conn.get_raw_connection()
+    driver: Any = fairy.driver_connection
+    run = getattr(driver, "_execute", None)
+    if run is None or not hasattr(driver, "_conn"):
+        raise NotImplementedError(f"cannot run a function in the thread of {type(driver).__name__}")
+    try:
+        result: T = await run(lambda: function(driver._conn))
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
+    return result
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

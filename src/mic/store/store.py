@@ -17,16 +17,16 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -41,6 +41,7 @@ from mic.store.errors import (
     StoreUnavailableError,
 )
 from mic.store.migrate import upgrade
+from mic.store.outbox_write import IDS_PER_STATEMENT, BulkSQL, OutboxWrite, bulk_sql
 from mic.store.records import (
     TOKEN_ROLES,
     ClusterRecord,
@@ -67,7 +68,6 @@ from mic.store.schema import (
     subscription_stats,
     subscriptions,
 )
-from mic.store.schema import deliveries as deliveries_table
 from mic.store.schema import events as events_table
 from mic.store.schema import ledger as ledger_table
 
@@ -79,9 +79,6 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 PING_TIMEOUT = 5.0
 """Seconds `ping` waits for an answer before reporting the database not ready."""
-
-IDS_PER_STATEMENT = 500
-"""Ids per `IN (…)` list: far below any database's limit on bound parameters (SQLite: 32766)."""
 
 
 def hash_token(token: str) -> str:
@@ -583,8 +580,9 @@ class Store:
         Raises `NotFoundError` when a delivery names an unknown subscription or a ledger entry
         an unknown cluster (e.g. deleted meanwhile), so the caller can drop those and retry.
 
-        Cost: a fixed handful of statements whatever the batch size (one executemany per table),
-        so with `synchronous=FULL` batching events is what amortises the fsync of each commit.
+        Cost: a fixed handful of statements whatever the batch size, so with `synchronous=FULL`
+        batching events is what amortises the fsync of each commit. On SQLite the whole write
+        runs in the driver's thread in one go (see `mic.store.outbox_write`).
         On PostgreSQL, allocating ids locks the sequence rows until commit: concurrent calls
         serialise, so ids become visible in increasing order and a reader paging by `after_id`
         never skips a row that commits late.
@@ -603,72 +601,62 @@ class Store:
                 await self.delivered_many(acknowledged)
             return []
         now = _now()
-        forget = [
-            {"c": c.cluster, "s": c.scope, "u": c.uid} for _, c in sorted(latest.items()) if c.entry is None
-        ]
-        upserts = [
-            (c, c.entry)
-            for _, c in sorted(latest.items())  # sorted: PostgreSQL writers lock rows in one order
-            if c.entry is not None
-        ]
+        changes = [
+            change for _, change in sorted(latest.items())
+        ]  # PostgreSQL writers lock rows in one order
+        upserts = [(c, c.entry) for c in changes if c.entry is not None]
         used = sorted({d.event_index for d in deliveries})
-        ids: list[int] = []
         try:
             async with self._write() as conn:
-                sql = _bulk_sql(conn.dialect)
-                for subscription, acked in (acknowledged or {}).items():
-                    await self._remove_delivered(conn, subscription, acked)
-                if deliveries:
-                    # One allocation for the batch: events take the first values, deliveries the rest.
-                    first = await self._allocate(conn, OUTBOX_SEQUENCE, len(used) + len(deliveries))
-                    seq_of = {index: first + n for n, index in enumerate(used)}
-                    ids = list(range(first + len(used), first + len(used) + len(deliveries)))
-                if forget:
-                    await conn.execute(_FORGET_LEDGER, forget)
-                # The bulk statements bypass SQLAlchemy's per-row parameter processing (the
-                # timestamps are converted once per batch): it cost more than SQLite's own work.
+                sql = bulk_sql(conn.dialect)
                 stamp = sql.timestamp(now)
-                if upserts:
-                    await conn.exec_driver_sql(
-                        sql.ledger_upsert,
-                        [
-                            (
-                                c.cluster,
-                                c.scope,
-                                c.uid,
-                                e.namespace,
-                                e.name,
-                                e.resource_version,
-                                e.content_hash,
-                                stamp,
-                            )
-                            for c, e in upserts
-                        ],
-                    )
-                if deliveries:
-                    await conn.exec_driver_sql(
-                        sql.events_insert, [_event_row(seq_of[i], events[i]) for i in used]
-                    )
-                    await conn.exec_driver_sql(
-                        sql.deliveries_insert,
-                        [
-                            (
-                                delivery_id,
-                                d.subscription,
-                                seq_of[d.event_index],
-                                d.object_key,
-                                "pending",
-                                0,
-                                stamp,
-                                None,
-                                stamp,
-                            )
-                            for delivery_id, d in zip(ids, deliveries, strict=True)
-                        ],
-                    )
+                plan = OutboxWrite(
+                    acknowledged=[
+                        (subscription, sorted(set(ids)))
+                        for subscription, ids in (acknowledged or {}).items()
+                        if ids
+                    ],
+                    forget=[(c.cluster, c.scope, c.uid) for c in changes if c.entry is None],
+                    ledger_rows=[
+                        (
+                            c.cluster,
+                            c.scope,
+                            c.uid,
+                            e.namespace,
+                            e.name,
+                            e.resource_version,
+                            e.content_hash,
+                            stamp,
+                        )
+                        for c, e in upserts
+                    ],
+                    events=events,
+                    deliveries=deliveries,
+                    used=used,
+                    stamp=stamp,
+                )
+                if sql.in_driver_thread:
+                    first = await dialects.run_in_sqlite_thread(conn, partial(plan.run_sqlite, sql))
+                else:
+                    first = await self._run_outbox_write(conn, sql, plan)
         except IntegrityError as e:
             raise await self._explain(e, latest.values(), deliveries) from e
-        return ids
+        return list(range(first + len(used), first + plan.ids_needed)) if deliveries else []
+
+    async def _run_outbox_write(self, conn: AsyncConnection, sql: BulkSQL, plan: OutboxWrite) -> int:
+        """`OutboxWrite.run_sqlite` for other databases: statement by statement on the loop."""
+        for subscription, ids in plan.acknowledged:
+            await self._remove_delivered(conn, subscription, ids)
+        first = await self._allocate(conn, OUTBOX_SEQUENCE, plan.ids_needed) if plan.ids_needed else 0
+        if plan.forget:
+            await conn.execute(_FORGET_LEDGER, [{"c": c, "s": s, "u": u} for c, s, u in plan.forget])
+        if plan.ledger_rows:
+            await conn.exec_driver_sql(sql.ledger_upsert, list(plan.ledger_rows))
+        if plan.ids_needed:
+            event_rows, delivery_rows = plan.rows(first)
+            await conn.exec_driver_sql(sql.events_insert, event_rows)
+            await conn.exec_driver_sql(sql.deliveries_insert, delivery_rows)
+        return first
 
     async def _explain(
         self, error: IntegrityError, ledger: Iterator[LedgerChange] | Any, new: Sequence[NewDelivery]
@@ -947,50 +935,6 @@ def _subscription(row: Row[Any]) -> SubscriptionRecord:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _BulkSQL:
-    """`record_changes`' inserts compiled once per dialect, for `exec_driver_sql` with tuples.
-
-    Rows are tuples in table column order (checked when compiling). `timestamp` converts a
-    datetime the way the timestamp columns' type would, since the driver gets values as given.
-    """
-
-    ledger_upsert: str
-    events_insert: str
-    deliveries_insert: str
-    timestamp: Callable[[datetime], Any]
-
-
-_BULK_SQL: dict[str, _BulkSQL] = {}
-
-
-def _bulk_sql(dialect: Dialect) -> _BulkSQL:
-    cached = _BULK_SQL.get(dialect.name)
-    if cached is not None:
-        return cached
-
-    def positional(statement: sa.Insert, table: sa.Table) -> str:
-        columns = [c.name for c in table.c]
-        compiled = statement.compile(dialect=dialect, column_keys=columns)
-        if list(compiled.positiontup or ()) != columns:  # a named paramstyle, or a reordering
-            raise NotImplementedError(f"bulk insert into {table.name} needs positional parameters")
-        return compiled.string
-
-    key = ("cluster", "scope", "uid")
-    process = deliveries_table.c.created_at.type.bind_processor(dialect)
-    built = _BulkSQL(
-        ledger_upsert=positional(
-            dialects.upsert_many(dialect.name, ledger_table, [c.name for c in ledger_table.c], key),
-            ledger_table,
-        ),
-        events_insert=positional(sa.insert(events_table), events_table),
-        deliveries_insert=positional(sa.insert(deliveries_table), deliveries_table),
-        timestamp=process if process is not None else (lambda value: value),
-    )
-    _BULK_SQL[dialect.name] = built
-    return built
-
-
 _FORGET_LEDGER = sa.delete(ledger_table).where(
     ledger_table.c.cluster == sa.bindparam("c"),
     ledger_table.c.scope == sa.bindparam("s"),
@@ -1030,37 +974,8 @@ _EVENT_COLUMNS = tuple(
 )
 
 
-def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
-    # In `events` column order (see _BulkSQL). orjson rather than the JSON column type: several
-    # times faster, and the store never queries inside objects; decoding bytes to str keeps the
-    # column TEXT on every database. States that came as JSON (compact caches) are written as
-    # they came, never encoded again.
-    old_json = event.old_json
-    if old_json is not None:
-        old_text: str | None = old_json.decode()
-    else:
-        old = event.old_object
-        old_text = None if old is None else orjson.dumps(old).decode()
-    object_json = event.object_json
-    if object_json is None:
-        object_json = orjson.dumps(event.object)
-    return (
-        seq,
-        event.id,
-        str(event.type),
-        event.cluster,
-        event.group,
-        event.version,
-        event.kind,
-        event.resource,
-        event.namespace,
-        event.name,
-        event.uid,
-        event.resource_version,
-        float(event.observed_at),
-        object_json.decode(),
-        old_text,
-    )
+def _ledger_values(entry: LedgerEntry) -> tuple[str, str, str, str]:
+    return (entry.namespace, entry.name, entry.resource_version, entry.content_hash)
 
 
 def _delivery(row: Row[Any]) -> DeliveryRow:

@@ -225,6 +225,31 @@ async def test_record_changes_is_all_or_nothing(ready: Store) -> None:
     assert [r.event.seq for r in rows] == [1, 2]  # the failed call's id allocation rolled back too
 
 
+async def test_a_write_larger_than_one_statement_keeps_every_row_in_order(ready: Store) -> None:
+    """2,500 events for two subscriptions and 2,500 acknowledgements in one call: more rows and
+    ids than one statement takes (SQLite writes many rows per statement, in chunks)."""
+    store = ready
+    events = [_event(f"obj-{i}", i + 1) for i in range(2_500)]
+    first = await _queue(store, "a", events)
+    assert await store.backlog("a") == 2_500
+    ids = await store.record_changes(
+        [LedgerChange("c1", SCOPE, e.uid, _entry(e.name, int(e.resource_version))) for e in events],
+        events,
+        [NewDelivery(sub, i, e.name) for i, e in enumerate(events) for sub in ("a", "b")],
+        acknowledged={"a": first},
+    )
+    assert len(ids) == 5_000
+    assert ids == sorted(ids)
+    assert ids[0] > max(first)
+    assert await store.backlog("a") == 2_500
+    assert await store.backlog("b") == 2_500
+    assert (await store.counts("a")).delivered_total == 2_500
+    rows = await store.pending_deliveries("b", limit=3_000)
+    assert [r.event.name for r in rows] == [e.name for e in events]
+    assert [r.id for r in rows] == ids[1::2]
+    assert len(await store.load_ledger("c1", SCOPE)) == 2_500
+
+
 async def test_record_changes_rejects_a_bad_event_index_before_writing(ready: Store) -> None:
     with pytest.raises(ValueError, match="refers to event 3, but 1 events were given"):
         await ready.record_changes(
