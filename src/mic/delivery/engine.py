@@ -497,10 +497,18 @@ class DeliveryEngine:
         return await self._store.dead_letters(name, after_id=after_id, limit=limit)
 
     async def _acknowledge_loop(self) -> None:
-        """Write acknowledgements that no outbox write took along."""
+        """Write acknowledgements that no outbox write took along.
+
+        While routed batches wait for the writer, its next commit takes them: a commit of their
+        own would cost an fsync and hold the store lock the writer waits for (measured in the
+        batched end-to-end benchmark: 85 acknowledgement commits took 1.9 s of the writer's
+        5.4 s). Once the writer is idle they are written within `ACK_PAUSE`.
+        """
         while True:
             await self._acknowledgements.ready.wait()
             await asyncio.sleep(ACK_PAUSE)
+            if self._writer.queued:
+                continue
             async with self._store_lock:
                 try:
                     await self._write_acknowledgements()

@@ -14,8 +14,8 @@ The rest of `mic.store` speaks portable SQLAlchemy Core. What cannot be portable
   `SQLITE_BUSY` at once, without the busy timeout ever applying; with `BEGIN IMMEDIATE` the second
   writer simply waits up to `SQLITE_BUSY_TIMEOUT_MS` for the first to commit.
 * Upsert (`INSERT … ON CONFLICT DO UPDATE`), whose SQLAlchemy constructs are per dialect.
-* Running a function in aiosqlite's thread (`run_in_sqlite_thread`), for writes of many
-  statements that would otherwise wait for the event loop after each one.
+* Running a whole write transaction in aiosqlite's thread (`run_sqlite_transaction`), for
+  writes of many statements that would otherwise wait for the event loop after each one.
 * Serialising concurrent migrations: SQLite's `BEGIN IMMEDIATE` already does; PostgreSQL takes a
   transaction-scoped advisory lock.
 
@@ -201,26 +201,42 @@ def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-async def run_in_sqlite_thread(conn: AsyncConnection, function: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `function` with the raw `sqlite3` connection under `conn`, in aiosqlite's thread and
-    inside the transaction `conn` has open; one trip through the event loop for all of it.
+async def run_sqlite_transaction(engine: AsyncEngine, function: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `function` with a pooled connection's raw `sqlite3` connection in a write transaction
+    (`BEGIN IMMEDIATE` … `COMMIT`; `ROLLBACK` if anything raises), all of it in aiosqlite's
+    thread: one trip through the event loop for the whole transaction.
 
-    aiosqlite runs each statement in its thread and returns each result through the loop, so
-    a write of N statements waits N times for a busy loop. It offers no public way to run a
-    function there; its `_execute` has been that way through its releases (aiosqlite is pinned,
-    and the store tests run this path). Errors of `sqlite3` come out as SQLAlchemy's, as they
-    would from a statement run through `conn` (an `IntegrityError` stays one).
+    Why: aiosqlite runs each statement in its thread and returns each result through the loop,
+    so a transaction of N statements (BEGIN and COMMIT included) waits N times for a loop that
+    may be busy decoding watch events. aiosqlite offers no public way to run a function in its
+    thread; its `_execute` has been that way through its releases (aiosqlite is pinned, and the
+    store tests run this path). Errors of `sqlite3` come out as SQLAlchemy's, as they would from
+    a statement run through SQLAlchemy (an `IntegrityError` stays one).
     """
-    fairy = await conn.get_raw_connection()
-    driver: Any = fairy.driver_connection
-    run = getattr(driver, "_execute", None)
-    if run is None or not hasattr(driver, "_conn"):
-        raise NotImplementedError(f"cannot run a function in the thread of {type(driver).__name__}")
-    try:
-        result: T = await run(lambda: function(driver._conn))
-    except sqlite3.Error as error:
-        raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
-    return result
+    async with engine.connect() as conn:
+        fairy = await conn.get_raw_connection()
+        driver: Any = fairy.driver_connection
+        run = getattr(driver, "_execute", None)
+        if run is None or not hasattr(driver, "_conn"):
+            raise NotImplementedError(f"cannot run a function in the thread of {type(driver).__name__}")
+
+        def transaction() -> T:
+            db: sqlite3.Connection = driver._conn
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = function(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return result
+
+        try:
+            result: T = await run(transaction)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
+        return result
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -17,8 +17,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -179,28 +179,30 @@ class Store:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _store_errors():
             async with self._engine.connect() as conn:
                 yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as e:
-            raise _unavailable(e) from e
-        except OSError as e:  # e.g. asyncpg failing to connect
-            raise StoreUnavailableError(f"store unavailable: {e}") from e
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed when the block ends without an exception."""
-        try:
+        with _store_errors():
             async with self._writer.begin() as conn:
                 yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as e:
-            raise _unavailable(e) from e
-        except OSError as e:
-            raise StoreUnavailableError(f"store unavailable: {e}") from e
+
+    async def _write_outbox(self, build: Callable[[BulkSQL], OutboxWrite]) -> int:
+        """One outbox transaction (see `mic.store.outbox_write`); returns the first id allocated.
+
+        SQLite runs it from BEGIN to COMMIT in the driver's thread; other databases statement by
+        statement on the loop.
+        """
+        sql = bulk_sql(self._engine.dialect)
+        if sql.in_driver_thread:
+            plan = build(sql)
+            with _store_errors():
+                return await dialects.run_sqlite_transaction(self._writer, partial(plan.run_sqlite, sql))
+        async with self._write() as conn:
+            return await self._run_outbox_write(conn, sql, build(sql))
 
     async def _next_value(self, conn: AsyncConnection, sequence: str) -> int:
         """Bump a named sequence inside the caller's write transaction (rolled back with it)."""
@@ -601,47 +603,30 @@ class Store:
                 await self.delivered_many(acknowledged)
             return []
         now = _now()
-        changes = [
-            change for _, change in sorted(latest.items())
-        ]  # PostgreSQL writers lock rows in one order
+        # Sorted: PostgreSQL writers lock rows in one order.
+        changes = [change for _, change in sorted(latest.items())]
         upserts = [(c, c.entry) for c in changes if c.entry is not None]
         used = sorted({d.event_index for d in deliveries})
+        acked = [(name, sorted(set(ids))) for name, ids in (acknowledged or {}).items() if ids]
+        forget = [(c.cluster, c.scope, c.uid) for c in changes if c.entry is None]
+
+        def plan(sql: BulkSQL) -> OutboxWrite:
+            stamp = sql.timestamp(now)
+            return OutboxWrite(
+                acknowledged=acked,
+                forget=forget,
+                ledger_rows=[(c.cluster, c.scope, c.uid, *_ledger_values(e), stamp) for c, e in upserts],
+                events=events,
+                deliveries=deliveries,
+                used=used,
+                stamp=stamp,
+            )
+
         try:
-            async with self._write() as conn:
-                sql = bulk_sql(conn.dialect)
-                stamp = sql.timestamp(now)
-                plan = OutboxWrite(
-                    acknowledged=[
-                        (subscription, sorted(set(ids)))
-                        for subscription, ids in (acknowledged or {}).items()
-                        if ids
-                    ],
-                    forget=[(c.cluster, c.scope, c.uid) for c in changes if c.entry is None],
-                    ledger_rows=[
-                        (
-                            c.cluster,
-                            c.scope,
-                            c.uid,
-                            e.namespace,
-                            e.name,
-                            e.resource_version,
-                            e.content_hash,
-                            stamp,
-                        )
-                        for c, e in upserts
-                    ],
-                    events=events,
-                    deliveries=deliveries,
-                    used=used,
-                    stamp=stamp,
-                )
-                if sql.in_driver_thread:
-                    first = await dialects.run_in_sqlite_thread(conn, partial(plan.run_sqlite, sql))
-                else:
-                    first = await self._run_outbox_write(conn, sql, plan)
+            first = await self._write_outbox(plan)
         except IntegrityError as e:
             raise await self._explain(e, latest.values(), deliveries) from e
-        return list(range(first + len(used), first + plan.ids_needed)) if deliveries else []
+        return list(range(first + len(used), first + len(used) + len(deliveries))) if deliveries else []
 
     async def _run_outbox_write(self, conn: AsyncConnection, sql: BulkSQL, plan: OutboxWrite) -> int:
         """`OutboxWrite.run_sqlite` for other databases: statement by statement on the loop."""
@@ -741,11 +726,14 @@ class Store:
 
     async def delivered_many(self, acknowledged: Mapping[str, Sequence[int]]) -> None:
         """`delivered` for several subscriptions in one transaction (one commit, one fsync)."""
-        if not any(acknowledged.values()):
+        acked = [(name, sorted(set(ids))) for name, ids in acknowledged.items() if ids]
+        if not acked:
             return
-        async with self._write() as conn:
-            for subscription, ids in acknowledged.items():
-                await self._remove_delivered(conn, subscription, ids)
+        await self._write_outbox(
+            lambda sql: OutboxWrite(
+                acked, forget=[], ledger_rows=[], events=[], deliveries=[], used=[], stamp=None
+            )
+        )
 
     async def _remove_delivered(self, conn: AsyncConnection, subscription: str, ids: Sequence[int]) -> None:
         unique = sorted(set(ids))
@@ -895,6 +883,19 @@ class Store:
             .where(s.c.subscription == subscription)
             .values(delivered_total=s.c.delivered_total + delivered, dead_total=s.c.dead_total + dead)
         )
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Database errors as the store's: unavailable, unless a constraint refused the write."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as e:
+        raise _unavailable(e) from e
+    except OSError as e:  # e.g. asyncpg failing to connect
+        raise StoreUnavailableError(f"store unavailable: {e}") from e
 
 
 def _unavailable(error: DBAPIError) -> StoreUnavailableError:

@@ -53,3 +53,46 @@ async def test_changes_routed_but_unwritten_at_a_stop_are_reported_after_the_res
         ("deleted", "default/gone"),
         ("modified", "default/changed"),
     ]
+
+
+async def test_acknowledgements_ride_with_the_writers_commits_while_it_is_busy(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No commit of their own (an fsync, and the store lock the writer waits for) while routed
+    batches are queued: the writer's next commit removes the delivered rows."""
+    kube_emulator.create(configmap("first", v="0"))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    await recipient.wait_events(lambda events: len(events) == 1)
+
+    gate = asyncio.Event()
+    record_changes = pipeline.store.record_changes
+    delivered_many = pipeline.store.delivered_many
+    written_alone: list[dict[str, Sequence[int]]] = []
+    taken_along: list[dict[str, Sequence[int]]] = []
+
+    async def hanging(*args: Any, **kwargs: Any) -> list[int]:
+        await gate.wait()
+        taken_along.append(dict(kwargs.get("acknowledged") or {}))
+        return await record_changes(*args, **kwargs)
+
+    async def counting(acknowledged: dict[str, Sequence[int]]) -> None:
+        written_alone.append(dict(acknowledged))
+        await delivered_many(acknowledged)
+
+    monkeypatch.setattr(pipeline.store, "delivered_many", counting)
+    monkeypatch.setattr(pipeline.store, "record_changes", hanging)
+    kube_emulator.patch("configmaps", "first", {"data": {"v": "1"}})
+    await eventually(lambda: pipeline.engine._writer.queued == 1)  # its commit has begun, and hangs
+    pipeline.engine._acknowledgements.add("hooks", [10**9])  # as a lane does after a delivery
+    kube_emulator.create(configmap("second"))
+    await eventually(lambda: pipeline.engine._writer.queued == 2)  # queued behind it
+    await asyncio.sleep(0.1)  # many ACK_PAUSEs: the loop must keep leaving it to the writer
+    assert written_alone == []
+
+    gate.set()
+    await eventually(lambda: len(taken_along) == 2)
+    assert 10**9 not in taken_along[0].get("hooks", [])  # that commit had begun before it came
+    assert 10**9 in taken_along[1]["hooks"]  # the next one took it along
+    await recipient.wait_events(lambda events: len(events) == 3)
+    assert all(10**9 not in acked.get("hooks", []) for acked in written_alone)
