@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -197,7 +198,7 @@ def _insert_sqlite(cursor: sqlite3.Cursor, sql: BulkSQL, single: str, rows: Sequ
     step = max(1, SQLITE_BOUND_PARAMETERS // len(rows[0]))
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
-        cursor.execute(sql.multi_row(single, len(chunk)), [value for row in chunk for value in row])
+        cursor.execute(sql.multi_row(single, len(chunk)), list(chain.from_iterable(chunk)))
 
 
 def event_row(seq: int, event: Event) -> Row:
