@@ -201,6 +201,10 @@ def _install_sqlite_hooks(engine: AsyncEngine, synchronous: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class DriverThreadUnavailable(NotImplementedError):
+    """The SQLite driver offers no way to run a function in its thread (raised before any SQL ran)."""
+
+
 async def run_sqlite_transaction(engine: AsyncEngine, function: Callable[[sqlite3.Connection], T]) -> T:
     """Run `function` with a pooled connection's raw `sqlite3` connection in a write transaction
     (`BEGIN IMMEDIATE` … `COMMIT`; `ROLLBACK` if anything raises), all of it in aiosqlite's
@@ -210,15 +214,17 @@ async def run_sqlite_transaction(engine: AsyncEngine, function: Callable[[sqlite
     so a transaction of N statements (BEGIN and COMMIT included) waits N times for a loop that
     may be busy decoding watch events. aiosqlite offers no public way to run a function in its
     thread; its `_execute` has been that way through its releases (aiosqlite is pinned, and the
-    store tests run this path). Errors of `sqlite3` come out as SQLAlchemy's, as they would from
-    a statement run through SQLAlchemy (an `IntegrityError` stays one).
+    store tests run this path); should a release drop it, `DriverThreadUnavailable` says so
+    before anything ran, and the store goes statement by statement. Errors of `sqlite3` come out
+    as SQLAlchemy's, as they would from a statement run through SQLAlchemy (an `IntegrityError`
+    stays one).
     """
     async with engine.connect() as conn:
         fairy = await conn.get_raw_connection()
         driver: Any = fairy.driver_connection
         run = getattr(driver, "_execute", None)
         if run is None or not hasattr(driver, "_conn"):
-            raise NotImplementedError(f"cannot run a function in the thread of {type(driver).__name__}")
+            raise DriverThreadUnavailable(f"cannot run a function in the thread of {type(driver).__name__}")
 
         def transaction() -> T:
             db: sqlite3.Connection = driver._conn

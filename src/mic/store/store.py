@@ -109,6 +109,7 @@ class Store:
         """Wrap an engine made by `dialects.create_engine`; prefer `Store.open`."""
         self._engine = engine
         self._writer = dialects.writer(engine)
+        self._driver_thread = True  # SQLite: outbox transactions in the driver's thread
 
     @classmethod
     async def open(cls, url: str, *, durable: bool = True) -> Store:
@@ -197,10 +198,14 @@ class Store:
         statement on the loop.
         """
         sql = bulk_sql(self._engine.dialect)
-        if sql.in_driver_thread:
+        if sql.in_driver_thread and self._driver_thread:
             plan = build(sql)
-            with _store_errors():
-                return await dialects.run_sqlite_transaction(self._writer, partial(plan.run_sqlite, sql))
+            try:
+                with _store_errors():
+                    return await dialects.run_sqlite_transaction(self._writer, partial(plan.run_sqlite, sql))
+            except dialects.DriverThreadUnavailable as error:
+                log.warning("%s: outbox writes go statement by statement (slower)", error)
+                self._driver_thread = False
         async with self._write() as conn:
             return await self._run_outbox_write(conn, sql, build(sql))
 

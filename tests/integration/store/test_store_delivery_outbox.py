@@ -18,6 +18,7 @@ from mic.store import (
     NotFoundError,
     Store,
     SubscriptionRecord,
+    dialects,
 )
 
 SCOPE = "networking.k8s.io/ingresses|*|"
@@ -477,3 +478,26 @@ async def test_a_thousand_pending_rows_in_one_query(ready: Store) -> None:
     assert [r.id for r in rows] == ids
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
     assert await store.backlog("a") == 1000
+
+
+async def test_outbox_writes_go_statement_by_statement_without_the_driver_thread(
+    ready: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should an aiosqlite release drop the way into its thread, SQLite writes still work
+    (slower); other databases never take that way."""
+    calls: list[object] = []
+
+    async def unavailable(*args: object) -> int:
+        calls.append(args)
+        raise dialects.DriverThreadUnavailable("cannot run a function in the thread of Connection")
+
+    monkeypatch.setattr(dialects, "run_sqlite_transaction", unavailable)
+    first = await _queue(ready, "a", [_event("x", 1), _event("y", 2)])
+    await ready.delivered("a", first[:1])
+    assert [r.event.name for r in await ready.pending_deliveries("a")] == ["y"]
+    assert (await ready.counts("a")).delivered_total == 1
+    if ready.engine.dialect.name == "sqlite":
+        assert len(calls) == 1  # tried once, then never again
+        assert "outbox writes go statement by statement" in caplog.text
+    else:
+        assert calls == []
