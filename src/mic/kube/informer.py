@@ -453,9 +453,11 @@ class Reflector:
         events: list[Event] = []
         kind, api_version = informer.resource.kind, informer.resource.group_version
         for obj in items:
-            # Lists omit kind/apiVersion on items; watch events carry them. Make them alike.
-            obj.setdefault("kind", kind)
-            obj.setdefault("apiVersion", api_version)
+            if "kind" not in obj or "apiVersion" not in obj:
+                # Lists omit kind/apiVersion on items; watch events carry them, first. Make them
+                # alike, key order included: the bytes of a state from a list and of the same
+                # state from a watch must be equal (`routing.changes.json_is_noop`).
+                obj = {"kind": obj.get("kind", kind), "apiVersion": obj.get("apiVersion", api_version), **obj}
             key = object_key(obj)
             seen.add(key)
             entry = cache.put_entry(key, obj)
