@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
@@ -222,12 +222,15 @@ async def run_sqlite_transaction(engine: AsyncEngine, function: Callable[[sqlite
     async with engine.connect() as conn:
         fairy = await conn.get_raw_connection()
         driver: Any = fairy.driver_connection
-        run = getattr(driver, "_execute", None)
-        if run is None or not hasattr(driver, "_conn"):
+        # Looked up on the class: aiosqlite's `_conn` raises ValueError on a closed connection.
+        if getattr(type(driver), "_execute", None) is None or getattr(type(driver), "_conn", None) is None:
             raise DriverThreadUnavailable(f"cannot run a function in the thread of {type(driver).__name__}")
+        started = False
 
         def transaction() -> T:
+            nonlocal started
             db: sqlite3.Connection = driver._conn
+            started = True
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = function(db)
@@ -239,9 +242,15 @@ async def run_sqlite_transaction(engine: AsyncEngine, function: Callable[[sqlite
             return result
 
         try:
-            result: T = await run(transaction)
+            result: T = await driver._execute(transaction)
         except sqlite3.Error as error:
             raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
+        except ValueError as error:
+            if started:
+                raise  # from `function`: not the connection's doing
+            # aiosqlite's "Connection closed" / "no active connection": the database is not
+            # reachable through this connection, as SQLAlchemy's adapter reports it.
+            raise OperationalError(None, None, error) from error
         return result
 
 

@@ -16,7 +16,7 @@ per-row parameter processing cost more than the database's own work.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -38,7 +38,8 @@ from mic.store.schema import ledger as ledger_table
 Row = tuple[Any, ...]
 
 SQLITE_BOUND_PARAMETERS = 30_000
-"""Values bound per multi-row statement on SQLite (its limit is 32,766): 2,000 events' rows."""
+"""Values bound per multi-row statement on SQLite at most (2,000 events' rows); less where the
+SQLite in use allows fewer (`SQLITE_LIMIT_VARIABLE_NUMBER`)."""
 
 IDS_PER_STATEMENT = 500
 """Ids per `IN (…)` list: far below any database's limit on bound parameters (SQLite: 32766)."""
@@ -169,11 +170,11 @@ class OutboxWrite:
             first = self._allocate_sqlite(cursor) if self.ids_needed else 0
             if self.forget:
                 cursor.executemany(_SQLITE_FORGET_LEDGER, self.forget)
-            _insert_sqlite(cursor, sql, sql.ledger_upsert, self.ledger_rows)
+            insert_sqlite(cursor, sql, sql.ledger_upsert, self.ledger_rows)
             if self.ids_needed:
                 event_rows, delivery_rows = self.rows(first)
-                _insert_sqlite(cursor, sql, sql.events_insert, event_rows)
-                _insert_sqlite(cursor, sql, sql.deliveries_insert, delivery_rows)
+                insert_sqlite(cursor, sql, sql.events_insert, event_rows)
+                insert_sqlite(cursor, sql, sql.deliveries_insert, delivery_rows)
             return first
         finally:
             cursor.close()
@@ -192,13 +193,30 @@ class OutboxWrite:
         return int(found[0]) - count + 1
 
 
-def _insert_sqlite(cursor: sqlite3.Cursor, sql: BulkSQL, single: str, rows: Sequence[Row]) -> None:
+def insert_sqlite(cursor: sqlite3.Cursor, sql: BulkSQL, single: str, rows: Sequence[Row]) -> None:
+    """Insert `rows` with the one-row statement `single`, many rows per statement."""
     if not rows:
         return
-    step = max(1, SQLITE_BOUND_PARAMETERS // len(rows[0]))
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        cursor.execute(sql.multi_row(single, len(chunk)), list(chain.from_iterable(chunk)))
+    # Within this SQLite's limit on bound values (32,766 since 3.32; 999 before, or as built).
+    limit = min(SQLITE_BOUND_PARAMETERS, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    start = 0
+    for size in chunk_sizes(len(rows), max(1, limit // len(rows[0]))):
+        chunk = rows[start : start + size]
+        start += size
+        cursor.execute(sql.multi_row(single, size), list(chain.from_iterable(chunk)))
+
+
+def chunk_sizes(total: int, step: int) -> Iterator[int]:
+    """Split `total` rows into statements of `step` rows, the rest into powers of two: a dozen
+    distinct statement sizes at most, each compiled once and cached (`BulkSQL.multi_row`),
+    however the commits' sizes vary."""
+    while total >= step:
+        yield step
+        total -= step
+    while total:
+        size = 1 << (total.bit_length() - 1)  # the largest power of two that fits
+        yield size
+        total -= size
 
 
 def event_row(seq: int, event: Event) -> Row:

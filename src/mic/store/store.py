@@ -575,7 +575,8 @@ class Store:
         This is the outbox write: once it returns, the events are MIC's responsibility (durably,
         with a store opened `durable=True`), and the ledger says they were seen, so they are not
         emitted again after a restart. If anything fails, nothing is written, so the caller can
-        retry the whole batch. Returns the new delivery ids, in the order of `deliveries`; ids
+        retry the whole batch. (Cancelling the call does not stop a transaction SQLite has begun
+        in its thread: it may still commit.) Returns the new delivery ids, in the order of `deliveries`; ids
         increase with every call and are never reused, so they order each subscription's queue.
 
         * `ledger`: applied in order per key (the last change of a uid wins); `entry` None

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg
 
-from mic.store.outbox_write import bulk_sql, multi_row_statement
+from mic.store.outbox_write import BulkSQL, bulk_sql, chunk_sizes, insert_sqlite, multi_row_statement
 
 
 def test_a_one_row_insert_becomes_a_many_row_one() -> None:
@@ -47,3 +47,48 @@ def test_only_sqlite_runs_the_write_in_the_driver_thread() -> None:
 def test_anything_but_a_one_row_qmark_insert_is_refused(statement: str) -> None:
     with pytest.raises(NotImplementedError):
         multi_row_statement(statement, 2)
+
+
+@pytest.mark.parametrize(("total", "step"), [(0, 7), (5, 7), (7, 7), (2_999, 2_000), (12_345, 2_000), (1, 1)])
+def test_chunk_sizes_cover_every_row_with_few_distinct_sizes(total: int, step: int) -> None:
+    sizes = list(chunk_sizes(total, step))
+    assert sum(sizes) == total
+    assert all(0 < size <= step for size in sizes)
+    assert all(size == step or size & (size - 1) == 0 for size in sizes)  # step, or a power of two
+
+
+def _ledger_db(variable_limit: int | None = None) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    if variable_limit is not None:
+        db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+    db.execute(
+        "CREATE TABLE ledger (cluster, scope, uid, namespace, name, resource_version, content_hash,"
+        " updated_at, PRIMARY KEY (cluster, scope, uid))"
+    )
+    return db
+
+
+def test_inserts_stay_within_the_databases_limit_on_bound_values() -> None:
+    # SQLite before 3.32 (or built so) takes 999 values per statement, not 32,766.
+    db = _ledger_db(variable_limit=999)
+    sql = bulk_sql(sqlite.dialect())
+    rows = [("c", "s", f"u{i}", "ns", f"n{i}", "1", "h", "t") for i in range(1_000)]
+    cursor = db.cursor()
+    insert_sqlite(cursor, sql, sql.ledger_upsert, rows)
+    assert db.execute("SELECT count(*) FROM ledger").fetchone() == (1_000,)
+
+
+def test_the_statement_cache_stays_small_whatever_the_row_counts() -> None:
+    db = _ledger_db()
+    sql = BulkSQL(
+        ledger_upsert=bulk_sql(sqlite.dialect()).ledger_upsert,
+        events_insert="",
+        deliveries_insert="",
+        timestamp=lambda value: value,
+        in_driver_thread=True,
+    )
+    cursor = db.cursor()
+    for count in range(1, 600):
+        rows = [("c", "s", f"u{count}-{i}", "ns", "n", "1", "h", "t") for i in range(count)]
+        insert_sqlite(cursor, sql, sql.ledger_upsert, rows)
+    assert len(sql._multi_row) <= 12
