@@ -508,6 +508,7 @@ class DeliveryEngine:
             await self._acknowledgements.ready.wait()
             await asyncio.sleep(ACK_PAUSE)
             if self._writer.queued:
+                await self._writer.wait_idle()  # its commits take them along meanwhile
                 continue
             async with self._store_lock:
                 try:

@@ -102,6 +102,13 @@ class OutboxWriter:
         async with self._changed:
             await self._changed.wait_for(lambda: self._queued < self._max_queued)
 
+    async def wait_idle(self) -> None:
+        """Wait until nothing is queued or being written."""
+        if self._queued == 0:
+            return
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._queued == 0)
+
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
         last = self._last
@@ -110,7 +117,9 @@ class OutboxWriter:
 
     async def run(self) -> None:
         """Commit queued batches until cancelled (what is queued then stays unwritten; the
-        ledger makes the next start report it again)."""
+        ledger makes the next start report it again). A transaction the database has already
+        begun may still commit after the cancellation (SQLite runs it in its own thread): then
+        its rows are simply there at the next start."""
         group: list[RoutedBatch] = []
         try:
             while True:
