@@ -4,10 +4,10 @@ Why a plan: on SQLite the driver (aiosqlite) runs each statement in its own thre
 every result back through the event loop. A write of a dozen statements so waited a dozen
 times for a loop busy decoding watch events: in the batched end-to-end benchmark the informers
 spent 5 of 8.7 seconds waiting for commits that took 80-90 µs per event, against 40-50 µs when
-the store ran alone. SQLite runs the whole plan as one function in the driver's thread
-(`run_sqlite`), and many rows per statement (`multi_row_statement`), so the loop waits once
-per commit. PostgreSQL (asyncpg, on the loop itself) runs the same plan statement by statement
-(`Store._run_outbox_write`).
+the store ran alone. SQLite runs the whole plan, BEGIN to COMMIT, as one function in the
+driver's thread (`run_sqlite` inside `dialects.run_sqlite_transaction`), many rows per
+statement (`multi_row_statement`), so the loop waits once per commit. PostgreSQL (asyncpg,
+on the loop itself) runs the same plan statement by statement (`Store._run_outbox_write`).
 
 The statements are compiled once per dialect (`bulk_sql`) and take plain tuples: SQLAlchemy's
 per-row parameter processing cost more than the database's own work.
@@ -95,6 +95,7 @@ _BULK_SQL: dict[str, BulkSQL] = {}
 
 
 def bulk_sql(dialect: Dialect) -> BulkSQL:
+    """The plan's statements for `dialect`, compiled on first use."""
     cached = _BULK_SQL.get(dialect.name)
     if cached is not None:
         return cached
