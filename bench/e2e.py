@@ -26,6 +26,8 @@ from bench.ingest import _start_profile, _stop_profile
 from bench.real import NAMESPACE, real_kubeconfig
 
 POOL = 200
+ROUNDS = 3
+"""Rounds of each throughput case in a full run; the table shows the median."""
 
 
 class PipelineHost:
@@ -155,6 +157,18 @@ def _throughput(
     }
 
 
+def _median_of_rounds(rounds: int, run_case: Any) -> dict[str, Any]:
+    """Run a throughput case `rounds` times (each a fresh MIC process and database) and keep the
+    round with the median events/s; every round's rate stays in the row (`rounds_events_s`).
+    Single runs of the same case varied by ~15 % on the 2-core machine."""
+    results = [run_case(round_) for round_ in range(rounds)]
+    ordered = sorted(results, key=lambda row: row["events_s"])
+    median = dict(ordered[len(ordered) // 2])
+    median["rounds_events_s"] = [row["events_s"] for row in results]
+    median["complete"] = all(row["complete"] for row in results)
+    return median
+
+
 def _scope(real: bool) -> dict[str, Any]:
     """Against a real cluster, only the bench's namespace."""
     return {"filter": {"resources": ["configmaps"], "namespaces": [NAMESPACE]}} if real else {}
@@ -233,8 +247,13 @@ def run(quick: bool, profile: Path | None = None) -> ScenarioResult:
         host.call("populate", resource="configmaps", count=POOL)
         rows = []
         for n, subs, batched in cases:
-            row = _throughput(host, recipient, kubeconfigs, tmp, n=n, subs=subs, batched=batched,
-                              timeout=120 if quick else 600, profile=profile, real=real)  # fmt: skip
+            row = _median_of_rounds(
+                1 if quick else ROUNDS,
+                lambda round_, n=n, subs=subs, batched=batched: _throughput(
+                    host, recipient, kubeconfigs, tmp / f"round-{round_}", n=n, subs=subs, batched=batched,
+                    timeout=120 if quick else 600, profile=profile if round_ == 0 else None, real=real,
+                ),
+            )  # fmt: skip
             log(f"e2e throughput: {row}")
             rows.append(row)
             table.add(subs, "on (100)" if batched else "off", n, row["events_s"], row["deliveries_s"],
@@ -271,6 +290,9 @@ def run(quick: bool, profile: Path | None = None) -> ScenarioResult:
         "Rates are deliveries (events x subscriptions) per second from the first to the last MODIFIED "
         "arriving at the recipient; 'events/s' divides by the subscriptions. All subscriptions share "
         "one informer.",
+        f"Each throughput case: the median of {1 if quick else ROUNDS} round(s), each with a fresh MIC "
+        "process and database (single runs of one case varied by ~15 % on this machine); every "
+        "round's rate is in latest.json (`rounds_events_s`).",
         "MIC runs as the service wires it: SQLite store with its default durability (synchronous=FULL, "
         "an fsync per commit), CloudEvents structured, batching maxEvents 100 / maxWaitMs 200 when on.",
         "MIC CPU % is of one core (100 % = one core), over the whole case including start.",
