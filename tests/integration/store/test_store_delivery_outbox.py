@@ -501,3 +501,39 @@ async def test_outbox_writes_go_statement_by_statement_without_the_driver_thread
         assert "outbox writes go statement by statement" in caplog.text
     else:
         assert calls == []
+
+
+async def test_a_locked_sqlite_file_makes_the_write_unavailable_and_leaves_nothing_half_done(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the write lock past the busy timeout: the outbox write (run in the
+    driver's thread) reports the store unavailable, writes nothing, and the next try works."""
+    import sqlite3
+
+    from mic.store import StoreUnavailableError
+
+    monkeypatch.setattr(dialects, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    store = await Store.open(sqlite_url)
+    try:
+        await store.create_cluster(ClusterRecord("c1", {"server": "https://c1"}))
+        await store.create_subscription(SubscriptionRecord("a", {"sink": {"url": "http://a"}}))
+        first = await _queue(store, "a", [_event("x", 1)])
+        path = dialects.sqlite_file(dialects.normalize_url(sqlite_url))
+        assert path is not None
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # a writer elsewhere that does not let go
+        try:
+            with pytest.raises(StoreUnavailableError, match="locked"):
+                await _queue(store, "a", [_event("y", 2)])
+            with pytest.raises(StoreUnavailableError, match="locked"):
+                await store.delivered("a", first)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert [r.event.name for r in await store.pending_deliveries("a")] == ["x"]
+        assert await store.load_ledger("c1", SCOPE) == {"uid-x": _entry("x", 1)}
+        second = await _queue(store, "a", [_event("y", 2)])
+        assert second[0] > first[0]
+        assert [r.event.name for r in await store.pending_deliveries("a")] == ["x", "y"]
+    finally:
+        await store.close()
