@@ -92,3 +92,16 @@ def test_the_statement_cache_stays_small_whatever_the_row_counts() -> None:
         rows = [("c", "s", f"u{count}-{i}", "ns", "n", "1", "h", "t") for i in range(count)]
         insert_sqlite(cursor, sql, sql.ledger_upsert, rows)
     assert len(sql._multi_row) <= 12
+
+
+def test_sqlite_timestamps_are_the_text_sqlite3_would_store_made_once() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects.sqlite import aiosqlite
+
+    stamp = bulk_sql(aiosqlite.dialect()).timestamp
+    for moment in (datetime(2026, 12, 2, 16, 18, 52, 466327, UTC), datetime(2026, 1, 1, tzinfo=UTC)):
+        assert stamp(moment) == moment.isoformat(" ")  # sqlite3's default datetime adapter
+    elsewhere = datetime(2026, 12, 2, 17, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert stamp(elsewhere) == "2026-12-02 16:00:00+00:00"  # stored as UTC, as the column type does
+    assert isinstance(bulk_sql(asyncpg.dialect()).timestamp(elsewhere), datetime)
