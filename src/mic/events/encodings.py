@@ -169,14 +169,19 @@ def redact_secret(obj: KubeObject) -> KubeObject:
     return _redacted_secret(obj) if _is_secret_object(obj) else obj
 
 
+def _is_secret_event(event: Event) -> bool:
+    """Whether the event is of a core Secret. The event's identity is trusted as well as the
+    object's own kind/apiVersion, so that an object missing its type meta (as list items do)
+    cannot slip through unredacted."""
+    return (event.kind == "Secret" and not event.group) or _is_secret_object(event.object)
+
+
 def _objects(event: Event, redact: bool) -> tuple[KubeObject, KubeObject | None]:
     """The event's object and old object as this recipient may see them."""
     obj, old = event.object, event.old_object
     if not redact:
         return obj, old
-    # Trust the event's identity as well as the object's own kind/apiVersion, so that an
-    # object missing its type meta (as list items do) cannot slip through unredacted.
-    if (event.kind == "Secret" and not event.group) or _is_secret_object(obj):
+    if _is_secret_event(event):
         return _redacted_secret(obj), (_redacted_secret(old) if old is not None else None)
     return obj, (redact_secret(old) if old is not None else None)
 
@@ -190,9 +195,7 @@ def _json_values(event: Event, redact: bool) -> tuple[Any, Any]:
     one, takes the decoded path.
     """
     obj_json, old_json = event.object_json, event.old_json
-    if obj_json is None or (
-        redact and ((event.kind == "Secret" and not event.group) or _is_secret_object(event.object))
-    ):
+    if obj_json is None or (redact and _is_secret_event(event)):
         return _objects(event, redact)
     obj: Any = orjson.Fragment(obj_json)
     if old_json is None:
