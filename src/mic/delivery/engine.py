@@ -279,6 +279,7 @@ class DeliveryEngine:
         for event in events:
             index = -1
             key = object_key(event)
+            kept = event
             for subscription in subscriptions:
                 if not subscription.matcher.wants_cluster(cluster, labels):
                     continue
@@ -286,9 +287,12 @@ class DeliveryEngine:
                     continue
                 if index < 0:
                     index = len(stored)
-                    stored.append(event)
+                    # Queued until delivered, maybe thousands of events: without the decoded
+                    # trees (see `Event.without_decoded`).
+                    kept = event.without_decoded()
+                    stored.append(kept)
                 deliveries.append(NewDelivery(subscription.spec.name, index, key))
-                owners.append((subscription, event, key))
+                owners.append((subscription, kept, key))
                 if subscription.routed is not None:
                     subscription.routed.add((cluster, event.uid, event.resource_version))
         return RoutedBatch(ledger, stored, deliveries, owners)

@@ -173,7 +173,11 @@ def _is_secret_event(event: Event) -> bool:
     """Whether the event is of a core Secret. The event's identity is trusted as well as the
     object's own kind/apiVersion, so that an object missing its type meta (as list items do)
     cannot slip through unredacted."""
-    return (event.kind == "Secret" and not event.group) or _is_secret_object(event.object)
+    if event.kind == "Secret" and not event.group:
+        return True
+    if event.object_json is not None and b'"Secret"' not in event.object_json:
+        return False  # no object of kind Secret encodes without that string: no need to decode
+    return _is_secret_object(event.object)
 
 
 def _objects(event: Event, redact: bool) -> tuple[KubeObject, KubeObject | None]:

@@ -9,6 +9,7 @@ per change. Treat events as read-only: one event object is shared by every consu
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import time
@@ -69,18 +70,19 @@ class Event:
     event nobody asks the old state of costs no decoding. It also hands over the new object's
     bytes, which it encoded for its cache anyway (`object_json`). The store writes both as
     they are and CloudEvents bodies splice them in, so on the delivery path an object is
-    encoded once, by the cache. A hand-written slotted class rather than a dataclass, for the
-    lazy field.
+    encoded once, by the cache. Whoever keeps events long may drop their decoded trees
+    (`without_decoded`): `object` then decodes its bytes again when read. A hand-written
+    slotted class rather than a dataclass, for the lazy fields.
     """
 
     __slots__ = (
+        "_object",
         "_old_object",
         "cluster",
         "group",
         "kind",
         "name",
         "namespace",
-        "object",
         "object_json",
         "observed_at",
         "old_json",
@@ -122,7 +124,7 @@ class Event:
         self.name = name
         self.uid = uid
         self.resource_version = resource_version
-        self.object = object
+        self._object: KubeObject | None = object
         self.object_json = object_json
         """`object` as compact JSON bytes (`orjson.dumps(object)`), when they were at hand."""
         self._old_object = old_object
@@ -131,6 +133,41 @@ class Event:
         self.observed_at = time.time() if observed_at is None else observed_at
         self.ulid = ulid
         """The id, once made; pass it to rebuild a stored event with the same id."""
+
+    @property
+    def object(self) -> KubeObject:
+        obj = self._object
+        if obj is None:  # left to its bytes by `without_decoded`
+            obj = self._object = orjson.loads(self.object_json)  # type: ignore[arg-type]
+        return obj
+
+    @object.setter
+    def object(self, value: KubeObject) -> None:
+        self._object = value
+        self.object_json = None  # the bytes were of the object being replaced
+
+    def without_decoded(self) -> Event:
+        """This event with its states left as JSON bytes where it has them: `object` and
+        `old_object` decode again on first read.
+
+        For whoever keeps events long after routing them (the delivery engine's outbox queue and
+        lanes: thousands of events). A decoded object takes 4-6x its JSON in dicts and strings,
+        and a queue of them spreads every later allocation over cold memory: in the batched
+        end-to-end benchmark, decoding a 1.3 KB watch line took 15 µs of CPU with the decoded
+        trees queued against 9 µs without them. A copy, not a change: other consumers of the
+        event keep the decoded object they were handed.
+        """
+        if self.object_json is None or (self._object is None and self._old_object is None):
+            return self
+        if self.ulid is None:  # made now, so that both copies carry the same id
+            self.ulid = new_event_id(self.observed_at)
+        slim = Event.__new__(Event)
+        for name in _SLOTS_COPIED:
+            setattr(slim, name, getattr(self, name))
+        slim._object = None
+        if self.old_json is not None:
+            slim._old_object = None
+        return slim
 
     @property
     def old_object(self) -> KubeObject | None:
@@ -150,9 +187,9 @@ class Event:
 
     def replace(self, **changes: Any) -> Event:
         """A copy with some fields changed (as `dataclasses.replace` did when this was one)."""
-        fields: dict[str, Any] = {name: getattr(self, name) for name in _INIT_FIELDS}
+        fields: dict[str, Any] = {name: getattr(self, name) for name in _INIT_FIELDS if name != "object"}
+        fields["object"], fields["object_json"] = self._object, self.object_json  # as kept
         fields["old_object"], fields["old_json"] = self._old_object, self.old_json
-        fields["object_json"] = self.object_json
         if "object" in changes:
             fields["object_json"] = None  # the bytes were of the object being replaced
         if "old_object" in changes:
@@ -164,7 +201,7 @@ class Event:
         """Every field but the id, the old state decoded: what equality compares."""
         return (*(getattr(self, name) for name in _COMPARED), self.old_object)
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: builtins.object) -> bool:  # `object` is the property here
         if not isinstance(other, Event):
             return NotImplemented
         return self._compared() == other._compared()
@@ -212,3 +249,5 @@ _INIT_FIELDS = (
 """Constructor arguments read back by `replace` (the old state is passed as it is kept)."""
 
 _COMPARED = _INIT_FIELDS[:-1]  # not the id
+
+_SLOTS_COPIED = Event.__slots__

@@ -67,3 +67,16 @@ def test_an_old_state_that_names_a_secret_is_redacted() -> None:
     for value in CLEAR_VALUES:
         assert value not in body
     assert orjson.loads(body)["data"]["oldObject"]["data"] == {"password": "<redacted>", "user": "<redacted>"}
+
+
+@pytest.mark.parametrize("fmt", [Format.CLOUDEVENTS, Format.CLOUDEVENTS_BINARY, Format.RAW])
+def test_events_left_to_their_bytes_encode_the_same_and_secrets_stay_hidden(fmt: Format) -> None:
+    # As the delivery engine queues them (`Event.without_decoded`).
+    plain = encode([ingress_event()], fmt, batch=False, redact=True)
+    slim = encode([with_bytes(ingress_event()).without_decoded()], fmt, batch=False, redact=True)
+    assert orjson.loads(slim.body) == orjson.loads(plain.body)
+    # A core Secret under a lookalike resource: found in the bytes, decoded and redacted.
+    lookalike = secret_event().replace(kind="Opaque", group="example.com")
+    body = encode([with_bytes(lookalike).without_decoded()], fmt, batch=False, redact=True).body
+    for value in CLEAR_VALUES:
+        assert value not in body

@@ -59,3 +59,35 @@ def test_object_json_travels_with_the_object_and_not_with_a_replaced_one() -> No
     assert replaced.object_json is None
     assert replaced.old_json is None
     assert replaced.old_object == NEW
+
+
+def test_without_decoded_leaves_both_states_to_their_bytes_and_equals_the_original() -> None:
+    original = event(object_json=orjson.dumps(NEW), old_json=orjson.dumps(OLD))
+    assert original.old_object == OLD  # decoded, and kept by the original
+    slim = original.without_decoded()
+    assert slim is not original
+    assert slim == original
+    assert slim.object == NEW
+    assert slim.object is not original.object  # decoded again, from the bytes
+    assert slim.old_object == OLD
+    assert slim.old_object is not original.old_object
+    assert original.object is NEW  # other consumers keep what they were handed
+    assert slim.id == original.id
+    assert (slim.object_json, slim.old_json) == (original.object_json, original.old_json)
+
+
+def test_without_decoded_keeps_what_has_no_bytes() -> None:
+    plain = event(old_object=OLD)
+    assert plain.without_decoded() is plain  # nothing to decode from: kept as it is
+    given_old = event(object_json=orjson.dumps(NEW), old_object=OLD).without_decoded()
+    assert given_old.old_object is OLD  # an old state given decoded has no bytes to fall back on
+    assert given_old.object == NEW
+
+
+def test_setting_the_object_drops_bytes_of_the_one_replaced() -> None:
+    encoded = event(object_json=orjson.dumps(NEW)).without_decoded()
+    other = {"metadata": {"name": "a", "resourceVersion": "3"}}
+    encoded.object = other
+    assert encoded.object is other
+    assert encoded.object_json is None
+    assert encoded.replace(cluster="c2").object == other
