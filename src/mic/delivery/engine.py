@@ -99,6 +99,9 @@ class DeliveryEngine:
         self._route_lock = asyncio.Lock()
         # One transaction at a time: the outbox writer's and the acknowledgements'.
         self._store_lock = asyncio.Lock()
+        # Informers some batch of which was not routed (nobody subscribed then): their ledger
+        # is behind their cache until a subscription's snapshot aligns it.
+        self._ledger_behind: set[tuple[str, InformerKey]] = set()
         self._writer = OutboxWriter(self._write_until_stored, self._written)
         self._acknowledgements = Acknowledgements()
         self._tasks = OwnedTasks("delivery")
@@ -257,7 +260,8 @@ class DeliveryEngine:
         async with self._route_lock:
             subscriptions = self._subscriptions_for(cluster, key)
             if not subscriptions:
-                return  # nobody subscribed to this informer: nothing to keep
+                self._ledger_behind.add((cluster, key))  # nobody subscribed: nothing to keep
+                return
             labels = self._hub.cluster_labels(cluster)
             scope = key.scope
             ledger = [_ledger_change(cluster, scope, event) for event in events]
@@ -412,7 +416,12 @@ class DeliveryEngine:
         if informer is None or key is None:
             return
         cached = [obj for _, obj in informer.cache.items()]
-        ledger = await self._ledger_for_cache(cluster, key, cached)
+        # Only an informer whose batches went unrouted has a ledger to align. Aligning one that
+        # other subscriptions are routed from would record, ahead of them, a change the
+        # informer has cached but not routed yet (its batch waits for the route lock we hold):
+        # killed before that batch is written, MIC would never report the change to them.
+        behind = (cluster, key) in self._ledger_behind
+        ledger = await self._ledger_for_cache(cluster, key, cached) if behind else []
         events = []
         if send:
             routed = subscription.routed or set()
@@ -426,6 +435,7 @@ class DeliveryEngine:
         batch = self._route(cluster, labels, [subscription], events, ledger)
         await self._writer.submit(batch)
         await batch.written  # the snapshot is stored before the route lock is released
+        self._ledger_behind.discard((cluster, key))
 
     async def _ledger_for_cache(
         self, cluster: str, key: InformerKey, objects: list[dict[str, object]]
