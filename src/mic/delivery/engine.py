@@ -501,9 +501,12 @@ class DeliveryEngine:
     async def replay(self, name: str, ids: Sequence[int] | None) -> int:
         """Put dead letters (all, or the given ids) back in line; returns how many."""
         subscription = self._get(name)
-        count = await self._store.replay(name, ids)
-        if count:
-            subscription.lane.replayed(count)
+        # Under the writer's lock: a commit between the replay's and `replayed` would put rows
+        # with later ids in the lane first, and the lane reads the store only past those.
+        async with self._store_lock:
+            count = await self._store.replay(name, ids)
+            if count:
+                subscription.lane.replayed(count)
         return count
 
     async def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> list[DeliveryRow]:

@@ -179,11 +179,23 @@ class SubscriptionLane:
         self._wake.set()
 
     async def _dead_letter_refused(self, ids: list[int], error: str) -> None:
-        try:
-            await self._store.dead_letter(self.spec.name, ids, error, attempted=False)
-        except BaseException:
-            self._refused.difference_update(ids)  # left pending: they go out after all
-            raise
+        # Until stored: rows past them are already in memory, so a refill would never read
+        # them again, and giving up would leave them pending and unsent until a restart.
+        # (Cancelled at close, they stay pending: the next start sends them.)
+        while True:
+            try:
+                await self._store.dead_letter(self.spec.name, ids, error, attempted=False)
+                break
+            except StoreError as failure:
+                log.warning(
+                    "subscription %s: cannot dead-letter %d event(s) over the backlog limit: %s;"
+                    " retrying in %.0fs",
+                    self.spec.name,
+                    len(ids),
+                    failure,
+                    STORE_RETRY,
+                )
+                await asyncio.sleep(STORE_RETRY)
         # Forgotten only by the next refill that starts after this commit: one that started
         # before it may still read these rows as pending.
         self._refused_written.update(ids)
