@@ -3,12 +3,15 @@
 Operator tokens (`MIC_ADMIN_TOKEN`, `MIC_VIEWER_TOKEN`, the tokens file) are held in memory as
 hashes and never written to the store, so removing one from the environment revokes it at
 the next start. When no token exists anywhere, one admin token is generated at first start,
-its hash stored, and the token itself shown once, as Jupyter does.
+its hash stored, and the token itself shown once, as Jupyter does. It only bootstraps an
+unconfigured service: once the operator configures tokens, the next start revokes it (it could
+not be revoked otherwise, and a printed admin token may have been copied anywhere).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -16,6 +19,8 @@ from mic.service.settings import TokenGrant
 from mic.store import Store, TokenRole, hash_token
 
 GENERATED_TOKEN_NAME = "generated-admin"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,18 @@ class TokenVerifier:
 
 
 async def generate_admin_token_if_none(store: Store, grants: list[TokenGrant]) -> str | None:
-    """Create and store an admin token when neither the operator nor the store has any.
+    """Create and store an admin token when neither the operator nor the store has any; revoke
+    the one generated earlier when the operator now configures tokens.
 
     Returns the new token, which the caller shows once; None when tokens already exist.
     """
-    if grants or await store.list_tokens():
+    stored = await store.list_tokens()
+    if grants:
+        if any(record.name == GENERATED_TOKEN_NAME for record in stored):
+            await store.delete_token(GENERATED_TOKEN_NAME)
+            log.warning("tokens are configured now: the admin token generated at first start is revoked")
+        return None
+    if stored:
         return None
     token = secrets.token_urlsafe(32)
     await store.add_token(GENERATED_TOKEN_NAME, "admin", token)

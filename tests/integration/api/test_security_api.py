@@ -57,8 +57,22 @@ async def test_a_token_is_generated_once_when_none_is_configured(replace_setting
         async with run_app(settings, token=None) as api:
             (record,) = await api.service.store.list_tokens()
             assert record.role == "admin"
+    async with run_app(settings, token=None) as api:
+        assert await api.service.store.list_tokens() == [record], "kept while nothing is configured"
+
+
+async def test_configuring_tokens_revokes_the_generated_one(
+    replace_settings: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    unconfigured = replace_settings(admin_token=None, viewer_token=None, announce_generated_token=True)
+    async with run_app(unconfigured, token=None):
+        printed = capsys.readouterr().err
+    generated = next(line.strip() for line in printed.splitlines() if line.startswith("    "))
     async with run_app(replace_settings(viewer_token=None), token=None) as api:
-        assert await api.service.store.list_tokens() == [record], "stored tokens stay valid"
+        assert await api.service.store.list_tokens() == []
+        assert "generated at first start is revoked" in caplog.text
+        async with api.as_token(generated) as old:
+            assert (await old.get("/v1/clusters")).status_code == 401
 
 
 async def test_generated_token_is_printed_and_works(
