@@ -25,6 +25,7 @@ from mic.api.models import (
     ErrorBody,
     ResourceStatusView,
 )
+from mic.api.write_only import require_resent
 from mic.hub import ClusterStatus
 from mic.kube.patch import merge_patch
 from mic.service.connections import dump_connection, public_view
@@ -148,8 +149,10 @@ async def replace_cluster(name: ClusterName, spec: ClusterReplacement, service: 
     summary="Change part of a cluster (JSON merge-patch)",
     description=(
         "Merge-patch (RFC 7386) over `labels`, `resources` and `connection`; a label set to null is "
-        "removed. A `connection` with a different `type` replaces the stored one. Fails with 409 "
-        "when the cluster changed concurrently."
+        "removed. A `connection` with a different `type` replaces the stored one. A change of a token "
+        "connection's `server`, `caData`, `insecureSkipTlsVerify` or `tlsServerName` must send the "
+        "`token` again (422 otherwise): a stored token never follows a new destination. Fails with "
+        "409 when the cluster changed concurrently."
     ),
     response_model=Cluster,
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
@@ -171,6 +174,15 @@ async def patch_cluster(name: str, service: ServiceDep, patch: Annotated[Cluster
             connection = new_connection
         else:
             connection = merge_patch(connection, new_connection)
+            if connection.get("type") == "token":
+                require_resent(
+                    record.connection,
+                    connection,
+                    new_connection,
+                    destination=("server", "caData", "insecureSkipTlsVerify", "tlsServerName"),
+                    credentials=("token",),
+                    where="connection",
+                )
     merged = {
         "name": name,
         "labels": merge_patch(dict(record.labels), changes["labels"])

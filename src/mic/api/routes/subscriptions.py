@@ -40,6 +40,7 @@ from mic.api.subscription_models import (
     SubscriptionReplacement,
     SubscriptionStatusView,
 )
+from mic.api.write_only import require_resent
 from mic.delivery.signing import generate_secret
 from mic.delivery.status import SubscriptionStatus
 from mic.events.encodings import redact_secret
@@ -189,7 +190,8 @@ async def get_subscription(name: str, service: ServiceDep) -> Subscription:
     description=(
         "Full replacement with the POST body, except the write-only `sink.headers` and "
         "`sink.signingSecret`: left out, they keep their stored values; `null` removes them. "
-        "Fails with 409 when the subscription changed concurrently."
+        "A new `sink.url` needs the headers sent again (422 otherwise): stored headers never follow "
+        "a new destination. Fails with 409 when the subscription changed concurrently."
     ),
     response_model=Subscription,
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
@@ -210,6 +212,7 @@ async def replace_subscription(
     for field, key in (("headers", "headers"), ("signing_secret", "signingSecret")):
         if field not in body.sink.model_fields_set and stored_sink.get(key):
             data["sink"][key] = stored_sink[key]
+    _headers_stay_with_their_url(stored_sink, data["sink"], body.sink.model_fields_set)
     generated = _generate_if_asked(data)
     spec = _validated(data)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
@@ -222,7 +225,8 @@ async def replace_subscription(
     description=(
         "Merge-patch (RFC 7386) over the stored spec: objects merge, lists replace, null removes "
         '(back to the default). `{"sink": {"signingSecret": "generate"}}` rotates the secret and shows '
-        "the new one once. Fails with 409 when the subscription changed concurrently."
+        "the new one once. A new `sink.url` needs `sink.headers` sent again (422 otherwise). Fails "
+        "with 409 when the subscription changed concurrently."
     ),
     response_model=Subscription,
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
@@ -243,10 +247,18 @@ async def patch_subscription(
     if not isinstance(merged, dict):  # pragma: no cover - the patch is an object
         raise HTTPException(422, "the patch must be a JSON object")
     merged["name"] = name
+    _headers_stay_with_their_url(
+        record.spec.get("sink") or {}, merged.get("sink") or {}, changes.get("sink") or {}
+    )
     generated = _generate_if_asked(merged)
     spec = _validated(_without_nulls(merged))
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
     return subscription_view(stored, _live_status(service, name), generated_secret=generated)
+
+
+def _headers_stay_with_their_url(stored: Mapping[str, Any], updated: Mapping[str, Any], given: Any) -> None:
+    """Stored headers (an Authorization, say) are not sent to a new URL unless sent again."""
+    require_resent(stored, updated, given, destination=("url",), credentials=("headers",), where="sink")
 
 
 def _without_nulls(value: Any) -> Any:
