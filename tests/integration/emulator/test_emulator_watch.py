@@ -216,3 +216,44 @@ async def test_expired_watch_does_not_consume_a_firehose(
     assert (await expired.next())["type"] == "ERROR"
     watch = await open_watch(CMS, resourceVersion=kube_emulator.resource_version)
     assert (await watch.next())["object"]["metadata"]["name"] == "fh"
+
+
+async def test_a_watch_from_a_version_not_reached_yet_stays_silent_until_changes_pass_it(
+    kube_emulators: Any, cm: Callable[..., Any]
+) -> None:
+    # As kube's watch cache: nothing at or below the requested version, bookmarks included
+    # (a bookmark at the current, lower version would take a client back in history).
+    emu = await kube_emulators(name="future", bookmark_interval=0.05)
+    future = int(emu.resource_version) + 3
+    async with aiohttp.ClientSession(emu.url) as session:
+        params = {"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": str(future)}
+        async with session.get(CMS, params=params) as response:
+            await emu.wait_for_watches(1, "configmaps")
+            emu.create(cm("below-1"))
+            emu.create(cm("below-2"))
+            emu.create(cm("at"))
+            emu.create(cm("above"))
+            event = orjson.loads(await asyncio.wait_for(response.content.readline(), 5))
+            assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "above")
+            assert int(event["object"]["metadata"]["resourceVersion"]) > future
+
+
+async def test_removing_the_last_finalizer_deletes_with_the_last_stored_state(
+    kube_emulator: KubeEmulator, open_watch: Any, cm: Callable[..., Any]
+) -> None:
+    kept = cm("x", app="a")
+    kept["metadata"]["finalizers"] = ["example.com/hold"]
+    kube_emulator.create(kept)
+    watch = await open_watch(CMS, labelSelector="app=a", resourceVersion=kube_emulator.resource_version)
+    kube_emulator.delete("configmaps", "x")  # only marks it (deletionTimestamp): a finalizer holds it
+    marked = await watch.next()
+    assert marked["type"] == "MODIFIED"
+    last = kube_emulator.get("configmaps", "x")
+    last["metadata"]["finalizers"] = []
+    last["metadata"]["labels"] = {"app": "b"}  # not stored: the object goes with this update
+    kube_emulator.update(last)
+    gone = await watch.next()
+    assert gone["type"] == "DELETED"
+    assert gone["object"]["metadata"]["labels"] == {"app": "a"}
+    assert gone["object"]["metadata"]["finalizers"] == ["example.com/hold"]
+    assert gone["object"]["metadata"]["resourceVersion"] == kube_emulator.resource_version

@@ -51,8 +51,11 @@ Known differences from kube-apiserver (do not build client behaviour on these):
   every valid token; there is no anonymous access when tokens are configured.
 - The history is a bounded count of changes (`history_size`), not a time window; it is
   global, so any resource's churn can expire another's resourceVersion (as etcd compaction
-  does). Watch from a resourceVersion newer than the current one waits for it silently
-  instead of kube's "Too large resource version" error after 3 s; lists answer 504 for it.
+  does). A watch from a resourceVersion newer than the current one waits silently (no events,
+  no bookmarks) until changes pass it, as kube's watch cache does (its documented behaviour;
+  a kube-apiserver whose watch cache is still starting may answer "Too large resource
+  version" instead); lists answer 504 "Too large resource version" for it at once (kube waits
+  up to 3 s first).
 - BOOKMARK objects carry only kind, apiVersion and metadata (resourceVersion, plus the
   initial-events-end annotation); kube's typed bookmarks also serialize empty fields
   (`creationTimestamp: null`, empty spec). Bookmarks come every `bookmark_interval` seconds

@@ -455,6 +455,8 @@ class ApiServer:
             await response.write(orjson.dumps(error) + b"\n")
             await response.write_eof()
             return response
+        if rv and not initial:
+            watcher.since_rv = rv
         if initial:
             watcher.initial = [o for o in self.state.objects(rt) if watcher.wants(o)]
             if _truthy(send_initial) and bookmarks:

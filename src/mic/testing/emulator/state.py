@@ -439,9 +439,12 @@ class ClusterState:
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            # The update that removes the last finalizer is not stored: as in kube, the object
+            # goes and watches get its last stored state (selectors decide on that state).
             del bucket[key]
-            self._record(Change(rv, rt.key, DELETED, new, old))
-            return new
+            gone = dict(old, metadata=dict(old["metadata"], resourceVersion=str(rv)))
+            self._record(Change(rv, rt.key, DELETED, gone, old))
+            return gone
         bucket[key] = new
         if rt.key == CRD_RESOURCE:
             self.registry.add(crd_resource_type(new))

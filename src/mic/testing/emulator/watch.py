@@ -82,6 +82,10 @@ class Watcher:
         self.prelude: list[bytes] = []  # firehose chunks, then initial events, written first
         self.initial: Sequence[dict[str, Any]] = ()
         self.initial_end_rv: int | None = None
+        self.since_rv = 0
+        """The resourceVersion the watch started from: nothing at or below it is sent. Only a
+        watch from a version the server has not reached yet sees the difference: like kube's
+        watch cache, it stays silent (bookmarks too) until changes pass that version."""
         self.wakeup = asyncio.Event()
         self.overflowed = False
 
@@ -123,7 +127,7 @@ class Watcher:
         return None
 
     def offer(self, change: Change) -> None:
-        if self.state != LIVE:
+        if self.state != LIVE or change.rv <= self.since_rv:
             return
         line = self.line_for(change)
         if line is None:
@@ -199,8 +203,9 @@ class Watcher:
             if deadline is not None and now >= deadline:
                 return ENDED
             if self.bookmarks and now >= next_bookmark:
-                await response.write(self._bookmark(self._current_rv()))
                 next_bookmark = now + self.bookmark_interval
+                if (current := self._current_rv()) > self.since_rv:
+                    await response.write(self._bookmark(current))
                 continue
             wait = (next_bookmark - now) if self.bookmarks else 3600.0
             if deadline is not None:
