@@ -49,6 +49,22 @@ class ApiError(KubeError):
         return self.status == 410
 
     @property
+    def is_resource_version_too_large(self) -> bool:
+        """504 "Too large resource version": the server's history is behind the requested
+        resourceVersion (etcd restored from a backup, a cluster rebuilt behind the same address).
+        Servers from 1.19 name it in `details.causes`; older ones only in the message, which is
+        what client-go matches too."""
+        if self.status != 504:
+            return False
+        details = (self.body or {}).get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
+        if isinstance(causes, list) and any(
+            isinstance(cause, dict) and cause.get("reason") == "ResourceVersionTooLarge" for cause in causes
+        ):
+            return True
+        return "Too large resource version" in self.message
+
+    @property
     def is_unauthorized(self) -> bool:
         return self.status == 401
 

@@ -9,9 +9,11 @@ change exactly once, in the order the server made it:
   bookmarks), so nothing is lost and nothing is repeated;
 * a 410 Gone (or a watch `ERROR` with code 410) relists and emits the exact difference between
   the cache and the new list: deletes that happened during the gap are reported, unchanged
-  objects are not;
+  objects are not; so does a 504 "Too large resource version" (the server's history went
+  back, e.g. etcd restored from a backup), as client-go does;
 * a watch that goes quiet for longer than `stall_timeout` (no event, no bookmark) is
-  restarted;
+  restarted; quiet again at once, it relists (a server whose history went back waits
+  silently for a resourceVersion it has not reached, then skips all before it);
 * a caller that kept the state it last saw (`KnownObject` per uid) can hand it over, so the
   first list after a process restart reports only what really changed meanwhile.
 """
@@ -115,6 +117,10 @@ class InformerStatus:
     relists: int = 0
     watch_restarts: int = 0
     stalls: int = 0
+
+
+SILENT_STALLS_BEFORE_RELIST = 2
+"""A watch that stalls this many times in a row, receiving nothing at all in between, relists."""
 
 
 class StalledWatch(Exception):
@@ -297,6 +303,7 @@ class Reflector:
         self._need_list = True
         self._first_list = True
         self._watch_open = False
+        self._silent_stalls = 0  # stalls in a row with nothing received in between
         # The caller's known state, held from the first list's start to its completion.
         self._pending_known: dict[str, KnownObject] = {}
         self._known_uid_by_key: dict[ObjectKey, str] = {}
@@ -322,7 +329,23 @@ class Reflector:
                 await self._watch()
             except StalledWatch:
                 self.stalls += 1
-                log.warning("%s: watch stalled for %.0fs; restarting it", self._where, self._stall_timeout)
+                self._silent_stalls += 1
+                if self._silent_stalls >= SILENT_STALLS_BEFORE_RELIST:
+                    # Resumed and silent again (no bookmark either): a server whose history went
+                    # back (etcd restored from a backup) waits quietly for our resourceVersion
+                    # and would then skip everything before it. Only a list is safe.
+                    self._silent_stalls = 0
+                    self.relists += 1
+                    self._need_list = True
+                    log.warning(
+                        "%s: watch silent again for %.0fs after a restart; relisting",
+                        self._where,
+                        self._stall_timeout,
+                    )
+                else:
+                    log.warning(
+                        "%s: watch stalled for %.0fs; restarting it", self._where, self._stall_timeout
+                    )
             except ApiError as error:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
@@ -344,11 +367,18 @@ class Reflector:
 
     async def _on_api_error(self, error: ApiError) -> None:
         options = self.informer.options
-        if error.is_gone:
+        if error.is_gone or error.is_resource_version_too_large:
+            # Expired, or ahead of what the server has (its history went back): either way the
+            # only safe start is a fresh list, which reports every difference. Watching again
+            # from a version the server has not reached would, once it gets there, skip all
+            # that changed before.
             self.relists += 1
             self._need_list = True
             log.info(
-                "%s: resourceVersion %s expired (%s); relisting", self._where, self.resource_version, error
+                "%s: resourceVersion %s is unusable (%s); relisting",
+                self._where,
+                self.resource_version,
+                error,
             )
             if self.relists > 1 and self._backoff.failing:
                 await asyncio.sleep(self._backoff.next_delay())
@@ -536,6 +566,8 @@ class Reflector:
                     raise StalledWatch from error
                 if batch is None:
                     break
+                if batch:
+                    self._silent_stalls = 0
                 received += len(batch)
                 if batch:
                     await self._apply(batch)
