@@ -38,7 +38,7 @@ from mic.kube.fingerprint import content_hash
 from mic.kube.informer import KnownObject
 from mic.kube.tasks import OwnedTasks
 from mic.routing.matcher import SubscriptionMatcher
-from mic.routing.spec import SubscriptionSpec
+from mic.routing.spec import InvalidSubscriptionError, SubscriptionSpec
 from mic.store import (
     DeliveryRow,
     LedgerChange,
@@ -121,7 +121,20 @@ class DeliveryEngine:
         self._hub.add_listener(self.on_batch)
         self._hub.known_state = self.known_state
         for record in await self._store.list_subscriptions():
-            await self._activate(SubscriptionSpec.from_json(record.spec), snapshot=False)
+            try:
+                spec = SubscriptionSpec.from_json(record.spec)
+            except InvalidSubscriptionError as error:
+                # Stored under looser rules by an older MIC: the service must still start. This
+                # one stays stopped (its queued rows stay stored) until a PUT fixes it.
+                log.error(
+                    "subscription %s is not started: its stored spec is no longer valid: %s;"
+                    " fix it with PUT /v1/subscriptions/%s",
+                    record.name,
+                    error,
+                    record.name,
+                )
+                continue
+            await self._activate(spec, snapshot=False)
         self._tasks.start("outbox writer", self._writer.run())
         self._tasks.start("purge", self._purge_loop())
         self._tasks.start("acknowledge", self._acknowledge_loop())

@@ -11,6 +11,7 @@ ten times cheaper. It speaks plain HTTP/1.1 with `Content-Length` requests and r
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from urllib.parse import urlsplit
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 """A recipient's answer is read only to keep the connection usable; more than this is refused."""
+
+# What a request may carry (RFC 9110): a token as a header name, visible ASCII, spaces and tabs
+# in a value. `mic.routing.spec` refuses anything else when a subscription is written; these
+# checks stand behind it for specs stored before that rule, and for any other caller.
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class HttpError(Exception):
@@ -47,10 +54,21 @@ class Response:
 
 @lru_cache(maxsize=1024)
 def _parse_url(url: str) -> tuple[Origin, str]:
-    parts = urlsplit(url)
+    """The origin and request target of `url`; HttpError if it cannot go on the wire as is.
+
+    A request line is ASCII: a non-ASCII URL must have been IDNA/percent-encoded before (the
+    subscription spec does that), so one that was not is a failed request, not a crash.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise HttpError(f"not a valid URL: {url} ({error})") from error
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError(f"not an http(s) URL: {url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not url.isascii():
+        raise HttpError(f"the URL {url} is not ASCII: IDNA-encode its host and percent-encode the rest")
+    port = port or (443 if parts.scheme == "https" else 80)
     default_port = port == (443 if parts.scheme == "https" else 80)
     host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
@@ -97,10 +115,10 @@ class HttpPool:
         head = self._head(origin, target, headers, len(body))
         async with asyncio.timeout(timeout):
             while True:
-                connection = await self._connection(origin)
+                connection = await self._connect(origin)
                 try:
                     response, keep = await self._exchange(connection, head, body)
-                except (OSError, asyncio.IncompleteReadError, HttpError) as error:
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError) as error:
                     connection.close()
                     if connection.reused and isinstance(
                         error, (ConnectionError, asyncio.IncompleteReadError)
@@ -118,6 +136,13 @@ class HttpPool:
                 return response
 
     def _head(self, origin: Origin, target: str, headers: dict[str, str], length: int) -> bytes:
+        """The request line and headers; HttpError for a header that cannot be sent as is.
+
+        Checked here although the subscription spec refuses such headers: a line break would
+        split the request, and a character outside ASCII would fail to encode, which must be a
+        failed request with a readable error, never an exception that kills a sender. The error
+        names the header, never its value (often a credential).
+        """
         lines = [
             f"POST {target} HTTP/1.1",
             f"Host: {origin.host_header}",
@@ -125,11 +150,30 @@ class HttpPool:
             f"Content-Length: {length}",
         ]
         for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise HttpError(f"header {name!r} contains a line break")
+            if not _TOKEN_RE.fullmatch(name):
+                raise HttpError(f"header name {name!r} is not an HTTP token")
+            if not _FIELD_VALUE_RE.fullmatch(value):
+                raise HttpError(
+                    f"the value of header {name!r} has a line break, another control character or "
+                    "non-ASCII text; only visible ASCII, spaces and tabs can be sent"
+                )
             lines.append(f"{name}: {value}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        try:
+            return "\r\n".join(lines).encode("ascii")
+        except UnicodeEncodeError as error:  # e.g. a non-ASCII user agent
+            raise HttpError(f"the request head is not ASCII ({error})") from error
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        """`_connection`, with a host name the resolver cannot encode as a failed request.
+
+        IDNA-encoding the host ('a..b', a label over 63 characters) raises UnicodeError, a
+        ValueError and not an OSError, when the connection is opened.
+        """
+        try:
+            return await self._connection(origin)
+        except ValueError as error:
+            raise HttpError(f"cannot resolve {origin.host!r}: {error}") from error
 
     async def _connection(self, origin: Origin) -> _Connection:
         idle = self._idle.get(origin)

@@ -360,20 +360,39 @@ class SubscriptionLane:
         self._wake.set()
 
     async def _send(self, group: list[Pending]) -> None:
+        """Send one group and record the outcome; whatever fails, no head stays in flight.
+
+        An exception escaping a sender would leave its objects marked in flight: never sent
+        again, never dead, and `last_error` silent. Failures before an outcome exists count
+        as failed attempts (see `_attempt`); failures to record one put the events back.
+        """
         try:
-            await self._send_group(group)
+            await self._drop_superseded()
+            group, result = await self._attempt(group)
+            await self._record(group, result)
         except StoreError as error:
             # The outcome could not be recorded: put the events back in line. If the recipient
             # got them, it gets them again (at-least-once; ids are stable).
-            self.last_error = f"cannot record a delivery outcome: {error}"
-            log.warning("subscription %s: %s", self.spec.name, self.last_error)
-            retry_at = self._clock() + STORE_RETRY
-            for pending in group:
-                queue = self._objects.get(pending.object_key)
-                if queue is not None and queue.items and queue.items[0] is pending:
-                    queue.in_flight = False
-                    pending.next_attempt_at = retry_at
-                    heapq.heappush(self._due, (retry_at, pending.id, pending.object_key))
+            self._put_back(group, f"cannot record a delivery outcome: {error}")
+        except Exception as error:
+            log.exception("subscription %s: delivery failed unexpectedly", self.spec.name)
+            self._put_back(group, f"delivery failed unexpectedly: {type(error).__name__}: {error}")
+
+    def _put_back(self, group: list[Pending], error: str) -> None:
+        """Release this sender's heads still in flight, to be tried again in `STORE_RETRY` s.
+
+        Only heads still in flight: one released already (rescheduled) keeps its backoff, and
+        the next sender of its object may hold it by now.
+        """
+        self.last_error = error
+        log.warning("subscription %s: %s", self.spec.name, error)
+        retry_at = self._clock() + STORE_RETRY
+        for pending in group:
+            queue = self._objects.get(pending.object_key)
+            if queue is not None and queue.in_flight and queue.items and queue.items[0] is pending:
+                queue.in_flight = False
+                pending.next_attempt_at = max(pending.next_attempt_at, retry_at)
+                heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
 
     async def _drop_superseded(self) -> None:
         """Delete coalesced rows from the store before anything newer is delivered.
@@ -392,22 +411,72 @@ class SubscriptionLane:
                 self._superseded[:0] = ids
                 raise
 
-    async def _send_group(self, group: list[Pending]) -> None:
-        spec = self.spec
-        await self._drop_superseded()
-        group, request = self._fit(group)
-        result = await self._post(group, request)
-        now = self._clock()
+    async def _attempt(self, group: list[Pending]) -> tuple[list[Pending], SendResult]:
+        """Encode, sign and post the group: the part it was sent in, and the outcome.
+
+        Any exception here is a failed attempt with `last_error` saying why, retried with
+        backoff and dead after `max_attempts` like a recipient that is down: a spec stored
+        before a validation existed, or an event the encoder cannot write, must not stop the
+        subscription's queue. (Cancellation is not an Exception and still ends the sender.)
+        """
+        started = time.monotonic()
+        try:
+            group, request = self._fit(group)
+            return group, await self._post(group, request)
+        except Exception as error:
+            log.exception("subscription %s: cannot send %d event(s)", self.spec.name, len(group))
+            detail = f"cannot send: {type(error).__name__}: {error}"
+            duration = (time.monotonic() - started) * 1000.0
+            return group, SendResult(Outcome.RETRY, None, detail, None, duration)
+
+    async def _record(self, group: list[Pending], result: SendResult) -> None:
         if result.outcome is Outcome.DELIVERED:
-            self.last_delivered_at = now
+            self.last_delivered_at = self._clock()
             self.last_error = None
-            self._acknowledgements.add(spec.name, [pending.id for pending in group])
+            self._acknowledgements.add(self.spec.name, [pending.id for pending in group])
             for pending in group:
                 self._finish(pending)
             self.delivered_total += len(group)
             return
+        await self._record_failure(group, result)
+
+    async def _record_failure(self, group: list[Pending], result: SendResult) -> None:
+        """Count the failed attempt; retry with backoff, or dead-letter what is out of tries.
+
+        Every store write comes before any head is released: a head released while a later
+        write was pending could be taken by a new sender and then, if that write failed, be
+        put back by `_put_back` while in flight again.
+        """
+        spec = self.spec
         self.last_error = result.error
-        policy = spec.delivery
+        now = self._clock()
+        retry, dead = self._count_attempt(group, result, now)
+        for pending in retry:
+            await self._store.reschedule(
+                pending.id, pending.attempts, _as_datetime(pending.next_attempt_at), result.error
+            )
+        if dead:
+            await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
+        for pending in retry:
+            self._objects[pending.object_key].in_flight = False
+            heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
+        if dead:
+            self.dead += len(dead)
+            self.dead_total += len(dead)
+            for pending in dead:
+                log.warning(
+                    "subscription %s: event %s of %s is a dead letter after %d attempt(s): %s",
+                    spec.name, pending.event_id, pending.object_key, pending.attempts, result.error,
+                )  # fmt: skip
+                self._finish(pending)
+
+    def _count_attempt(
+        self, group: list[Pending], result: SendResult, now: float
+    ) -> tuple[list[Pending], list[Pending]]:
+        """Add the attempt to each event; split them into retried (with their next attempt
+        time set) and dead (permanent answer, out of attempts or too old)."""
+        policy = self.spec.delivery
+        retry: list[Pending] = []
         dead: list[Pending] = []
         for pending in group:
             pending.attempts += 1
@@ -422,22 +491,8 @@ class SubscriptionLane:
             if result.retry_after is not None:
                 delay = max(delay, result.retry_after)
             pending.next_attempt_at = now + delay
-            await self._store.reschedule(
-                pending.id, pending.attempts, _as_datetime(pending.next_attempt_at), result.error
-            )
-            queue = self._objects[pending.object_key]
-            queue.in_flight = False
-            heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
-        if dead:
-            await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
-            self.dead += len(dead)
-            self.dead_total += len(dead)
-            for pending in dead:
-                log.warning(
-                    "subscription %s: event %s of %s is a dead letter after %d attempt(s): %s",
-                    spec.name, pending.event_id, pending.object_key, pending.attempts, result.error,
-                )  # fmt: skip
-                self._finish(pending)
+            retry.append(pending)
+        return retry, dead
 
     def _finish(self, pending: Pending) -> None:
         """The head of an object's queue is done (delivered or dead): release the next one."""
@@ -460,25 +515,30 @@ class SubscriptionLane:
             del self._objects[pending.object_key]
 
     def _fit(self, group: list[Pending]) -> tuple[list[Pending], EncodedRequest]:
-        """Encode the group; a batch over `max_bytes` gives back its second half until it fits."""
+        """Encode the group; a batch over `max_bytes` gives back its second half until it fits.
+
+        What is given back is released only once the request is built: if encoding raises,
+        the whole group is still this sender's, and `_attempt` counts the failure for it.
+        """
         spec = self.spec
-        request = encode(
+        sending = group
+        request = self._encode(sending)
+        while spec.batching is not None and len(request.body) > spec.batching.max_bytes and len(sending) > 1:
+            sending = sending[: len(sending) // 2]
+            request = self._encode(sending)
+        for pending in group[len(sending) :]:
+            self._objects[pending.object_key].in_flight = False
+            heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
+        return sending, request
+
+    def _encode(self, group: list[Pending]) -> EncodedRequest:
+        spec = self.spec
+        return encode(
             [p.event for p in group],
             spec.format,
             batch=spec.batching is not None,
             redact=not spec.include_secret_data,
         )
-        while spec.batching is not None and len(request.body) > spec.batching.max_bytes and len(group) > 1:
-            keep = len(group) // 2
-            for pending in group[keep:]:
-                queue = self._objects[pending.object_key]
-                queue.in_flight = False
-                heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
-            group = group[:keep]
-            request = encode(
-                [p.event for p in group], spec.format, batch=True, redact=not spec.include_secret_data
-            )
-        return group, request
 
     async def _post(self, group: list[Pending], request: EncodedRequest) -> SendResult:
         spec = self.spec

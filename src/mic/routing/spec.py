@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from mic.events.encodings import Format
 from mic.events.event import EventType
@@ -46,7 +46,9 @@ Overflow = Literal["coalesce", "dead-letter"]
 
 _DNS1123_LABEL_RE: Final = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 _DNS1123_LABEL_MAX = 63
-_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_HEADER_VALUE_RE: Final = re.compile(r"[\t\x20-\x7e]*")  # visible ASCII, spaces and tabs
+_PRINTABLE_ASCII: Final = "".join(map(chr, range(0x21, 0x7F)))
 # Headers MIC computes for every request; a configured value would break the body or signature.
 _RESERVED_HEADERS: Final = frozenset(
     {"content-type", "content-length", "host", "transfer-encoding", "connection"}
@@ -159,6 +161,102 @@ def _object(path: str, data: Any, known: Mapping[str, str]) -> dict[str, Any]:
         prefix = f"{path}." if path else ""
         _fail(f"{prefix}{unknown[0]}", f"unknown field; the known fields are {', '.join(known)}")
     return {known[key]: value for key, value in data.items() if value is not None}
+
+
+def _validate_header(name: Any, value: Any) -> None:
+    """A header MIC can send as written: a token name and an ASCII value (RFC 9110).
+
+    Bytes outside ASCII have no agreed meaning in a header (servers read them as Latin-1, UTF-8
+    or reject the request), and a control character could split the request: both are refused
+    here, where the user can fix them, not found by the first delivery. The message names the
+    bad character but never shows the value, which may be a credential.
+    """
+    if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+        _fail(
+            "sink.headers",
+            f"{name!r} is not a valid HTTP header name: use letters, digits and "
+            "!#$%&'*+-.^_`|~ (e.g. 'X-Team')",
+        )
+    path = f"sink.headers.{name}"
+    if not isinstance(value, str):
+        _fail(path, f"must be a string, not {type(value).__name__}")
+    if not _HEADER_VALUE_RE.fullmatch(value):
+        position, char = next((i, c) for i, c in enumerate(value) if not _HEADER_VALUE_RE.fullmatch(c))
+        _fail(
+            path,
+            f"has {char!r} at position {position}: a header value may hold only visible ASCII, "
+            "spaces and tabs (no line breaks or other control characters, no non-ASCII text); "
+            "percent-encode or base64-encode other text",
+        )
+    lowered = name.lower()
+    if lowered in _RESERVED_HEADERS or lowered.startswith("ce-"):
+        _fail(
+            path,
+            "MIC sets this header itself (content type, length, CloudEvents ce-* and "
+            "Standard Webhooks signature headers); remove it",
+        )
+
+
+def _sink_url(url: Any) -> str:
+    """The sink URL as MIC sends it, or `InvalidSubscriptionError` saying what to fix.
+
+    A non-ASCII URL is made ASCII as browsers and HTTP libraries (requests, httpx) do: the host
+    IDNA-encoded (with Python's codec, the one the resolver uses when MIC connects) and the rest
+    percent-encoded as UTF-8. A user who writes 'https://bücher.example/größe' means exactly
+    that, and a spec stored before this rule existed loads and works. An ASCII URL is kept as
+    written. The stored (and shown) form is the one on the wire.
+    """
+    example = "e.g. 'https://lb.example.com/mic/events'"
+    if not isinstance(url, str) or not url:
+        _fail("sink.url", f"is required: the webhook's http(s) URL, {example}")
+    if any(char.isspace() for char in url):
+        _fail("sink.url", f"{url!r} contains whitespace; percent-encode it")
+    if any(char < " " or char == "\x7f" for char in url):
+        _fail("sink.url", f"{url!r} contains a control character; percent-encode it")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        _fail("sink.url", f"{url!r} is not a valid URL ({error})")
+    if parts.scheme.lower() not in ("http", "https"):
+        _fail("sink.url", f"{url!r} must be an http:// or https:// URL, {example}")
+    if "@" in parts.netloc:
+        _fail(
+            "sink.url",
+            "must not contain a user name or password (user:password@host): MIC does not send "
+            "them, and the URL is shown to every reader; put credentials in sink.headers, which "
+            'are write-only, e.g. {"Authorization": "Basic <base64 of user:password>"}',
+        )
+    if not parts.hostname:
+        _fail("sink.url", f"{url!r} has no host, {example}")
+    if parts.fragment:
+        _fail("sink.url", f"{url!r} has a '#' fragment, which is never sent to a server; remove it")
+    host = _ascii_host(parts.hostname)
+    if url.isascii():
+        return url
+    scheme_end = url.index("//") + 2  # the netloc follows the first '//'
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    try:
+        rest = quote(url[scheme_end + len(parts.netloc) :], safe=_PRINTABLE_ASCII)
+    except UnicodeEncodeError:
+        _fail("sink.url", f"{url!r} contains a character that is not valid Unicode (a lone surrogate)")
+    return f"{url[:scheme_end]}{netloc}{rest}"
+
+
+def _ascii_host(host: str) -> str:
+    """`host` IDNA-encoded, as the resolver will; a name it cannot encode cannot be reached.
+
+    ASCII names are checked too: an empty label ('a..b') or one over 63 characters would
+    otherwise fail only when the first delivery connects.
+    """
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        _fail(
+            "sink.url",
+            f"the host {host!r} is not a valid domain name ({error}): each dot-separated label "
+            "needs 1 to 63 characters, and an international name must be valid IDNA",
+        )
 
 
 # --- the values -----------------------------------------------------------------------------------
@@ -319,6 +417,7 @@ class WebhookSink:
             _fail("sink.headers", "must be an object mapping header names to values")
         _set(self, "headers", dict(self.headers))
         _set(self, "timeout", _seconds("sink.timeoutSeconds", self.timeout, high=300.0))
+        _set(self, "url", _sink_url(self.url))
         self.validate()
 
     @property
@@ -327,40 +426,11 @@ class WebhookSink:
 
     def validate(self) -> None:
         """Raise `InvalidSubscriptionError` unless MIC can POST to this sink."""
-        self._validate_url()
+        _sink_url(self.url)
         for name, value in self.headers.items():
-            if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
-                _fail("sink.headers", f"{name!r} is not a valid HTTP header name")
-            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-                _fail(f"sink.headers.{name}", "must be a string without line breaks")
-            lowered = name.lower()
-            if lowered in _RESERVED_HEADERS or lowered.startswith("ce-"):
-                _fail(
-                    f"sink.headers.{name}",
-                    "MIC sets this header itself (content type, length, CloudEvents ce-* and "
-                    "Standard Webhooks signature headers); remove it",
-                )
+            _validate_header(name, value)
         if self.signing_secret is not None:
             self._validate_secret(self.signing_secret)
-
-    def _validate_url(self) -> None:
-        url = self.url
-        example = "e.g. 'https://lb.example.com/mic/events'"
-        if not isinstance(url, str) or not url:
-            _fail("sink.url", f"is required: the webhook's http(s) URL, {example}")
-        if any(char.isspace() for char in url):
-            _fail("sink.url", f"{url!r} contains whitespace; percent-encode it")
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError as error:
-            _fail("sink.url", f"{url!r} is not a valid URL ({error})")
-        if parts.scheme.lower() not in ("http", "https"):
-            _fail("sink.url", f"{url!r} must be an http:// or https:// URL, {example}")
-        if not parts.hostname:
-            _fail("sink.url", f"{url!r} has no host, {example}")
-        if parts.fragment:
-            _fail("sink.url", f"{url!r} has a '#' fragment, which is never sent to a server; remove it")
 
     @staticmethod
     def _validate_secret(secret: Any) -> None:

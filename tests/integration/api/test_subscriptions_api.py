@@ -116,6 +116,18 @@ async def test_unknown_subscription_is_404(api: Api, method: str, path: str, pay
         ({"format": "mic-v1", "batching": {"maxEvents": 10}}, "batching: batches are CloudEvents batches"),
         ({"sink": {"url": "ftp://example"}}, "sink.url:"),
         ({"sink": {"url": HOOK, "headers": {"Content-Type": "x"}}}, "sink.headers.Content-Type:"),
+        (
+            {"sink": {"url": HOOK, "headers": {"X-Team": "caf\u20ac"}}},
+            "sink.headers.X-Team: has '€' at position 3: a header value may hold only visible ASCII",
+        ),
+        (
+            {"sink": {"url": "http://user:pw@127.0.0.1:9/hook"}},
+            "sink.url: must not contain a user name or password",
+        ),
+        (
+            {"sink": {"url": "http://127.0.0.1:9/\x00"}},
+            "sink.url: 'http://127.0.0.1:9/\\x00' contains a control",
+        ),
         ({"sink": {"url": HOOK, "signingSecret": "plain"}}, "sink.signingSecret: must be 'whsec_'"),
         (
             {"delivery": {"maxAttempts": 0}},
@@ -303,6 +315,16 @@ async def test_ping_is_signed_and_reports_the_answer(api: Api, recipient: Recipi
     failed = (await api.post("/v1/subscriptions/lb/test")).json()
     assert failed["ok"] is False
     assert failed["statusCode"] == 500
+
+
+async def test_a_non_ascii_sink_url_is_encoded_and_reached(api: Api, recipient: Recipient) -> None:
+    """Written as a user writes it, stored and shown as sent: percent-encoded UTF-8."""
+    created = await create(api, sink={"url": recipient.url + "/gr\u00f6\u00dfe\u20ac"})
+    assert created["sink"]["url"] == recipient.url + "/gr%C3%B6%C3%9Fe%E2%82%AC"
+    result = (await api.post("/v1/subscriptions/lb/test")).json()
+    assert result["ok"] is True, result
+    (ping,) = recipient.received
+    assert ping.path == "/hook/gr\u00f6\u00dfe\u20ac"
 
 
 async def test_ping_to_nobody_says_why(api: Api) -> None:

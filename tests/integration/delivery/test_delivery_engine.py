@@ -474,3 +474,27 @@ async def test_dead_lettering_over_the_backlog_limit_is_retried_until_stored(
             await asyncio.sleep(0.05)
     assert failures["left"] == 0
     assert pipeline.engine.status("bounded").backlog == 2
+
+
+async def test_a_stored_spec_that_is_no_longer_valid_does_not_stop_the_others(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any, caplog: Any
+) -> None:
+    """Specs stored by an older MIC under looser rules: the engine starts the rest, says which
+    one it left stopped and why, and runs it once a replacement is valid."""
+    from mic.store import SubscriptionRecord
+
+    bad = {"name": "old", "sink": {"url": recipient.url, "headers": {"X-Team": "caf€"}}}
+    bad["filter"] = {"resources": ["configmaps"]}
+    await pipeline.store.create_subscription(SubscriptionRecord(name="old", spec=bad))
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("good", recipient)
+    await pipeline.restart()
+    assert pipeline.engine.names() == ["good"]
+    assert "subscription old is not started" in caplog.text
+    assert "sink.headers.X-Team" in caplog.text
+    kube_emulator.create(configmap("a"))
+    await recipient.wait_events(lambda events: [e["subject"] for e in events] == ["default/a"])
+    fixed = dict(bad, sink={"url": recipient.url, "headers": {"X-Team": "cafe"}})
+    record = await pipeline.store.replace_subscription(SubscriptionRecord(name="old", spec=fixed))
+    await pipeline.engine.apply(record)
+    assert pipeline.engine.names() == ["good", "old"]

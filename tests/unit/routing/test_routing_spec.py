@@ -231,6 +231,19 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     (with_changes(sink__url="https://lb.example/#x"), "sink.url", "fragment"),
     (with_changes(sink__headers={"Bad Name": "x"}), "sink.headers", "not a valid HTTP header name"),
     (with_changes(sink__headers={"X-A": "a\r\nX-B: b"}), "sink.headers.X-A", "line breaks"),
+    (with_changes(sink__headers={"X-Team": "caf\u20ac"}), "sink.headers.X-Team", "'€' at position 3"),
+    (with_changes(sink__headers={"X-Team": "caf\u00e9"}), "sink.headers.X-Team", "no non-ASCII text"),
+    (with_changes(sink__headers={"X-A": "a\x01b"}), "sink.headers.X-A", "control characters"),
+    (with_changes(sink__headers={"X-A": "a\x7fb"}), "sink.headers.X-A", "visible ASCII"),
+    (with_changes(sink__headers={"X-A": "tab\tand space ok"}), "", ""),  # valid: tabs and spaces
+    (with_changes(sink__headers={"X-\u00c4": "x"}), "sink.headers", "not a valid HTTP header name"),
+    (with_changes(sink__headers={"": "x"}), "sink.headers", "not a valid HTTP header name"),
+    (with_changes(sink__url="https://u:pw@lb.example/hook"), "sink.url", "put credentials in sink.headers"),
+    (with_changes(sink__url="https://token@lb.example/hook"), "sink.url", "user name or password"),
+    (with_changes(sink__url="https://lb..example/hook"), "sink.url", "not a valid domain name"),
+    (with_changes(sink__url="https://" + "a" * 64 + ".example/"), "sink.url", "1 to 63 characters"),
+    (with_changes(sink__url="https://lb.example/a\x00b"), "sink.url", "control character"),
+    (with_changes(sink__url="https://lb.example/\ud800"), "sink.url", "not valid Unicode"),
     (with_changes(sink__headers={"Content-Type": "text/plain"}), "sink.headers.Content-Type", "MIC sets"),
     (with_changes(sink__headers={"webhook-signature": "v1,x"}), "sink.headers.webhook-signature", "MIC sets"),
     (with_changes(sink__headers={"ce-id": "1"}), "sink.headers.ce-id", "MIC sets"),
@@ -304,6 +317,36 @@ def test_python_constructors_validate_too() -> None:
         SubscriptionSpec(
             "lb", SubscriptionFilter(("pods",)), WebhookSink("http://h/"), Format.MIC_V1, batching=Batching()
         )
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("https://lb.example/h\u20ac", "https://lb.example/h%E2%82%AC"),
+        (
+            "https://B\u00fccher.example:8443/gr\u00f6\u00dfe?q=\u00e9&x=%41",
+            "https://xn--bcher-kva.example:8443/gr%C3%B6%C3%9Fe?q=%C3%A9&x=%41",
+        ),
+        ("HTTPS://LB.example/a%20b?x=1&y=[2]", "HTTPS://LB.example/a%20b?x=1&y=[2]"),  # ASCII: as written
+        ("http://[::1]:8080/hook", "http://[::1]:8080/hook"),
+    ],
+)
+def test_a_sink_url_is_stored_as_sent(written: str, sent: str) -> None:
+    """Non-ASCII is IDNA/percent-encoded as browsers and HTTP libraries do, once, when written:
+    the stored and shown URL is what goes on the wire, and it round-trips unchanged."""
+    spec = SubscriptionSpec.from_json(with_changes(sink__url=written))
+    assert spec.sink.url == sent
+    assert SubscriptionSpec.from_json(spec.to_json()) == spec
+    assert WebhookSink(sent).url == sent
+
+
+def test_errors_about_credentials_do_not_repeat_them() -> None:
+    with pytest.raises(InvalidSubscriptionError) as url:
+        SubscriptionSpec.from_json(with_changes(sink__url="https://admin:hunter2@lb.example/hook"))
+    assert "hunter2" not in str(url.value)
+    with pytest.raises(InvalidSubscriptionError) as header:
+        SubscriptionSpec.from_json(with_changes(sink__headers={"Authorization": "Bearer s3cr\u00e9t"}))
+    assert "s3cr" not in str(header.value)
 
 
 def test_the_error_is_a_value_error() -> None:
