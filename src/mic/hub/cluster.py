@@ -113,7 +113,7 @@ class ClusterRuntime:
         backoff = Backoff(initial=0.5, maximum=30.0)
         while True:
             try:
-                await self.rediscover()
+                await self._guarded_rediscover()
                 backoff.reset()
             except ApiError as error:
                 self._discovery_failed(error, error.status)
@@ -139,6 +139,25 @@ class ClusterRuntime:
         else:
             self._discovery_state = ClusterState.UNREACHABLE
         log.warning("cluster %s: discovery failed: %s", self.name, error)
+
+    async def _guarded_rediscover(self) -> None:
+        """`rediscover`, with an unexpected error turned into a ConnectionFailure.
+
+        Anything else (a bug, or a connection that slipped past validation and that aiohttp
+        refuses to use) would otherwise end the connect task silently, leaving the cluster
+        "connecting" forever and a query on it answered with a 500. As a ConnectionFailure it
+        is reported in the status and retried like any failed attempt. The message names only
+        the error's type: its text is unknown and could quote a credential; the log has it all.
+        """
+        try:
+            await self.rediscover()
+        except KubeError:
+            raise
+        except Exception as error:
+            log.error("cluster %s: unexpected error during discovery", self.name, exc_info=error)
+            raise ConnectionFailure(
+                f"unexpected error during discovery ({type(error).__name__}); see the MIC log"
+            ) from error
 
     async def rediscover(self) -> None:
         """Fetch the server version and resource catalog, then start what can now be resolved."""
@@ -166,14 +185,14 @@ class ClusterRuntime:
         when the cluster cannot be asked.
         """
         if self.catalog is None:
-            await self.rediscover()
+            await self._guarded_rediscover()
         assert self.catalog is not None
         try:
             return self.catalog.resolve(name)
         except KubeError:
             if not refresh_if_unknown or time.monotonic() - self._last_discovery < 1.0:
                 raise
-        await self.rediscover()
+        await self._guarded_rediscover()
         return self.catalog.resolve(name)
 
     # -- wants and informers --------------------------------------------------------------

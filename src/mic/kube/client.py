@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from mic.kube.connection import ClusterConnection
+from mic.kube.connection import ClusterConnection, redact_url
 from mic.kube.errors import ApiError, ConnectionFailure
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,14 @@ class KubeClient:
             except ApiError:
                 raise
             except _CONNECTION_ERRORS as error:
-                raise ConnectionFailure(_describe_connection_error(self.connection.server, error)) from error
+                raise ConnectionFailure(_describe_connection_error(self._shown_server, error)) from error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def _shown_server(self) -> str:
+        """The server URL for error messages, with any password masked (defence in depth:
+        connections refuse such URLs, but a `ClusterConnection` can be built by hand)."""
+        return redact_url(self.connection.server)
 
     async def request_json(
         self,
@@ -186,7 +192,7 @@ class KubeClient:
             try:
                 raw = await response.read()
             except _CONNECTION_ERRORS as error:
-                raise ConnectionFailure(_describe_connection_error(self.connection.server, error)) from error
+                raise ConnectionFailure(_describe_connection_error(self._shown_server, error)) from error
         try:
             decoded = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
@@ -215,7 +221,7 @@ class KubeClient:
         async with self._open(
             "GET", path, params=query, body=None, content_type=None, timeout=timeout
         ) as resp:
-            yield WatchStream(resp, self.connection.server)
+            yield WatchStream(resp, self._shown_server)
 
 
 WATCH_BATCH = 100

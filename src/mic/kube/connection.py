@@ -77,9 +77,16 @@ class ClusterConnection:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, for logs (proxy URLs may carry credentials)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with its user info masked, for logs and messages (proxy URLs may carry
+    credentials). A password becomes `***`; a user name alone becomes `***` too, since a
+    token is often passed that way (`https://<token>@host`)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
         return url
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    user = "***" if password is None else f"{parts.username}:***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))

@@ -7,7 +7,7 @@ from the pod's service account.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from mic.kube.auth import StaticToken, TokenFile
 from mic.kube.connection import Authenticator, ClusterConnection, redact_url
@@ -34,14 +34,12 @@ def from_token(
     often paste) is accepted too. `token_file` is re-read every minute and after a 401, so a
     rotated token is picked up. Without a CA the system's roots are trusted.
     """
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("server must be a URL like https://host:6443")
+    parts = check_server_url(server, "server")
     if token is not None and token_file is not None:
         raise ConfigError("give either token or token_file, not both")
     if insecure and (ca_data or ca_file):
         raise ConfigError("insecure skips certificate checks, so it cannot be combined with a CA; remove one")
-    if proxy is not None and urlsplit(proxy).scheme not in ("http", "https"):
+    if proxy is not None and split_url(proxy, "proxy").scheme not in ("http", "https"):
         raise ConfigError("proxy must be an http:// or https:// URL")
     ssl_context = None
     if parts.scheme == "https":
@@ -63,6 +61,40 @@ def from_token(
         description=description or f"{auth} auth to {redact_url(server.rstrip('/'))}",
         tls_server_name=tls_server_name,
     )
+
+
+def split_url(url: str, what: str) -> SplitResult:
+    """`urlsplit(url)` with its port checked, failing with a ConfigError instead of ValueError.
+
+    urllib raises ValueError for an unclosed `[` or a port that is not a number from 0 to
+    65535; left alone, that is a 500 for what is a typing mistake. The message names `what`
+    and urllib's reason, never the URL: it may carry a password.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        raise ConfigError(f"{what} is not a valid URL ({error})") from None
+    return parts
+
+
+def check_server_url(server: str, what: str) -> SplitResult:
+    """The parts of an API server URL, which must be http(s), have a host and no user info.
+
+    A `user:password@` would be shown wherever the server is (the API, status errors, logs),
+    and aiohttp refuses to send it together with a bearer token, so it is refused here with
+    a pointer to the ways Kubernetes does accept credentials.
+    """
+    parts = split_url(server, what)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} must be a URL like https://host:6443")
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{what} must not contain a user name or password (user:password@host): it would be "
+            "shown wherever the server URL is; authenticate with a token or a client certificate "
+            "instead"
+        )
+    return parts
 
 
 def _pem(ca_data: str | bytes | None) -> bytes | None:

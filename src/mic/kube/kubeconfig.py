@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from mic.kube.auth import BasicAuth, StaticToken, TokenFile
 from mic.kube.connection import Authenticator, ClusterConnection
+from mic.kube.direct import check_server_url, split_url
 from mic.kube.errors import ConfigError
 from mic.kube.exec_plugin import API_V1, ExecConfig, ExecPlugin, cluster_info
 from mic.kube.tls import decode_base64, load_ca, load_client_certificate, new_context, read_file
@@ -192,6 +192,10 @@ class _Document:
             raise ConfigError(f"kubeconfig is not valid YAML: {where}{problem}") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"kubeconfig is not valid YAML: {type(error).__name__}") from None
+        except RecursionError:
+            # PyYAML builds nested collections recursively: `[[[[...` thousands deep exhausts
+            # the stack. No kubeconfig nests more than a handful of levels.
+            raise ConfigError("kubeconfig is nested too deeply to be a kubeconfig") from None
         if parsed is None:
             raise ConfigError("kubeconfig is empty")
         if not isinstance(parsed, Mapping):
@@ -513,9 +517,7 @@ def _server_url(cluster: _Fields) -> str:
         raise ConfigError(f"{cluster.path}.server is required")
     if "://" not in server:
         server = f"https://{server}"
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{cluster.path}.server must be a URL like https://host:6443")
+    check_server_url(server, f"{cluster.path}.server")
     return server
 
 
@@ -523,7 +525,7 @@ def _proxy_url(cluster: _Fields) -> str | None:
     proxy = cluster.text("proxy-url")
     if proxy is None:
         return None
-    scheme = urlsplit(proxy).scheme
+    scheme = split_url(proxy, f"{cluster.path}.proxy-url").scheme
     if scheme not in ("http", "https"):
         raise ConfigError(
             f"{cluster.path}.proxy-url must be an http:// or https:// proxy URL"

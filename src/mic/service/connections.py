@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
-from mic.kube.connection import ClusterConnection
+from mic.kube.connection import ClusterConnection, redact_url
 from mic.kube.direct import from_token
 from mic.kube.errors import ConfigError
 from mic.kube.incluster import in_cluster
@@ -123,16 +123,27 @@ def public_view(stored: Any, server: str | None = None) -> dict[str, Any]:
     """The parts of a connection that may be shown: type, server, context, path; never credentials.
 
     `server` is the URL the supervisor actually connects to, for kinds whose spec does not
-    say it in plain sight (kubeconfig text and files).
+    say it in plain sight (kubeconfig text and files). A password in it is masked: such URLs
+    are refused now, but a cluster stored before that still has one.
     """
     mapping = stored if isinstance(stored, dict) else {}
     kind = mapping.get("type")
+    shown = (mapping.get("server") if kind == "token" else None) or server
     return {
         "type": kind if isinstance(kind, str) else "unknown",
-        "server": (mapping.get("server") if kind == "token" else None) or server,
+        "server": shown_url(shown) if isinstance(shown, str) else None,
         "context": mapping.get("context"),
         "path": mapping.get("path") if kind == "kubeconfigFile" else None,
     }
+
+
+def shown_url(url: str) -> str:
+    """A stored URL as it may be shown: any password masked (`redact_url`), or a placeholder
+    when it is so malformed that urllib cannot split it."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "<invalid URL>"
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,76 @@ async def test_bad_yaml_names_the_line(api: Api) -> None:
     assert "not valid YAML: line" in response.json()["detail"]
 
 
+def kubeconfig_text(**cluster: str) -> str:
+    """A one-cluster kubeconfig with the given cluster fields (no emulator needed: it is refused)."""
+    document = {
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"insecure-skip-tls-verify": True, **cluster}}],
+        "users": [{"name": "u", "user": {"token": "t0k3n-of-u"}}],
+    }
+    return yaml.safe_dump(document)
+
+
+def token_connection(server: str) -> dict[str, Any]:
+    return {"type": "token", "server": server, "token": "t0k3n-x", "insecureSkipTlsVerify": True}
+
+
+def kubeconfig_text_connection(text: str) -> dict[str, Any]:
+    return {"type": "kubeconfig", "kubeconfig": text}
+
+
+@pytest.mark.parametrize(
+    ("connection", "detail"),
+    [
+        (token_connection("https://[::1:6443"), "server is not a valid URL (Invalid IPv6 URL)"),
+        (token_connection("https://h:99999"), "server is not a valid URL (Port out of range 0-65535)"),
+        (
+            token_connection("https://admin:hunter2@10.0.0.1:6443"),
+            "server must not contain a user name or password (user:password@host): it would be shown "
+            "wherever the server URL is; authenticate with a token or a client certificate instead",
+        ),
+        (
+            kubeconfig_text_connection(kubeconfig_text(server="https://[x")),
+            "clusters['k'].cluster.server is not a valid URL (Invalid IPv6 URL)",
+        ),
+        (
+            kubeconfig_text_connection(kubeconfig_text(server="https://h", **{"proxy-url": "http://[x"})),
+            "clusters['k'].cluster.proxy-url is not a valid URL (Invalid IPv6 URL)",
+        ),
+        (
+            kubeconfig_text_connection(kubeconfig_text(server="https://admin:hunter2@10.0.0.1:6443")),
+            "clusters['k'].cluster.server must not contain a user name or password",
+        ),
+        (kubeconfig_text_connection("[" * 5000 + "]" * 5000), "kubeconfig is nested too deeply"),
+        (
+            kubeconfig_text_connection("a: " + "{a: " * 3000 + "1" + "}" * 3000),
+            "kubeconfig is nested too deeply",
+        ),
+    ],
+    ids=[
+        "token-unclosed-bracket",
+        "token-port-out-of-range",
+        "token-userinfo",
+        "kubeconfig-unclosed-bracket",
+        "kubeconfig-proxy-unclosed-bracket",
+        "kubeconfig-userinfo",
+        "kubeconfig-nested-lists",
+        "kubeconfig-nested-mappings",
+    ],
+)
+async def test_unusable_server_urls_and_documents_are_422(
+    api: Api, connection: dict[str, Any], detail: str
+) -> None:
+    # Each of these used to be a 500 (ValueError, RecursionError), or, for user info, accepted
+    # and then shown to every viewer.
+    response = await api.post("/v1/clusters", json={"name": "c", "connection": connection})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(detail), response.text
+    assert "hunter2" not in response.text
+    assert (await api.get("/v1/clusters")).json()["items"] == []
+
+
 async def test_missing_context_lists_the_available_ones(api: Api, kube_emulator: KubeEmulator) -> None:
     connection = kubeconfig_connection(kube_emulator, context="nope")
     response = await api.post("/v1/clusters", json={"name": "c", "connection": connection})

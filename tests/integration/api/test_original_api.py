@@ -192,6 +192,11 @@ async def test_a_failed_registration_leaves_nothing_behind(
         ({"ClusterName": "---"}, "ClusterName: '---' does not make a usable name"),
         ({"Namespaces": ["kube-system"]}, "Namespaces: kube-system is never delivered"),
         ({"ServerURL": ["not a url"]}, "sink.url:"),
+        ({"KubeURL": "https://[x"}, "KubeURL is not a valid URL (Invalid IPv6 URL)"),
+        (
+            {"KubeURL": "https://admin:hunter2@10.0.0.1:6443"},
+            "KubeURL must not contain a user name or password (user:password@host)",
+        ),
     ],
 )
 async def test_invalid_registrations_are_422(
@@ -200,6 +205,7 @@ async def test_invalid_registrations_are_422(
     response = await api.post(CONTROLLER, json=registration(kube_emulator, ["http://127.0.0.1:9/"], **fields))
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(message), response.json()
+    assert "hunter2" not in response.text
     assert (await api.get("/v1/clusters")).json()["items"] == []
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from mic_api_harness import VIEWER_TOKEN, Api, kubeconfig_connection, run_app
 
+from mic.api.routes.original import ORIGIN_LABEL
 from mic.service.settings import ServiceSettings
+from mic.store import ClusterRecord
 from mic.testing.emulator import KubeEmulator, TokenPolicy
 
 pytestmark = pytest.mark.integration
@@ -136,6 +138,32 @@ async def test_credentials_never_come_back_nor_reach_the_log(
     assert secret_token not in caplog.text
     for cluster in (await api.get("/v1/clusters")).json()["items"]:
         assert set(cluster["connection"]) == {"type", "server", "context", "path"}
+
+
+async def test_a_password_in_a_stored_server_url_is_never_shown(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Such URLs are refused now (test_clusters_api), but a cluster stored before that still
+    # has one: it must neither run with it nor show it to a viewer, in /v1 or the original API.
+    caplog.set_level(logging.DEBUG, logger="mic")
+    server = "https://admin:hunter2@127.0.0.1:1"
+    connection = {"type": "token", "server": server, "token": "t0k3n-old", "insecureSkipTlsVerify": True}
+    await api.service.store.create_cluster(
+        ClusterRecord(name="old", connection=connection, labels={ORIGIN_LABEL: "old"})
+    )
+    await api.service.supervisor.reconcile("old")
+    async with api.as_token(VIEWER_TOKEN) as viewer:
+        cluster = await viewer.get("/v1/clusters/old")
+        controllers = await viewer.get("/cic/nitro/v1/config/controller")
+    assert cluster.json()["connection"]["server"] == "https://admin:***@127.0.0.1:1"
+    assert cluster.json()["status"]["state"] == "unreachable"
+    assert cluster.json()["status"]["lastError"].startswith(
+        "invalid connection: server must not contain a user name or password"
+    )
+    assert controllers.json()[0]["KubeURL"] == "https://admin:***@127.0.0.1:1"
+    for response in (cluster, controllers):
+        assert "hunter2" not in response.text
+    assert "hunter2" not in caplog.text
 
 
 async def test_readyz_and_metrics(api: Api, kube_emulator: KubeEmulator) -> None:

@@ -107,6 +107,14 @@ async def test_from_token_with_rotating_token_file(tmp_path: Path) -> None:
         ({"server": "https://h", "token": "a", "token_file": "/t"}, "either token or token_file, not both"),
         ({"server": "https://h", "insecure": True, "ca_data": "x"}, "cannot be combined with a CA"),
         ({"server": "https://h", "proxy": "socks5://p"}, "proxy must be an http:// or https:// URL"),
+        ({"server": "https://[::1:6443"}, r"server is not a valid URL \(Invalid IPv6 URL\)"),
+        ({"server": "https://h:99999"}, r"server is not a valid URL \(Port out of range"),
+        ({"server": "https://h", "proxy": "http://[x"}, r"proxy is not a valid URL \(Invalid IPv6 URL\)"),
+        (
+            {"server": "https://admin:hunter2@h:6443", "token": "t"},
+            "server must not contain a user name or password .*with a token or a client certificate",
+        ),
+        ({"server": "https://token-as-user@h:6443"}, "server must not contain a user name or password"),
         (
             {"server": "https://h", "ca_file": "/nonexistent/ca.crt"},
             "ca_file: file '/nonexistent/ca.crt' does not",
@@ -114,8 +122,14 @@ async def test_from_token_with_rotating_token_file(tmp_path: Path) -> None:
     ],
 )
 def test_from_token_errors(kwargs: dict[str, Any], expected: str) -> None:
-    with pytest.raises(ConfigError, match=expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
         from_token(**kwargs)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_from_token_accepts_ipv6_servers() -> None:
+    # The `[` check must not refuse what it is for: bracketed IPv6 literals.
+    assert from_token("https://[fd00::1]:6443", insecure=True).server == "https://[fd00::1]:6443"
 
 
 def test_from_token_without_token_is_anonymous_and_insecure_works() -> None:

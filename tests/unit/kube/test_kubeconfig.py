@@ -177,6 +177,26 @@ def test_malformed_documents(text: str, expected: str) -> None:
             lambda d: d["clusters"][0]["cluster"].update({"proxy-url": "socks5://p:1080"}),
             "MIC does not support socks5 proxies",
         ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update(server="https://[x"),
+            r"clusters\['c1'\].cluster.server is not a valid URL \(Invalid IPv6 URL\)",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update(server="https://h:65536"),
+            r"clusters\['c1'\].cluster.server is not a valid URL \(Port out of range",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update({"proxy-url": "http://[x"}),
+            r"clusters\['c1'\].cluster.proxy-url is not a valid URL \(Invalid IPv6 URL\)",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update(server="https://admin:hunter2@h:6443"),
+            r"cluster.server must not contain a user name or password .* or a client certificate instead",
+        ),
+        (
+            lambda d: d["clusters"][0]["cluster"].update(server="admin:hunter2@h:6443"),
+            r"cluster.server must not contain a user name or password",
+        ),
     ],
 )
 def test_missing_or_wrong_fields_are_named(
@@ -184,8 +204,20 @@ def test_missing_or_wrong_fields_are_named(
 ) -> None:
     document = kubeconfig()
     change(document)
-    with pytest.raises(ConfigError, match=expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
         from_kubeconfig_text(yaml.safe_dump(document))
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 5000 + "]" * 5000, "a: " + "{a: " * 3000 + "1" + "}" * 3000],
+    ids=["nested-lists", "nested-mappings"],
+)
+def test_deeply_nested_text_is_a_config_error(text: str) -> None:
+    # PyYAML recurses once per level; without a catch, this is a RecursionError (a 500).
+    with pytest.raises(ConfigError, match="kubeconfig is nested too deeply"):
+        from_kubeconfig_text(text)
 
 
 def test_server_without_scheme_means_https(kubeconfig: Kubeconfig) -> None:

@@ -48,7 +48,9 @@ from mic.api.models import ErrorBody
 from mic.api.routes.resources import JSONBytes
 from mic.events.encodings import redact_secret
 from mic.hub import UnknownClusterError
+from mic.kube.direct import check_server_url
 from mic.routing.spec import SubscriptionSpec
+from mic.service.connections import shown_url
 from mic.service.service import Service
 from mic.store import ClusterRecord, NotFoundError, StoreError, SubscriptionRecord
 
@@ -150,6 +152,7 @@ def _connection(body: ControllerRegistration) -> dict[str, Any]:
     if body.config_file_name:
         return {"type": "kubeconfigFile", "path": body.config_file_name}
     if body.kube_url and body.kube_serv_acct_token:
+        check_server_url(body.kube_url, "KubeURL")  # so that the message names our field
         connection: dict[str, Any] = {
             "type": "token",
             "server": body.kube_url,
@@ -226,7 +229,7 @@ def _plan(body: ControllerRegistration) -> tuple[ClusterRecord, list[Subscriptio
             "original API: cluster %s connects to %s without verifying its certificate, as the "
             "original MIC did; send KubeCAData (or use /v1/clusters with caData) to verify it",
             name,
-            body.kube_url,
+            shown_url(body.kube_url),
         )
     return cluster, specs
 
@@ -289,7 +292,7 @@ async def list_controllers(service: ServiceDep) -> Response:
             ControllerView(
                 cluster_name=record.labels[ORIGIN_LABEL],
                 config_file_name=str(connection.get("path") or ""),
-                kube_url=str(connection.get("server") or ""),
+                kube_url=shown_url(str(connection.get("server") or "")),
                 namespaces=list(filters[0].get("namespaces") or []) if filters else [],
                 server_url=[str((s.spec.get("sink") or {}).get("url", "")) for s in subscriptions],
                 watch_events=list(record.resources),
