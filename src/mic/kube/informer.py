@@ -272,9 +272,33 @@ class Informer:
         )
 
     async def emit(self, events: list[Event]) -> None:
-        if events:
-            self.last_event_at = time.time()
-            await self._sink(events)
+        """Hand changes to the sink, until it takes them.
+
+        The cache holds them already, so a change the sink failed on would never be reported
+        again (a relist finds the cache equal to the server): the same changes are handed over
+        again, with backoff, and the stream waits meanwhile. A consumer that took part of them
+        before the failure gets that part twice (at least once, never lost).
+        """
+        if not events:
+            return
+        self.last_event_at = time.time()
+        backoff: Backoff | None = None
+        while True:
+            try:
+                await self._sink(events)
+                return
+            except Exception:
+                if backoff is None:
+                    backoff = Backoff(initial=self.options.initial_backoff, maximum=self.options.max_backoff)
+                delay = backoff.next_delay()
+                log.exception(
+                    "%s %s: a consumer failed on %d change(s); handing them over again in %.1fs",
+                    self.cluster,
+                    self.resource.qualified_name,
+                    len(events),
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
 
 def _rv_order(rv: str) -> tuple[int, str]:
@@ -351,8 +375,8 @@ class Reflector:
             except ConnectionFailure as error:
                 await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
             except Exception as error:
-                # A consumer of this informer failed (the sink raised). The stream must go on:
-                # log it loudly and resume from the last version seen.
+                # A defect here (a failing consumer is retried in `Informer.emit`): the stream
+                # must go on; log it loudly and resume from the last version seen.
                 log.exception("%s: unexpected failure; resuming in a moment", self._where)
                 await self._pause(
                     InformerState.BACKOFF, f"internal error: {error!r}", self._backoff.next_delay()

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from hub_helpers import connect, eventually
 
-from mic.events import EventType
+from mic.events import Event, EventType
 from mic.hub import ClusterState, Hub
 from mic.routing.changes import is_noop, json_is_noop
 from mic.testing import KubeEmulator
@@ -275,3 +275,25 @@ async def test_a_listed_state_and_the_same_state_watched_have_the_same_bytes(
         assert modified.old_json is not None
         assert modified.object_json is not None
         assert json_is_noop(modified.old_json, modified.object_json) is True
+
+
+async def test_a_batch_a_consumer_failed_on_is_handed_over_again(
+    hub: Hub, kube_emulators: Any, record: Any
+) -> None:
+    """The informer's cache holds the change already: dropping the batch would lose it for good."""
+    emulator = await kube_emulators(name="c1")
+    emulator.create(configmap("doomed"))
+    failures = {"left": 1}
+
+    async def flaky(cluster: str, key: Any, events: list[Event]) -> None:
+        if failures["left"] and any(e.type is EventType.DELETED for e in events):
+            failures["left"] -= 1
+            raise RuntimeError("a consumer's defect")
+
+    hub.add_listener(flaky)
+    await hub.add_cluster("c1", connect(emulator))
+    recorder = await record("configmaps")
+    await recorder.wait_count(1)
+    emulator.delete("configmaps", "doomed")
+    await recorder.wait_for(lambda events: [e.type for e in events] == [EventType.ADDED, EventType.DELETED])
+    assert failures["left"] == 0
