@@ -142,6 +142,26 @@ async def test_restart_keeps_state_and_port_but_kills_connections(
         assert [i["metadata"]["name"] for i in body["items"]] == ["a"]
 
 
+async def test_restart_expires_the_history_as_a_rebuilt_watch_cache_does(
+    kube_emulator: KubeEmulator, open_watch: Any, cm: Callable[..., Any]
+) -> None:
+    before = kube_emulator.resource_version
+    kube_emulator.create(cm("a"))
+    current = kube_emulator.resource_version
+    await asyncio.wait_for(kube_emulator.restart(), 5)
+    expired = await open_watch(CMS, resourceVersion=before)
+    error = await expired.next()
+    assert (error["type"], error["object"]["code"]) == ("ERROR", 410)
+    live = await open_watch(CMS, resourceVersion=current)  # the list's version still serves
+    kube_emulator.create(cm("b"))
+    assert (await live.next())["object"]["metadata"]["name"] == "b"
+    kept_from = kube_emulator.resource_version
+    kube_emulator.create(cm("c"))
+    await asyncio.wait_for(kube_emulator.restart(expire_history=False), 5)
+    replayed = await open_watch(CMS, resourceVersion=kept_from)
+    assert (await replayed.next())["object"]["metadata"]["name"] == "c"
+
+
 async def test_stop_does_not_hang_with_open_watches(kube_emulators: Any) -> None:
     emu = await kube_emulators(name="busy")
     async with aiohttp.ClientSession(emu.url) as session:

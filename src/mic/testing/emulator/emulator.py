@@ -116,12 +116,17 @@ class KubeEmulator:
         await runner.cleanup()
         log.info("kube emulator %s stopped", self.name)
 
-    async def restart(self) -> None:
-        """Stop and start again on the same port, keeping every object and the history.
+    async def restart(self, *, expire_history: bool = True) -> None:
+        """Stop and start again on the same port, keeping every object.
 
         Open connections die (watches are aborted mid-stream), as when an API server restarts.
+        A restarted kube-apiserver rebuilds its watch cache from a fresh list, so a watch from
+        any older resourceVersion gets 410 and its client relists: the history goes too, unless
+        `expire_history` is False (a server whose watch cache survived, e.g. behind a proxy).
         """
         await self.stop()
+        if expire_history:
+            self.state.compact(0)
         await self.start()
 
     async def __aenter__(self) -> KubeEmulator:
