@@ -259,6 +259,8 @@ async def test_cache_routes_answer_with_the_original_status_codes(
     assert listed.status_code == 200
     assert listed.json()["kind"] == "ServiceList"
     assert sorted(o["metadata"]["name"] for o in listed.json()["items"]) == ["api", "web"]
+    as_registered = await api.get(f"{base}/services/ClusterABC/default/web")  # the original's spelling
+    assert as_registered.status_code == 200, as_registered.text
     in_namespace = await api.get(f"{base}/services/clusterabc/default")
     assert in_namespace.status_code == 200
     assert len(in_namespace.json()["items"]) == 2

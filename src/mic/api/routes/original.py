@@ -392,6 +392,9 @@ _QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _query(
     service: Service, resource: str, cluster: str, namespace: str | None, name: str | None
 ) -> Response:
+    # The original MIC's clients name the cluster as they registered it (`ClusterABC`); MIC
+    # keeps it as a DNS label (`clusterabc`), which maps to itself.
+    cluster = mic_cluster_name(cluster)
     try:
         info = await service.supervisor.ensure_cached(cluster, resource)
     except UnknownClusterError:
