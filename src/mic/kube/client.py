@@ -229,6 +229,14 @@ WATCH_BATCH = 100
 decoding them all into one list costs 2-3x more per event (fresh memory for every object) than
 decoding a hundred, handing them on, and reusing the memory they free."""
 
+WATCH_BATCH_BYTES = 64 * 1024
+"""At most this much JSON per batch (a batch always takes at least one line), for the same
+reason: a hundred 4 KB EndpointSlices decode into ~3 MB of dicts, more than the CPU's cache
+keeps while the informer reads them back and frees them. Measured on the 2-core machine
+(5 interleaved rounds of 50,000 events): EndpointSlices 50 → 33 µs of CPU per event, and
+steady (30-36 µs instead of 30-54); ConfigMaps (~50 a batch now) and batched end-to-end
+unchanged within noise."""
+
 
 class WatchStream:
     """Newline-delimited watch events from one response, decoded a bounded batch at a time."""
@@ -263,7 +271,8 @@ class WatchStream:
         buffer = self._buffer
         start = self._offset
         events: list[JsonObject] = []
-        while len(events) < WATCH_BATCH and (end := buffer.find(b"\n", start)) >= 0:
+        budget = start + WATCH_BATCH_BYTES
+        while len(events) < WATCH_BATCH and start < budget and (end := buffer.find(b"\n", start)) >= 0:
             if end > start:
                 events.append(_decode_event(buffer[start:end]))
             start = end + 1

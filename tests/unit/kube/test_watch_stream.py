@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 from aiohttp.base_protocol import BaseProtocol
 
-from mic.kube.client import WATCH_BATCH, WatchStream
+from mic.kube.client import WATCH_BATCH, WATCH_BATCH_BYTES, WatchStream
 
 
 @dataclass
@@ -22,7 +22,7 @@ class _Response:
 
 def _stream(chunks: list[bytes], *, eof: bool = True) -> tuple[WatchStream, aiohttp.StreamReader]:
     loop = asyncio.get_running_loop()
-    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**22, loop=loop)
     for chunk in chunks:
         reader.feed_data(chunk)
     if eof:
@@ -47,6 +47,24 @@ async def test_a_big_chunk_comes_out_in_bounded_batches_in_order() -> None:
         names += [event["object"]["metadata"]["name"] for event in batch]
     assert names == [f"o{i}" for i in range(count)]
     assert max(sizes) == WATCH_BATCH
+
+
+async def test_big_objects_come_in_batches_of_bounded_size() -> None:
+    big = [
+        orjson.dumps({"type": "MODIFIED", "object": {"metadata": {"name": f"o{i}"}, "data": "x" * 10_000}})
+        + b"\n"
+        for i in range(30)
+    ]
+    stream, _ = _stream([b"".join(big)])
+    sizes: list[int] = []
+    while (batch := await stream.next_batch()) is not None:
+        sizes.append(len(batch))
+    assert sum(sizes) == 30
+    per_batch = -(-WATCH_BATCH_BYTES // len(big[0]))  # the line that crosses the budget is taken
+    assert max(sizes) == per_batch < WATCH_BATCH
+    huge = orjson.dumps({"type": "MODIFIED", "object": {"data": "x" * (2 * WATCH_BATCH_BYTES)}}) + b"\n"
+    stream, _ = _stream([huge * 2])
+    assert [len(b) for b in [await stream.next_batch(), await stream.next_batch()] if b] == [1, 1]
 
 
 async def test_a_partial_line_gives_an_empty_batch_until_it_completes() -> None:
