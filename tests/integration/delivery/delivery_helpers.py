@@ -100,6 +100,25 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> No
             await asyncio.sleep(0.02)
 
 
+class LockedStore:
+    """Fault injection: the store's `method` fails `times` times as a locked database would,
+    then works again; `left` says how many failures are still to come."""
+
+    def __init__(self, store: Store, method: str, times: int) -> None:
+        from mic.store import StoreUnavailableError
+
+        real = getattr(store, method)
+        self.left = times
+
+        async def flaky(*args: Any, **kwargs: Any) -> Any:
+            if self.left:
+                self.left -= 1
+                raise StoreUnavailableError("database is locked")
+            return await real(*args, **kwargs)
+
+        setattr(store, method, flaky)
+
+
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(type suffix, subject, resourceversion) of each CloudEvent."""
     return [(e["type"].rsplit(".", 1)[-1], e["subject"], e["resourceversion"]) for e in events]

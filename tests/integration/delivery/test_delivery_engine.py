@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from delivery_helpers import Pipeline, eventually, summary
+from delivery_helpers import LockedStore, Pipeline, eventually, summary
 from standardwebhooks.webhooks import Webhook
 
 from mic.delivery.signing import generate_secret
@@ -369,26 +369,15 @@ async def test_a_failing_store_holds_events_back_and_loses_none(
 ) -> None:
     """Fault injection: the outbox write fails twice (as a locked or unreachable database
     would); the informer waits, and every change still arrives, in order."""
-    from mic.store import StoreUnavailableError
-
     await pipeline.add_cluster(kube_emulator)
     await pipeline.subscribe("hooks", recipient)
     await kube_emulator.wait_for_watches(1, "configmaps")
-    real = pipeline.store.record_changes
-    failures = {"left": 2}
-
-    async def flaky(*args: Any, **kwargs: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise StoreUnavailableError("database is locked")
-        return await real(*args, **kwargs)
-
-    pipeline.store.record_changes = flaky  # type: ignore[method-assign]
+    locked = LockedStore(pipeline.store, "record_changes", times=2)
     kube_emulator.create(configmap("a", v="0"))
     kube_emulator.patch("configmaps", "a", {"data": {"v": "1"}})
     await recipient.wait_events(lambda events: len(events) >= 2, timeout=20)
     assert [t for t, _, _ in summary(recipient.events())] == ["added", "modified"]
-    assert failures["left"] == 0
+    assert locked.left == 0
 
 
 async def test_a_subscription_made_while_lists_run_after_a_restart_gets_every_object(
@@ -447,8 +436,6 @@ async def test_a_replay_is_not_overtaken_by_rows_committed_meanwhile(
 async def test_dead_lettering_over_the_backlog_limit_is_retried_until_stored(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
-    from mic.store import StoreUnavailableError
-
     await pipeline.add_cluster(kube_emulator)
     recipient.status = 503
     await pipeline.subscribe(
@@ -457,22 +444,13 @@ async def test_dead_lettering_over_the_backlog_limit_is_retried_until_stored(
         delivery={"backlogLimit": 2, "overflow": "dead-letter", "initialBackoffSeconds": 5},
     )
     await kube_emulator.wait_for_watches(1, "configmaps")
-    real = pipeline.store.dead_letter
-    failures = {"left": 1}
-
-    async def flaky(*args: Any, **kwargs: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise StoreUnavailableError("database is locked")
-        return await real(*args, **kwargs)
-
-    pipeline.store.dead_letter = flaky  # type: ignore[method-assign]
+    locked = LockedStore(pipeline.store, "dead_letter", times=1)
     for i in range(4):
         kube_emulator.create(configmap(f"cm-{i}"))
     async with asyncio.timeout(10):
         while len(await pipeline.engine.dead_letters("bounded")) < 2:
             await asyncio.sleep(0.05)
-    assert failures["left"] == 0
+    assert locked.left == 0
     assert pipeline.engine.status("bounded").backlog == 2
 
 
