@@ -274,6 +274,11 @@ class Subscription(ApiModel):
     status: SubscriptionStatusView | None = Field(
         default=None, description="null until the delivery engine has started the subscription"
     )
+    not_started: str | None = Field(
+        default=None,
+        description="why the delivery engine does not run this subscription (a spec stored by an "
+        "older MIC that is no longer valid); a PUT with a valid spec starts it",
+    )
     generated_signing_secret: str | None = Field(
         default=None,
         description="only in the answer to the write that made it; store it now, MIC never shows it again",

@@ -102,6 +102,8 @@ class DeliveryEngine:
         # Informers some batch of which was not routed (nobody subscribed then): their ledger
         # is behind their cache until a subscription's snapshot aligns it.
         self._ledger_behind: set[tuple[str, InformerKey]] = set()
+        # Stored subscriptions left stopped, and why (a spec an older MIC accepted).
+        self._not_started: dict[str, str] = {}
         self._writer = OutboxWriter(self._write_until_stored, self._written)
         self._acknowledgements = Acknowledgements()
         self._tasks = OwnedTasks("delivery")
@@ -126,11 +128,11 @@ class DeliveryEngine:
             except InvalidSubscriptionError as error:
                 # Stored under looser rules by an older MIC: the service must still start. This
                 # one stays stopped (its queued rows stay stored) until a PUT fixes it.
+                self._not_started[record.name] = f"its stored spec is no longer valid: {error}"
                 log.error(
-                    "subscription %s is not started: its stored spec is no longer valid: %s;"
-                    " fix it with PUT /v1/subscriptions/%s",
+                    "subscription %s is not started: %s; fix it with PUT /v1/subscriptions/%s",
                     record.name,
-                    error,
+                    self._not_started[record.name],
                     record.name,
                 )
                 continue
@@ -164,6 +166,7 @@ class DeliveryEngine:
         stable, so a recipient that saw them already can drop them.
         """
         spec = SubscriptionSpec.from_json(record.spec)
+        self._not_started.pop(spec.name, None)
         current = self._subscriptions.get(spec.name)
         if current is None:
             await self._activate(spec, snapshot=spec.initial_state)
@@ -180,8 +183,13 @@ class DeliveryEngine:
         current.spec = spec
         current.lane.update_spec(spec)
 
+    def not_started(self, name: str) -> str | None:
+        """Why a stored subscription is not running (None: it runs, or is unknown)."""
+        return self._not_started.get(name)
+
     async def remove(self, name: str) -> None:
         """Stop a subscription (its stored rows go with its store record)."""
+        self._not_started.pop(name, None)
         subscription = self._subscriptions.pop(name, None)
         if subscription is None:
             return

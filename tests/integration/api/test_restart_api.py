@@ -45,3 +45,35 @@ def strip_status(cluster: dict[str, Any]) -> dict[str, Any]:
 
 async def wait_ready(api: Api, name: str) -> dict[str, Any]:
     return await api.wait_cluster(name, lambda c: c["status"]["state"] == "ready")
+
+
+async def test_a_stored_subscription_no_longer_valid_is_shown_as_not_running(
+    settings: ServiceSettings,
+) -> None:
+    from mic.store import Store, SubscriptionRecord
+
+    hook = "http://127.0.0.1:9/hook"
+    async with run_app(settings) as api:
+        store: Store = api.service.store
+        # As an older MIC stored it: a header value the current rules refuse.
+        old = {
+            "name": "old",
+            "filter": {"resources": ["configmaps"]},
+            "sink": {"url": hook, "headers": {"X": "caf€"}},
+        }
+        await store.create_subscription(SubscriptionRecord(name="old", spec=old))
+
+    async with run_app(settings) as api:
+        shown = (await api.get("/v1/subscriptions/old")).json()
+        assert shown["status"] is None
+        assert "no longer valid" in shown["notStarted"]
+        assert "sink.headers.X" in shown["notStarted"]
+        assert "caf€" not in shown["notStarted"], "a header value may be a credential"
+        status = await api.get("/v1/subscriptions/old/status")
+        assert status.status_code == 409
+        assert "PUT a valid spec" in status.json()["detail"]
+        fixed = {"filter": {"resources": ["configmaps"]}, "sink": {"url": hook, "headers": {"X": "cafe"}}}
+        replaced = await api.put("/v1/subscriptions/old", json=fixed)
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["notStarted"] is None
+        assert (await api.get("/v1/subscriptions/old/status")).status_code == 200

@@ -100,6 +100,7 @@ def subscription_view(
     status: SubscriptionStatusView | None = None,
     *,
     generated_secret: str | None = None,
+    not_started: str | None = None,
 ) -> Subscription:
     """What the API shows of a stored subscription: everything except header values and secret."""
     spec = dict(record.spec)
@@ -123,7 +124,18 @@ def subscription_view(
         updated_at=record.updated_at,
         generation=record.generation,
         status=status,
+        not_started=not_started,
         generated_signing_secret=generated_secret,
+    )
+
+
+def _view(service: Service, record: SubscriptionRecord, generated_secret: str | None = None) -> Subscription:
+    """`subscription_view` with what the engine says of it now."""
+    return subscription_view(
+        record,
+        _live_status(service, record.name),
+        generated_secret=generated_secret,
+        not_started=service.engine.not_started(record.name),
     )
 
 
@@ -154,7 +166,7 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
 @router.get("", summary="List subscriptions", response_model=SubscriptionList)
 async def list_subscriptions(service: ServiceDep) -> SubscriptionList:
     records = await service.store.list_subscriptions()
-    return SubscriptionList(items=[subscription_view(r, _live_status(service, r.name)) for r in records])
+    return SubscriptionList(items=[_view(service, r) for r in records])
 
 
 @router.post(
@@ -175,13 +187,13 @@ async def create_subscription(body: SubscriptionBody, service: ServiceDep) -> Su
     generated = _generate_if_asked(data)
     spec = _validated(data)
     stored = await service.subscriptions.create(spec)
-    return subscription_view(stored, _live_status(service, stored.name), generated_secret=generated)
+    return _view(service, stored, generated)
 
 
 @router.get("/{name}", summary="Get a subscription", response_model=Subscription, responses=NOT_FOUND)
 async def get_subscription(name: str, service: ServiceDep) -> Subscription:
     record = await service.store.get_subscription(name)
-    return subscription_view(record, _live_status(service, name))
+    return _view(service, record)
 
 
 @router.put(
@@ -216,7 +228,7 @@ async def replace_subscription(
     generated = _generate_if_asked(data)
     spec = _validated(data)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
-    return subscription_view(stored, _live_status(service, name), generated_secret=generated)
+    return _view(service, stored, generated)
 
 
 @router.patch(
@@ -253,7 +265,7 @@ async def patch_subscription(
     generated = _generate_if_asked(merged)
     spec = _validated(_without_nulls(merged))
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
-    return subscription_view(stored, _live_status(service, name), generated_secret=generated)
+    return _view(service, stored, generated)
 
 
 def _headers_stay_with_their_url(stored: Mapping[str, Any], updated: Mapping[str, Any], given: Any) -> None:
@@ -285,12 +297,19 @@ async def delete_subscription(name: str, service: ServiceDep) -> Response:
     "/{name}/status",
     summary="Delivery status of a subscription",
     response_model=SubscriptionStatusView,
-    responses={**NOT_FOUND, 503: {"model": ErrorBody, "description": "not started by the engine yet"}},
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "stored but not run: its spec is no longer valid"},
+        503: {"model": ErrorBody, "description": "not started by the engine yet"},
+    },
 )
 async def subscription_status(name: str, service: ServiceDep) -> SubscriptionStatusView:
     await service.store.get_subscription(name)
     status = _live_status(service, name)
     if status is None:
+        reason = service.engine.not_started(name)
+        if reason is not None:
+            raise HTTPException(409, f"subscription {name!r} is not running: {reason}; PUT a valid spec")
         raise HTTPException(503, f"subscription {name!r} is stored but not started yet; retry shortly")
     return status
 
