@@ -157,6 +157,7 @@ class Informer:
         self.namespaces: tuple[str, ...] | None = None if scopes == [None] else tuple(s for s in scopes if s)
         self.cache = CompactObjectCache() if self.options.compact_cache else ObjectCache()
         self._sink = sink
+        self._consumer_error: str | None = None  # set while the sink fails on a batch
         self._known: dict[str, KnownObject] = dict(known or {})
         self._reflectors = [Reflector(self, scope) for scope in scopes]
         self._tasks = OwnedTasks(f"informer {cluster}/{resource.qualified_name}")
@@ -208,8 +209,11 @@ class Informer:
     @property
     def status(self) -> InformerStatus:
         states = {r.state for r in self._reflectors}
-        state = next(s for s in _SEVERITY if s in states)
         errors = [r.last_error for r in self._reflectors if r.last_error]
+        if self._consumer_error is not None:  # the stream waits for its consumer
+            states.add(InformerState.BACKOFF)
+            errors.insert(0, self._consumer_error)
+        state = next(s for s in _SEVERITY if s in states)
         return InformerStatus(
             state=state,
             synced=self.synced,
@@ -286,11 +290,16 @@ class Informer:
         while True:
             try:
                 await self._sink(events)
+                self._consumer_error = None
                 return
-            except Exception:
+            except Exception as error:
                 if backoff is None:
                     backoff = Backoff(initial=self.options.initial_backoff, maximum=self.options.max_backoff)
                 delay = backoff.next_delay()
+                self._consumer_error = (
+                    f"a consumer failed on {len(events)} change(s) ({type(error).__name__}; see the"
+                    " MIC log); handing them over again"
+                )
                 log.exception(
                     "%s %s: a consumer failed on %d change(s); handing them over again in %.1fs",
                     self.cluster,

@@ -10,6 +10,7 @@ from hub_helpers import connect, eventually
 
 from mic.events import Event, EventType
 from mic.hub import ClusterState, Hub
+from mic.kube.informer import InformerState
 from mic.routing.changes import is_noop, json_is_noop
 from mic.testing import KubeEmulator
 from mic.testing.objects import configmap
@@ -283,11 +284,11 @@ async def test_a_batch_a_consumer_failed_on_is_handed_over_again(
     """The informer's cache holds the change already: dropping the batch would lose it for good."""
     emulator = await kube_emulators(name="c1")
     emulator.create(configmap("doomed"))
-    failures = {"left": 1}
+    failing = {"now": True, "calls": 0}
 
     async def flaky(cluster: str, key: Any, events: list[Event]) -> None:
-        if failures["left"] and any(e.type is EventType.DELETED for e in events):
-            failures["left"] -= 1
+        if failing["now"] and any(e.type is EventType.DELETED for e in events):
+            failing["calls"] += 1
             raise RuntimeError("a consumer's defect")
 
     hub.add_listener(flaky)
@@ -295,5 +296,12 @@ async def test_a_batch_a_consumer_failed_on_is_handed_over_again(
     recorder = await record("configmaps")
     await recorder.wait_count(1)
     emulator.delete("configmaps", "doomed")
+    await eventually(lambda: failing["calls"] >= 2)  # handed over again, and shown meanwhile
+    (status,) = [r for r in hub.status("c1").resources if r.resource == "configmaps"]
+    assert status.state is InformerState.BACKOFF
+    assert status.last_error is not None
+    assert "a consumer failed on 1 change(s) (RuntimeError" in status.last_error
+    failing["now"] = False
     await recorder.wait_for(lambda events: [e.type for e in events] == [EventType.ADDED, EventType.DELETED])
-    assert failures["left"] == 0
+    (status,) = [r for r in hub.status("c1").resources if r.resource == "configmaps"]
+    assert status.last_error is None
