@@ -361,24 +361,7 @@ class Reflector:
                     await self._list_and_sync()
                 await self._watch()
             except StalledWatch:
-                self.stalls += 1
-                self._silent_stalls += 1
-                if self._silent_stalls >= SILENT_STALLS_BEFORE_RELIST:
-                    # Resumed and silent again (no bookmark either): a server whose history went
-                    # back (etcd restored from a backup) waits quietly for our resourceVersion
-                    # and would then skip everything before it. Only a list is safe.
-                    self._silent_stalls = 0
-                    self.relists += 1
-                    self._need_list = True
-                    log.warning(
-                        "%s: watch silent again for %.0fs after a restart; relisting",
-                        self._where,
-                        self._stall_timeout,
-                    )
-                else:
-                    log.warning(
-                        "%s: watch stalled for %.0fs; restarting it", self._where, self._stall_timeout
-                    )
+                self._on_stall()
             except ApiError as error:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
@@ -394,6 +377,25 @@ class Reflector:
                 if self._watch_open:
                     self.watch_restarts += 1
 
+    def _on_stall(self) -> None:
+        self.stalls += 1
+        self._silent_stalls += 1
+        if self._silent_stalls < SILENT_STALLS_BEFORE_RELIST:
+            log.warning("%s: watch stalled for %.0fs; restarting it", self._where, self._stall_timeout)
+            return
+        # Resumed and silent again (no bookmark either): a server whose history went back (etcd
+        # restored from a backup) waits quietly for our resourceVersion and would then skip
+        # everything before it. Only a list is safe.
+        self._silent_stalls = 0
+        self._relist_next()
+        log.warning(
+            "%s: watch silent again for %.0fs after a restart; relisting", self._where, self._stall_timeout
+        )
+
+    def _relist_next(self) -> None:
+        self.relists += 1
+        self._need_list = True
+
     @property
     def _stall_timeout(self) -> float:
         return self.informer.options.stall_timeout
@@ -405,8 +407,7 @@ class Reflector:
             # only safe start is a fresh list, which reports every difference. Watching again
             # from a version the server has not reached would, once it gets there, skip all
             # that changed before.
-            self.relists += 1
-            self._need_list = True
+            self._relist_next()
             log.info(
                 "%s: resourceVersion %s is unusable (%s); relisting",
                 self._where,
