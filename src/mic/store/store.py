@@ -613,7 +613,7 @@ class Store:
         changes = [change for _, change in sorted(latest.items())]
         upserts = [(c, c.entry) for c in changes if c.entry is not None]
         used = sorted({d.event_index for d in deliveries})
-        acked = [(name, sorted(set(ids))) for name, ids in (acknowledged or {}).items() if ids]
+        acked = [(name, sorted(set(ids))) for name, ids in sorted((acknowledged or {}).items()) if ids]
         forget = [(c.cluster, c.scope, c.uid) for c in changes if c.entry is None]
 
         def plan(sql: BulkSQL) -> OutboxWrite:
@@ -732,7 +732,7 @@ class Store:
 
     async def delivered_many(self, acknowledged: Mapping[str, Sequence[int]]) -> None:
         """`delivered` for several subscriptions in one transaction (one commit, one fsync)."""
-        acked = [(name, sorted(set(ids))) for name, ids in acknowledged.items() if ids]
+        acked = [(name, sorted(set(ids))) for name, ids in sorted(acknowledged.items()) if ids]
         if not acked:
             return
         await self._write_outbox(

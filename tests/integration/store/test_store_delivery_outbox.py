@@ -3,6 +3,7 @@ coalescing, counts, purging, and persistence across a reopen."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -537,3 +538,25 @@ async def test_a_locked_sqlite_file_makes_the_write_unavailable_and_leaves_nothi
         assert [r.event.name for r in await store.pending_deliveries("a")] == ["x", "y"]
     finally:
         await store.close()
+
+
+async def test_acknowledgements_in_opposite_orders_never_deadlock(ready: Store, db_url: str) -> None:
+    """Two MICs on one PostgreSQL database acknowledge the same two subscriptions, each naming
+    them in its own order: row locks are taken in one sorted order, so neither waits on the other
+    in a cycle (PostgreSQL would abort one transaction with a deadlock error)."""
+    other = await Store.open(db_url)
+    try:
+        events = [_event(f"obj-{i}", i + 1) for i in range(200)]
+        ids_a = await _queue(ready, "a", events)
+        ids_b = await _queue(ready, "b", events)
+
+        async def acknowledge(store: Store, order: tuple[str, str], offset: int) -> None:
+            for i in range(offset, len(events), 2):
+                ids = {"a": [ids_a[i]], "b": [ids_b[i]]}
+                await store.delivered_many({name: ids[name] for name in order})
+
+        await asyncio.gather(acknowledge(ready, ("a", "b"), 0), acknowledge(other, ("b", "a"), 1))
+        assert await ready.backlog("a") == 0
+        assert await ready.backlog("b") == 0
+    finally:
+        await other.close()
