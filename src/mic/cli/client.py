@@ -138,7 +138,7 @@ class MicClient:
 
     def __init__(self, url: str, token: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/") or url
-        self._token = token or None
+        self._token = _checked_token(token)
         headers = {"Accept": "application/json", "User-Agent": "mic-cli"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -390,7 +390,10 @@ class MicClient:
         return self._redact(text[:1].lower() + text[1:])
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        if not self._token:
+            return text
+        # Also the escaped form (`repr`) that some libraries put in their messages.
+        return text.replace(self._token, "***").replace(repr(self._token)[1:-1], "***")
 
     def _items(self, body: Any) -> list[dict[str, Any]]:
         items = self._object(body).get("items", [])
@@ -402,6 +405,36 @@ class MicClient:
         return body
 
 
+def _checked_token(token: str | None) -> str | None:
+    """The token without surrounding whitespace (a token file's CRLF, say), or a usage error.
+
+    An HTTP header cannot carry control or non-ASCII characters; the HTTP library's own error
+    would print the whole header, token included, so the token is checked here first.
+    """
+    token = (token or "").strip()
+    if not token:
+        return None
+    for position, char in enumerate(token, start=1):
+        if not "!" <= char <= "~":
+            raise UsageError(
+                f"the API token (MIC_TOKEN / --token) has a character that cannot be sent at"
+                f" position {position} ({_char_name(char)}); tokens are printable ASCII"
+            )
+    return token
+
+
+def _char_name(char: str) -> str:
+    return "a space" if char == " " else f"U+{ord(char):04X}"
+
+
+def local_path(path_text: str, option: str) -> Path:
+    """`path_text` with `~` expanded; an unknown `~user` becomes one line, not a traceback."""
+    try:
+        return Path(path_text).expanduser()
+    except RuntimeError:
+        raise MicError(f"cannot read {option} file '{path_text}': its home directory is unknown") from None
+
+
 def read_local_file(path_text: str, option: str) -> str:
     """Read a file named on the command line (`-` is stdin); a failure becomes one line.
 
@@ -409,7 +442,7 @@ def read_local_file(path_text: str, option: str) -> str:
     """
     if path_text == "-":
         return sys.stdin.read()
-    path = Path(path_text).expanduser()
+    path = local_path(path_text, option)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -25,6 +25,7 @@ from mic.cli.client import (
     UrlOption,
     UsageError,
     connect,
+    local_path,
     read_local_file,
     reporting_errors,
 )
@@ -71,7 +72,7 @@ def _inline_file(entry: dict[str, Any], key: str, data_key: str, base_dir: Path,
     del entry[key]
     if entry.get(data_key):  # `*-data` beats its file twin, as in client-go: nothing to read
         return
-    path = _resolve(file_name, base_dir)
+    path = _resolve(file_name, base_dir, f"kubeconfig '{source}' {key}")
     try:
         entry[data_key] = base64.b64encode(path.read_bytes()).decode("ascii")
     except OSError as exc:
@@ -132,17 +133,17 @@ def flatten_kubeconfig(text: str, *, context: str | None, source: str, base_dir:
             continue
         for key, data_key in _FILE_FIELDS[kind]:
             _inline_file(entry, key, data_key, base_dir, source)
-        if kind == "user" and isinstance(entry.get("tokenFile"), str) and not entry.get("token"):
-            token = read_local_file(
-                str(_resolve(entry["tokenFile"], base_dir)), "kubeconfig tokenFile"
+        token_file = entry.pop("tokenFile", None) if kind == "user" else None
+        if isinstance(token_file, str) and token_file and not entry.get("token"):
+            # `token` beats `tokenFile`, as in client-go; either way no client path is sent.
+            entry["token"] = read_local_file(
+                str(_resolve(token_file, base_dir, "kubeconfig tokenFile")), "kubeconfig tokenFile"
             ).strip()
-            del entry["tokenFile"]
-            entry["token"] = token
     return yaml.safe_dump(minified, sort_keys=False)
 
 
-def _resolve(file_name: str, base_dir: Path) -> Path:
-    path = Path(file_name).expanduser()
+def _resolve(file_name: str, base_dir: Path, what: str) -> Path:
+    path = local_path(file_name, what)
     return path if path.is_absolute() else base_dir / path
 
 
@@ -194,7 +195,8 @@ def build_connection(
 
     if kubeconfig is not None:
         text = read_local_file(kubeconfig, "--kubeconfig")
-        base_dir = Path.cwd() if kubeconfig == "-" else Path(kubeconfig).expanduser().resolve().parent
+        path = Path.cwd() / "-" if kubeconfig == "-" else local_path(kubeconfig, "--kubeconfig").resolve()
+        base_dir = path.parent
         source = "stdin" if kubeconfig == "-" else kubeconfig
         return {
             "type": "kubeconfig",

@@ -460,3 +460,68 @@ def test_main_mounts_the_client_commands() -> None:
 
     names = {group.name for group in app.registered_groups}
     assert {"clusters", "resources"} <= names
+
+
+def test_a_token_file_next_to_a_token_is_never_sent(run: Run, fake_mic: FakeMic, tmp_path: Path) -> None:
+    """`token` beats `tokenFile` (as in client-go), and the file's path stays on this machine."""
+    fake_mic.on("POST", "/v1/clusters", echo_created)
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "contexts: [{name: a, context: {cluster: a, user: a}}]\n"
+        "clusters: [{name: a, cluster: {server: 'https://a.example'}}]\n"
+        "users: [{name: a, user: {token: inline-token, tokenFile: /secret/place/token}}]\n"
+    )
+
+    result = run("clusters", "add", "a", "--kubeconfig", str(path))
+
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(fake_mic.only_request().body["connection"]["kubeconfig"])
+    assert doc["users"] == [{"name": "a", "user": {"token": "inline-token"}}]
+
+
+def test_a_path_under_an_unknown_home_directory_is_one_line(
+    run: Run, fake_mic: FakeMic, tmp_path: Path
+) -> None:
+    result = run("clusters", "add", "a", "--kubeconfig", "~nosuchuser-mic-test/config")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: cannot read --kubeconfig file '~nosuchuser-mic-test/config': its home directory is unknown\n",
+    )
+
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "contexts: [{name: a, context: {cluster: a, user: a}}]\n"
+        "clusters: [{name: a, cluster: {server: 'https://a.example'}}]\n"
+        "users: [{name: a, user: {tokenFile: '~nosuchuser-mic-test/token'}}]\n"
+    )
+    result = run("clusters", "add", "a", "--kubeconfig", str(path))
+    assert result.exit_code == 1
+    assert "home directory is unknown" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert fake_mic.requests == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "where"),
+    [("\x01", "U+0001"), ("\u00e9", "U+00E9"), ("a b", "a space")],
+)
+def test_a_token_that_cannot_be_sent_is_refused_without_printing_it(
+    run: Run, fake_mic: FakeMic, suffix: str, where: str
+) -> None:
+    result = run("clusters", "list", env={"MIC_TOKEN": TOKEN + suffix})
+
+    assert result.exit_code == 2
+    assert where in result.stderr
+    assert result.stderr.startswith("error: the API token (MIC_TOKEN / --token) has a character")
+    assert fake_mic.requests == []
+
+
+def test_a_token_with_a_trailing_line_break_is_sent_without_it(run: Run, fake_mic: FakeMic) -> None:
+    fake_mic.on("GET", "/v1/clusters", (200, {"items": []}))
+
+    result = run("clusters", "list", env={"MIC_TOKEN": TOKEN + "\r\n"})
+
+    assert result.exit_code == 0, result.output
+    assert fake_mic.only_request().headers["authorization"] == f"Bearer {TOKEN}"
