@@ -89,7 +89,8 @@ class MicServer:
         self.workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, until: str = "/readyz") -> None:
+        """Start `mic serve` and wait until `until` answers 200 (`/healthz` for a standby)."""
         with self.log.open("a") as log:
             log.write(f"--- mic serve --port {self.port}\n")
             log.flush()
@@ -103,9 +104,17 @@ class MicServer:
                 assert self.process is not None
                 if self.process.returncode is not None:
                     pytest.fail(f"mic serve exited with {self.process.returncode}:\n{self.log.read_text()}")
-                return (await http.get("/readyz")).status_code == 200
+                return (await http.get(until)).status_code == 200
 
-            await eventually(ready, timeout=START_TIMEOUT, what="mic serve /readyz")
+            await eventually(ready, timeout=START_TIMEOUT, what=f"mic serve {until}")
+
+    async def terminate(self) -> int | None:
+        """SIGTERM: a clean stop (uvicorn's graceful shutdown), as an orchestrator sends."""
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return process.returncode if process else None
+        process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(process.wait(), timeout=30)
 
     async def kill(self) -> int | None:
         """SIGKILL: no shutdown code runs, as when a node dies or the OOM killer strikes."""

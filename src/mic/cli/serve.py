@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from mic.service.defaults import DEFAULT_DATA_DIR
+from mic.service.defaults import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -79,6 +79,15 @@ def serve(
             "faster to ingest; reads of the cache decode).",
         ),
     ] = "compact",
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="MIC_LEASE_SECONDS",
+            min=1.0,
+            help="MICs sharing one database elect one that delivers; the others wait as standbys and "
+            "take over this many seconds after it stops renewing its lease (at once after a clean stop).",
+        ),
+    ] = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Start the MIC service: REST API with Swagger UI at /swagger/, supervisor, store.
 
@@ -105,6 +114,7 @@ def serve(
         allow_kubeconfig_files=allow_kubeconfig_files,
         log_level=level,
         cache_mode=cache_mode.lower(),
+        lease_seconds=lease_seconds,
     )
     try:
         # Fail before binding the port, with the file's line number or the setting's name.

@@ -10,10 +10,12 @@ the hub so no informer hands it a batch while it stops.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from prometheus_client.registry import CollectorRegistry
@@ -21,6 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 from mic.delivery.engine import DeliveryEngine
 from mic.hub import Hub
 from mic.service.connections import ConnectionPolicy
+from mic.service.lease import LeaseLost, StoreLease
 from mic.service.metrics import build_registry
 from mic.service.settings import ServiceSettings
 from mic.service.subscriptions import Subscriptions
@@ -61,18 +64,48 @@ def announce_token(settings: ServiceSettings, token: str) -> None:
     )
 
 
+def end_process(error: LeaseLost) -> None:
+    """What a MIC that lost the delivery lease does: stop at once, as a crash would.
+
+    Another MIC may already deliver; anything this one would still send or write duplicates
+    its work. The outbox makes an abrupt end safe (nothing acknowledged is lost, nothing
+    unwritten was acknowledged), and the process supervisor restarts this one as a standby.
+    """
+    log.critical("%s; stopping now", error)
+    logging.shutdown()
+    os._exit(3)
+
+
 @asynccontextmanager
 async def running_service(
-    settings: ServiceSettings, *, announce: Callable[[ServiceSettings, str], None] = announce_token
+    settings: ServiceSettings,
+    *,
+    announce: Callable[[ServiceSettings, str], None] = announce_token,
+    on_standby: Callable[[str], None] | None = None,
+    on_lease_lost: Callable[[LeaseLost], None] = end_process,
 ) -> AsyncIterator[Service]:
-    """Open the store (applying migrations), start the supervisor; close everything on exit."""
+    """Open the store (applying migrations), take its delivery lease (waiting as a standby while
+    another MIC holds it: `on_standby(holder)` is called once), start everything; close
+    everything on exit and release the lease. Losing the lease later calls `on_lease_lost`."""
     grants = settings.token_grants()
     informer_options = settings.informer_options()
     store = await Store.open(settings.effective_database_url)
+    lease = StoreLease(store, duration=settings.lease_seconds)
     try:
         token = await generate_admin_token_if_none(store, grants)
         if token is not None and settings.announce_generated_token:
             announce(settings, token)
+
+        def standby(holder: str) -> None:
+            log.warning(
+                "standby: %s holds this store's delivery lease; waiting to take over (%s is this MIC)",
+                holder,
+                lease.holder,
+            )
+            if on_standby is not None:
+                on_standby(holder)
+
+        await lease.acquire(on_wait=standby)
         hub = Hub(informer_options=informer_options)
         policy = ConnectionPolicy(
             kubeconfig_dir=settings.kubeconfig_dir,
@@ -87,6 +120,7 @@ async def running_service(
             sync_timeout=settings.resource_sync_timeout,
         )
         engine = DeliveryEngine(store, hub)
+        keeper = asyncio.create_task(_keep(lease, on_lease_lost), name="mic-lease")
         try:
             await engine.start()
             await supervisor.start()
@@ -104,6 +138,19 @@ async def running_service(
             await supervisor.close()
             await engine.close()
             await hub.close()
+            keeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await keeper
             log.info("service stopped")
     finally:
-        await store.close()
+        try:
+            await lease.release()
+        finally:
+            await store.close()
+
+
+async def _keep(lease: StoreLease, on_lost: Callable[[LeaseLost], None]) -> None:
+    try:
+        await lease.keep()
+    except LeaseLost as error:
+        on_lost(error)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mic.kube.informer import InformerOptions
-from mic.service.defaults import DEFAULT_DATA_DIR
+from mic.service.defaults import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS
 from mic.store import TOKEN_ROLES, TokenRole, default_database_url
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,6 +65,9 @@ class ServiceSettings:
     """How long a resource query waits for a newly started cache to complete its first list."""
     resync_interval: float = 30.0
     """How often the supervisor re-reads the store (other replicas' changes, connections to retry)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long the store's delivery lease lasts unrenewed: a standby MIC takes over this long
+    after the active one stops renewing it (at once after a clean stop). See `mic.service.lease`."""
     max_body_bytes: int = MAX_BODY_BYTES
     announce_generated_token: bool = True
     """Print a generated admin token to stderr (`mic serve`); tests turn it off and read the store."""

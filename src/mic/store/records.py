@@ -185,3 +185,16 @@ class SubscriptionCounts:
     delivered_total: int
     dead_total: int
     oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """One lease as stored: who holds it (`""` when released), since which hand-over (`epoch`),
+    and how often the holder has renewed it since (`renewals`, the holder's heartbeat)."""
+
+    name: str
+    holder: str
+    epoch: int
+    renewals: int
+    acquired_at: datetime
+    renewed_at: datetime

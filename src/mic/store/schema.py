@@ -229,3 +229,18 @@ subscription_stats = Table(
     Column("delivered_total", BigInteger, nullable=False),
     Column("dead_total", BigInteger, nullable=False),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    # Who may act for the whole store (migration 0004): MICs sharing one database elect one
+    # holder, which alone delivers; see `mic.service.lease`. A holder proves it is alive by
+    # bumping `renewals`; the others measure staleness with their own clocks, never by comparing
+    # timestamps written by another host.
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False, comment="'' when released"),
+    Column("epoch", BigInteger, nullable=False, comment="bumped whenever the lease changes hands"),
+    Column("renewals", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+)

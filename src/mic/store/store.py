@@ -47,6 +47,7 @@ from mic.store.records import (
     ClusterRecord,
     DeliveryRow,
     DeliveryState,
+    LeaseRecord,
     LedgerChange,
     LedgerEntry,
     NewDelivery,
@@ -63,6 +64,7 @@ from mic.store.schema import (
     api_tokens,
     clusters,
     deliveries,
+    leases,
     sequences,
     settings,
     subscription_stats,
@@ -438,6 +440,70 @@ class Store:
                 dialects.upsert(
                     conn.dialect.name, settings, {"key": key, "value": value, "updated_at": _now()}, ["key"]
                 )
+            )
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def get_lease(self, name: str) -> LeaseRecord | None:
+        """The lease `name` as stored, or None if nobody ever took it."""
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(leases).where(leases.c.name == name))).one_or_none()
+        return None if row is None else _lease(row)
+
+    async def claim_lease(
+        self, name: str, holder: str, *, replacing: LeaseRecord | None
+    ) -> LeaseRecord | None:
+        """Take the lease for `holder` if it is still exactly `replacing`; None if it changed.
+
+        Compare-and-set: `replacing` None creates the lease (None if someone created it first);
+        otherwise the row must still have `replacing`'s holder, epoch and renewals, so of two
+        claimants reading the same row only one wins, and a holder that renewed meanwhile keeps it.
+        """
+        now = _now()
+        try:
+            async with self._write() as conn:
+                if replacing is None:
+                    epoch = 1
+                    await conn.execute(
+                        sa.insert(leases).values(
+                            name=name, holder=holder, epoch=1, renewals=0, acquired_at=now, renewed_at=now
+                        )
+                    )
+                else:
+                    epoch = replacing.epoch + 1
+                    result = await conn.execute(
+                        sa.update(leases)
+                        .where(
+                            leases.c.name == name,
+                            leases.c.holder == replacing.holder,
+                            leases.c.epoch == replacing.epoch,
+                            leases.c.renewals == replacing.renewals,
+                        )
+                        .values(holder=holder, epoch=epoch, renewals=0, acquired_at=now, renewed_at=now)
+                    )
+                    if result.rowcount != 1:
+                        return None
+        except IntegrityError:
+            return None  # created by another claimant first
+        return LeaseRecord(name, holder, epoch, 0, now, now)
+
+    async def renew_lease(self, name: str, holder: str, epoch: int) -> bool:
+        """Renew a lease held by `holder` since `epoch`; False if it changed hands meanwhile."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(leases)
+                .where(leases.c.name == name, leases.c.holder == holder, leases.c.epoch == epoch)
+                .values(renewals=leases.c.renewals + 1, renewed_at=_now())
+            )
+        return result.rowcount == 1
+
+    async def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        """Give a lease up (if `holder` still has it), so another MIC can take it at once."""
+        async with self._write() as conn:
+            await conn.execute(
+                sa.update(leases)
+                .where(leases.c.name == name, leases.c.holder == holder, leases.c.epoch == epoch)
+                .values(holder="", renewals=leases.c.renewals + 1, renewed_at=_now())
             )
 
     # -- subscriptions ------------------------------------------------------------------------
@@ -919,6 +985,17 @@ def _cluster(row: Row[Any]) -> ClusterRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         generation=int(row.generation),
+    )
+
+
+def _lease(row: Row[Any]) -> LeaseRecord:
+    return LeaseRecord(
+        name=row.name,
+        holder=row.holder,
+        epoch=int(row.epoch),
+        renewals=int(row.renewals),
+        acquired_at=row.acquired_at,
+        renewed_at=row.renewed_at,
     )
 
 

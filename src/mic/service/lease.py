@@ -1,0 +1,184 @@
+"""One MIC delivers per store: a lease in the database elects it.
+
+Two MICs on one database would both deliver every change (duplicates, twice the load on every
+recipient) and both write the ledger. That happens by accident as soon as MIC runs as a
+Deployment: a rolling update starts the new pod before the old one stops. So every MIC takes
+the store's delivery lease before it starts its engine and its watches; one that finds it held
+waits as a standby (its API answers 503, `/healthz` stays 200) and takes over when the holder
+releases it (a clean stop: within `duration / 5` s) or stops renewing it (a crash: after
+`duration` s).
+
+Staleness is measured with the waiting MIC's own monotonic clock, from the last time it saw the
+row change, never by comparing timestamps another host wrote: clocks that disagree cannot make
+two holders. A holder that cannot renew for `duration * 2 / 3` s, or finds the lease taken, has
+lost it: it must stop acting at once (`mic serve` exits; the outbox makes that as safe as a
+crash, and its supervisor restarts it as the standby).
+
+A holder id names the host and process (`host:pid:random`). A lease left by a process of this
+host that no longer runs (or that had our pid: a container restarted) is taken at once, so a
+restart after `kill -9` does not wait `duration` s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+from mic.service.defaults import DEFAULT_LEASE_SECONDS
+from mic.store import LeaseRecord, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DELIVERY_LEASE = "delivery"
+
+
+def new_holder_id() -> str:
+    """`host:pid:random`: who holds a lease, readable in logs and unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _left_by_a_dead_process(holder: str) -> bool:
+    """Whether `holder` is a process of this host that has ended (or whose pid is now ours)."""
+    host, _, rest = holder.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # our own pid in an older holder id: that process is gone (a restart)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
+
+
+class LeaseLost(Exception):
+    """The lease changed hands, or could not be renewed in time: stop acting for the store."""
+
+
+class StoreLease:
+    """One process's claim on one lease of a store.
+
+    `acquire()` waits until this process holds it; `keep()` renews it until cancelled and raises
+    `LeaseLost` when it is lost; `release()` gives it up.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        name: str = DELIVERY_LEASE,
+        holder: str | None = None,
+        duration: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if duration <= 0:
+            raise ValueError("a lease duration must be positive")
+        self.store = store
+        self.name = name
+        self.holder = holder or new_holder_id()
+        self.duration = duration
+        self._clock = clock
+        self._held: LeaseRecord | None = None
+        self._observed: tuple[str, int, int] | None = None
+        self._observed_at = 0.0
+        self.other_holder: str | None = None
+        """The holder this process waits for, while it waits (for status and logs)."""
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    async def try_acquire(self) -> bool:
+        """One attempt: take the lease if it is free, released, or stale; True if held now."""
+        record = await self.store.get_lease(self.name)
+        now = self._clock()
+        if record is None:
+            claimed = await self.store.claim_lease(self.name, self.holder, replacing=None)
+        elif record.holder == self.holder:
+            claimed = record  # ours already (a second call)
+        elif record.holder == "" or _left_by_a_dead_process(record.holder):
+            claimed = await self.store.claim_lease(self.name, self.holder, replacing=record)
+        else:
+            seen = (record.holder, record.epoch, record.renewals)
+            if seen != self._observed:
+                self._observed, self._observed_at = seen, now
+                self.other_holder = record.holder
+                return False
+            if now - self._observed_at < self.duration:
+                return False
+            log.warning(
+                "lease %r: holder %s has not renewed it for %.0f s; taking it over",
+                self.name,
+                record.holder,
+                now - self._observed_at,
+            )
+            claimed = await self.store.claim_lease(self.name, self.holder, replacing=record)
+        if claimed is None:
+            self._observed = None  # someone else moved first: watch the new row from now
+            return False
+        self._held = claimed
+        self.other_holder = None
+        log.info("lease %r taken by %s (epoch %d)", self.name, self.holder, claimed.epoch)
+        return True
+
+    async def acquire(self, *, on_wait: Callable[[str], None] | None = None) -> None:
+        """Wait until this process holds the lease; `on_wait(holder)` is called once, if it must wait."""
+        told = False
+        while not await self._attempt():
+            if not told and on_wait is not None:
+                on_wait(self.other_holder or "another MIC")
+                told = True
+            await asyncio.sleep(self.duration / 5)
+
+    async def _attempt(self) -> bool:
+        try:
+            return await self.try_acquire()
+        except StoreError as error:
+            log.warning("lease %r: store error while waiting for it (%s); trying again", self.name, error)
+            return False
+
+    async def keep(self) -> None:
+        """Renew the lease every `duration / 3` s until cancelled; raise `LeaseLost` when it is lost."""
+        held = self._held
+        if held is None:
+            raise LeaseLost(f"lease {self.name!r} is not held by {self.holder}")
+        renewed_at = self._clock()
+        deadline = self.duration * 2 / 3
+        while True:
+            await asyncio.sleep(self.duration / 3)
+            try:
+                async with asyncio.timeout(max(0.1, deadline - (self._clock() - renewed_at))):
+                    still_ours = await self.store.renew_lease(self.name, self.holder, held.epoch)
+            except (StoreError, TimeoutError) as error:
+                if self._clock() - renewed_at >= deadline:
+                    self._held = None
+                    raise LeaseLost(
+                        f"lease {self.name!r} could not be renewed for {deadline:.0f} s"
+                        f" ({error or 'timeout'}); another MIC may take it over"
+                    ) from error
+                log.warning("lease %r: renewal failed (%s); trying again", self.name, error or "timeout")
+                continue
+            if not still_ours:
+                self._held = None
+                raise LeaseLost(f"lease {self.name!r} was taken over by another MIC")
+            renewed_at = self._clock()
+
+    async def release(self) -> None:
+        """Give the lease up so a standby takes over at once; a store error only costs it time."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            await self.store.release_lease(self.name, self.holder, held.epoch)
+            log.info("lease %r released by %s", self.name, self.holder)
+        except StoreError as error:
+            log.warning("lease %r: could not release it (%s); it expires instead", self.name, error)

@@ -1,0 +1,117 @@
+"""The delivery lease on a real store: one holder, takeover after silence or release, loss seen."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from mic.service.lease import LeaseLost, StoreLease, new_holder_id
+from mic.store import Store
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_second_process_waits_while_the_holder_renews_then_takes_over_when_it_stops(
+    store: Store,
+) -> None:
+    clock = ManualClock()
+    holder = StoreLease(store, holder="a", duration=15, clock=clock)
+    standby = StoreLease(store, holder="b", duration=15, clock=clock)
+    assert await holder.try_acquire()
+
+    assert not await standby.try_acquire()
+    assert standby.other_holder == "a"
+    for _ in range(5):  # the holder renews: however long it holds, the standby waits
+        clock.now += 10
+        assert await store.renew_lease("delivery", "a", 1)
+        assert not await standby.try_acquire()
+
+    clock.now += 14.9  # silent, but not for a whole duration yet
+    assert not await standby.try_acquire()
+    clock.now += 0.2
+    assert await standby.try_acquire()
+    lease = await store.get_lease("delivery")
+    assert lease is not None
+    assert (lease.holder, lease.epoch) == ("b", 2)
+
+
+async def test_a_released_lease_is_taken_at_once(store: Store) -> None:
+    clock = ManualClock()
+    holder = StoreLease(store, holder="a", duration=15, clock=clock)
+    standby = StoreLease(store, holder="b", duration=15, clock=clock)
+    assert await holder.try_acquire()
+    assert not await standby.try_acquire()
+
+    await holder.release()
+
+    assert await standby.try_acquire()
+
+
+async def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(store: Store) -> None:
+    process = await asyncio.create_subprocess_exec("true")
+    await process.wait()  # a pid that no longer runs
+    dead = f"{socket.gethostname()}:{process.pid}:0000"
+    alive = f"{socket.gethostname()}:{os.getppid()}:0000"
+    assert await store.claim_lease("delivery", dead, replacing=None) is not None
+    assert await store.claim_lease("other", alive, replacing=None) is not None
+
+    assert await StoreLease(store, duration=15, clock=ManualClock()).try_acquire()
+    assert not await StoreLease(store, name="other", duration=15, clock=ManualClock()).try_acquire()
+
+
+async def test_the_holder_learns_it_lost_the_lease(store: Store) -> None:
+    holder = StoreLease(store, holder="a", duration=0.3)
+    assert await holder.try_acquire()
+    seen = await store.get_lease("delivery")
+    assert seen is not None
+    assert await store.claim_lease("delivery", "b", replacing=seen) is not None  # taken over
+
+    with pytest.raises(LeaseLost, match="taken over"):
+        await asyncio.wait_for(holder.keep(), timeout=5)
+    assert not holder.held
+
+
+async def test_a_holder_that_cannot_renew_in_time_gives_up_before_a_standby_may_take_over(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}")
+    holder = StoreLease(store, holder="a", duration=0.6)
+    assert await holder.try_acquire()
+    await store.close()
+    (tmp_path / "gone.db").unlink()  # reopened empty: every renewal fails (no such table)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(LeaseLost, match="could not be renewed"):
+        await asyncio.wait_for(holder.keep(), timeout=5)
+    assert loop.time() - started < 0.6, "gave up no earlier than a standby may take over"
+
+
+async def test_acquire_waits_and_says_for_whom(store: Store) -> None:
+    holder = StoreLease(store, holder="a", duration=0.25)
+    assert await holder.try_acquire()
+    waiting_for: list[str] = []
+    standby = StoreLease(store, holder="b", duration=0.25)
+
+    task = asyncio.create_task(standby.acquire(on_wait=waiting_for.append))
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    assert waiting_for == ["a"]
+    await holder.release()
+    await asyncio.wait_for(task, timeout=5)
+    assert standby.held
+
+
+def test_holder_ids_name_the_host_and_process() -> None:
+    host, pid, random = new_holder_id().split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid())
+    assert len(random) == 8
