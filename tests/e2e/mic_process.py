@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ class MicServer:
         self.env.pop("MIC_URL", None)
         self.workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
+        self.verify: ssl.SSLContext | bool = True
+        """How clients check the server's certificate, when it serves HTTPS."""
 
     async def start(self, *, until: str = "/readyz") -> None:
         """Start `mic serve` and wait until `until` answers 200 (`/healthz` for a standby)."""
@@ -98,7 +101,7 @@ class MicServer:
                 *_mic_command(), "serve", "--port", str(self.port),
                 env=self.env, cwd=self.workdir, stdout=log, stderr=log,
             )  # fmt: skip
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as http:
+        async with httpx.AsyncClient(base_url=self.url, timeout=2.0, verify=self.verify) as http:
 
             async def ready() -> bool:
                 assert self.process is not None
@@ -134,9 +137,11 @@ async def mic_server(tmp_path: Path) -> AsyncIterator[MicServer]:
         await server.kill()
 
 
-async def mic(server: MicServer, *args: str, token: str = ADMIN_TOKEN) -> CliResult:
+async def mic(
+    server: MicServer, *args: str, token: str = ADMIN_TOKEN, env: dict[str, str] | None = None
+) -> CliResult:
     """Run the `mic` command as a user would, with MIC_URL/MIC_TOKEN in the environment."""
-    env = {**os.environ, "MIC_URL": server.url, "MIC_TOKEN": token}
+    env = {**os.environ, "MIC_URL": server.url, "MIC_TOKEN": token, **(env or {})}
     process = await asyncio.create_subprocess_exec(
         *_mic_command(), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

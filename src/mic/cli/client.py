@@ -387,6 +387,8 @@ class MicClient:
     def _reason(self, exc: Exception) -> str:
         text = str(exc) or type(exc).__name__
         text = _ERRNO_PREFIX.sub("", _one_line(text))
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            text += "; if MIC's certificate comes from a private CA, set SSL_CERT_FILE to that CA's PEM file"
         return self._redact(text[:1].lower() + text[1:])
 
     def _redact(self, text: str) -> str:

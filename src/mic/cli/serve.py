@@ -7,6 +7,7 @@ show them in `ps`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -88,6 +89,20 @@ def serve(
             "take over this many seconds after it stops renewing its lease (at once after a clean stop).",
         ),
     ] = DEFAULT_LEASE_SECONDS,
+    tls_cert_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MIC_TLS_CERT_FILE",
+            help="Serve HTTPS with this PEM certificate chain (and --tls-key-file).",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MIC_TLS_KEY_FILE", help="The PEM private key of --tls-cert-file.", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Start the MIC service: REST API with Swagger UI at /swagger/, supervisor, store.
 
@@ -115,19 +130,44 @@ def serve(
         log_level=level,
         cache_mode=cache_mode.lower(),
         lease_seconds=lease_seconds,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
     )
     try:
         # Fail before binding the port, with the file's line number or the setting's name.
         settings.token_grants()
         settings.informer_options()
+        settings.check_tls()
     except SettingsError as error:
         typer.echo(f"mic serve: {error}", err=True)
         raise typer.Exit(code=2) from None
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_noisy_loggers()
+    if tls_cert_file is None and not _is_loopback(host):
+        logging.getLogger("mic.serve").warning(
+            "serving plain HTTP on %s: API tokens and cluster credentials cross the network in clear"
+            " text; give --tls-cert-file/--tls-key-file or put a TLS-terminating proxy in front",
+            host,
+        )
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(app, host=host, port=port, log_level=level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=level,
+        ssl_certfile=tls_cert_file,
+        ssl_keyfile=tls_key_file,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def quiet_noisy_loggers() -> None:

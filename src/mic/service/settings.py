@@ -7,6 +7,7 @@ hand it to `mic.api.app.create_app`.
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,9 @@ class ServiceSettings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     """How long the store's delivery lease lasts unrenewed: a standby MIC takes over this long
     after the active one stops renewing it (at once after a clean stop). See `mic.service.lease`."""
+    tls_cert_file: Path | None = None
+    """PEM certificate chain for serving the API over HTTPS (with `tls_key_file`)."""
+    tls_key_file: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     announce_generated_token: bool = True
     """Print a generated admin token to stderr (`mic serve`); tests turn it off and read the store."""
@@ -82,7 +86,28 @@ class ServiceSettings:
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/swagger/"
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{host}:{self.port}/swagger/"
+
+    def check_tls(self) -> None:
+        """Raise SettingsError unless TLS is off or both files load as a certificate and its key."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError(
+                "give both --tls-cert-file and --tls-key-file (MIC_TLS_CERT_FILE, MIC_TLS_KEY_FILE)"
+            )
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if not path.is_file():
+                raise SettingsError(f"TLS file '{path}' does not exist")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        except (ssl.SSLError, OSError) as error:
+            raise SettingsError(
+                f"--tls-cert-file '{self.tls_cert_file}' and --tls-key-file '{self.tls_key_file}' are not a"
+                f" PEM certificate chain and its private key ({error.strerror or error})"
+            ) from None
 
     def informer_options(self) -> InformerOptions:
         """The informer settings that `cache_mode` stands for; raises SettingsError."""
