@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _MODIFIED = EventType.MODIFIED
+_DELETED = EventType.DELETED
 
 
 def _resources_by_group(qualified_names: frozenset[str]) -> dict[str, frozenset[str]]:
@@ -64,6 +65,12 @@ class SubscriptionMatcher:
     `resources` are the qualified names (`ingresses.networking.k8s.io`, `pods`) that
     `spec.filter.resources` resolved to; the engine resolves them per cluster through the hub
     and builds a new matcher when that changes, so a matcher never does discovery itself.
+
+    The label selector is pushed down to the API server (the engine watches with it), so a
+    DELETED whose object carries no `labels` at all is not re-checked: that is the tombstone
+    an informer reports for an object deleted while MIC was down (it knows only the name, uid
+    and resourceVersion from the ledger of this selector's scope), and dropping it would lose
+    the delete for good.
 
     CEL failures (a missing field, a type mismatch, a non-bool result) are "no match", never
     an exception out of `matches`: one odd object must not stop delivery for everything else.
@@ -158,7 +165,9 @@ class SubscriptionMatcher:
         labels_match = self._labels_match
         if labels_match is not None:
             metadata = event.object.get("metadata")
-            if not labels_match(metadata.get("labels") if metadata else None):
+            if not labels_match(metadata.get("labels") if metadata else None) and not (
+                event.type == _DELETED and not (metadata and "labels" in metadata)
+            ):
                 return False
         if event.type == _MODIFIED and (self._suppress_noop or self._fields) and self._unchanged(event):
             return False
