@@ -20,13 +20,15 @@ from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-"""A recipient's answer is read only to keep the connection usable; more than this is refused."""
+"""A recipient's answer is read only to keep the connection usable; a longer body is left
+unread and its connection closed (the status still counts)."""
 
 # What a request may carry (RFC 9110): a token as a header name, visible ASCII, spaces and tabs
 # in a value. `mic.routing.spec` refuses anything else when a subscription is written; these
 # checks stand behind it for specs stored before that rule, and for any other caller.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 
 
 class HttpError(Exception):
@@ -143,15 +145,15 @@ class HttpPool:
         failed request with a readable error, never an exception that kills a sender. The error
         names the header, never its value (often a credential).
         """
-        lines = [
-            f"POST {target} HTTP/1.1",
-            f"Host: {origin.host_header}",
-            f"User-Agent: {self._user_agent}",
-            f"Content-Length: {length}",
-        ]
+        lines = [f"POST {target} HTTP/1.1", f"Host: {origin.host_header}", f"Content-Length: {length}"]
+        if not any(name.lower() == "user-agent" for name in headers):
+            lines.append(f"User-Agent: {self._user_agent}")  # a configured one replaces it
         for name, value in headers.items():
             if not _TOKEN_RE.fullmatch(name):
                 raise HttpError(f"header name {name!r} is not an HTTP token")
+            if name.lower() in _FRAMING_HEADERS:
+                # A second Host or Content-Length is a malformed (or smuggled) request.
+                raise HttpError(f"header {name!r} is set by MIC itself and cannot be configured")
             if not _FIELD_VALUE_RE.fullmatch(value):
                 raise HttpError(
                     f"the value of header {name!r} has a line break, another control character or "
@@ -173,6 +175,8 @@ class HttpPool:
         try:
             return await self._connection(origin)
         except ValueError as error:
+            if isinstance(error, OSError):  # ssl.SSLCertVerificationError is both: not a name
+                raise
             raise HttpError(f"cannot resolve {origin.host!r}: {error}") from error
 
     async def _connection(self, origin: Origin) -> _Connection:
@@ -212,15 +216,21 @@ class HttpPool:
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if status in (204, 304):
             return Response(status, headers, b""), keep
+        # A body too large to read is left unread and the connection closed: the status is
+        # the answer (a 2xx taken for a failure would be sent again and again, then dead).
         if "chunked" in headers.get("transfer-encoding", "").lower():
             data = await _read_chunked(reader)
+            if data is None:
+                return Response(status, headers, b""), False
         elif "content-length" in headers:
             try:
                 length = int(headers["content-length"])
             except ValueError as error:
                 raise HttpError("invalid Content-Length in response") from error
+            if length < 0:
+                raise HttpError("invalid Content-Length in response")
             if length > MAX_BODY_BYTES:
-                raise HttpError(f"response body of {length} bytes is too large")
+                return Response(status, headers, b""), False
             data = await reader.readexactly(length)
         else:
             data = await reader.read(MAX_BODY_BYTES)
@@ -246,7 +256,8 @@ def _parse_head(raw: bytes) -> tuple[int, dict[str, str], str]:
     return status, headers, parts[0]
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes | None:
+    """The chunked body, or None once it grows past `MAX_BODY_BYTES` (the rest left unread)."""
     chunks: list[bytes] = []
     size_total = 0
     while True:
@@ -255,12 +266,14 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError as error:
             raise HttpError("invalid chunk size in response") from error
+        if size < 0:
+            raise HttpError("invalid chunk size in response")
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":
                 pass  # trailers
             return b"".join(chunks)
         size_total += size
         if size_total > MAX_BODY_BYTES:
-            raise HttpError("response body too large")
+            return None
         chunks.append(await reader.readexactly(size))
         await reader.readexactly(2)

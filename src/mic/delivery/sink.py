@@ -7,6 +7,7 @@ is permanent, because sending the same request again will get the same answer.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -15,6 +16,13 @@ from mic.delivery.http import HttpError, HttpPool
 from mic.kube.client import parse_retry_after
 
 RETRYABLE_STATUSES = frozenset({408, 429})
+MAX_RETRY_AFTER = 86_400.0
+"""The longest `Retry-After` honoured, in seconds (a day, the largest `maxBackoffSeconds`).
+
+A recipient's header is honoured up to this: `Retry-After: 1e12` or `inf` would otherwise
+schedule the next attempt past what a datetime can hold (the lane then failed to record the
+attempt and the object's queue stood still until a restart), or years away.
+"""
 
 
 class Outcome(Enum):
@@ -59,12 +67,20 @@ class WebhookClient:
         if 200 <= status < 300:
             return SendResult(Outcome.DELIVERED, status, None, None, duration)
         if status in RETRYABLE_STATUSES or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = _retry_after(response.headers.get("retry-after"))
             return SendResult(Outcome.RETRY, status, f"recipient answered {status}", retry_after, duration)
         reason = "redirects are not followed" if 300 <= status < 400 else "not retried"
         return SendResult(
             Outcome.PERMANENT, status, f"recipient answered {status} ({reason})", None, duration
         )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The recipient's `Retry-After` in seconds, at most `MAX_RETRY_AFTER`; None if unusable."""
+    seconds = parse_retry_after(value)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 def _ms(started: float) -> float:
