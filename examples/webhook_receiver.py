@@ -1,0 +1,113 @@
+"""A webhook recipient for MIC subscriptions: prints one line per change, checks signatures.
+
+    python examples/webhook_receiver.py --port 9000                       # no signature check
+    python examples/webhook_receiver.py --port 9000 --secret-file hook.secret
+
+Point a subscription at it (`mic subscriptions add hook --url http://127.0.0.1:9000/hook ...`).
+With `--secret-file` (a file holding the subscription's `whsec_...` signing secret) every
+request must carry valid Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`); a bad one is answered 401, which MIC treats as permanent (a dead
+letter). The check uses only the standard library, to show what any recipient has to do.
+
+It accepts every body format MIC sends: CloudEvents structured (the default), CloudEvents
+batches, CloudEvents binary (`ce-*` headers), the original `mic-v1` envelope and `raw`.
+Duplicates (same `webhook-id`, possible after MIC is killed) are reported and not printed twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TOLERANCE = 300  # seconds a webhook-timestamp may differ from this host's clock
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> str | None:
+    """None when the Standard Webhooks signature is valid, else why not."""
+    msg_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not (msg_id and timestamp and signatures):
+        return "missing webhook-id, webhook-timestamp or webhook-signature"
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE:
+        return "webhook-timestamp too old or too new"
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return None
+    return "no matching v1 signature"
+
+
+def describe(headers: dict[str, str], body: bytes) -> list[str]:
+    """One line per event in the request, whatever the subscription's format."""
+    if "ce-type" in headers:  # CloudEvents binary: attributes in headers, body = data
+        return [_line(headers.get("ce-cluster"), headers["ce-type"], headers.get("ce-subject"))]
+    payload: Any = json.loads(body)
+    if isinstance(payload, list):  # CloudEvents batch
+        return [_line(e.get("cluster"), e.get("type"), e.get("subject")) for e in payload]
+    if "specversion" in payload:  # CloudEvents structured (also the ping of `mic subscriptions test`)
+        return [_line(payload.get("cluster"), payload.get("type"), payload.get("subject"))]
+    if "app_event_id" in payload:  # the original mic-v1 envelope
+        subject = f"{payload.get('server_group_id')}/{payload.get('resource_name')}"
+        return [_line(payload.get("app_environment_id"), payload.get("type"), subject)]
+    obj = payload.get("object") or {}  # raw: {"type": ..., "object": ...}
+    meta = obj.get("metadata") or {}
+    return [_line("?", payload.get("type"), f"{meta.get('namespace')}/{meta.get('name')}")]
+
+
+def _line(cluster: Any, type_: Any, subject: Any) -> str:
+    return f"{cluster or '-':<10} {type_ or '-':<28} {subject or '-'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--secret-file", type=Path, help="file holding the whsec_ signing secret")
+    args = parser.parse_args()
+    secret = args.secret_file.read_text().strip() if args.secret_file else None
+    seen: set[str] = set()
+    lock = threading.Lock()  # requests arrive in parallel (one thread each): one at a time here
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            problem = verify(secret, headers, body) if secret else None
+            with lock:
+                if problem:
+                    print(f"rejected: {problem}", flush=True)
+                else:
+                    msg_id = headers.get("webhook-id", "")
+                    if msg_id and msg_id in seen:
+                        print(f"duplicate {msg_id} (already handled)", flush=True)
+                    else:
+                        seen.add(msg_id)
+                        print("\n".join(describe(headers, body)), flush=True)
+            self.send_response(401 if problem else 204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per event only
+            pass
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    checked = "checked" if secret else "not checked"
+    print(f"listening on http://{args.host}:{args.port}/ (signatures {checked})", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
