@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from mic.api.models import ApiModel, ClusterName, RequestModel, ResourceName
+from mic.routing.expression import MAX_EXPRESSION_LENGTH
 
 GENERATE = "generate"
 """The `signingSecret` value that asks MIC to generate a secret and show it once."""
@@ -68,8 +69,11 @@ class SubscriptionFilterBody(RequestModel):
     )
     cel: str | None = Field(
         default=None,
-        max_length=4096,
-        description="CEL expression over `event`, `object` and `oldObject`; the event is delivered when true",
+        max_length=MAX_EXPRESSION_LENGTH,
+        description="CEL expression over `event`, `object` and `oldObject`; the event is delivered when"
+        " true. CEL's standard functions and macros (one-variable `all`, `exists`, `map`, `filter`) and"
+        " the extension libraries of Kubernetes validation rules: strings (`lowerAscii`, `split`,"
+        " `substring`, ...), lists, `math.*`, `sets.*`, `base64.*`",
         examples=["object.metadata.labels['tier'] == 'web'"],
     )
     suppress_noop: bool | None = Field(

@@ -196,10 +196,49 @@ def test_invalid_expressions_say_where(
     [
         "object.spec.rules.all(rule, has(rule.host))",
         "object.metadata.labels.exists(k, k.startsWith('app'))",
-        "object.data.map(k, v, v).size() >= 0",
+        "object.data.map(k, k != '', k).size() >= 0",
+        "object.spec.rules.map(r, true, r.host).size() >= 0",
         "type(object) == map",
         "object.spec.rules.filter(r, r.host != '').size() > 0",
     ],
 )
 def test_comprehension_variables_and_type_names_are_not_unknown(expression: str) -> None:
     compile_cel(expression)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "object.metadata.labels.all(k, v, v != '')",
+        "object.metadata.labels.exists(k, v, k == 'app')",
+        "object.spec.rules.transformList(i, r, r.host).size() > 0",
+    ],
+)
+def test_two_variable_comprehensions_are_refused_when_written(expression: str) -> None:
+    """The binding evaluates only the one-variable forms: these would fail on every event."""
+    with pytest.raises(InvalidExpressionError, match="two-variable comprehensions"):
+        compile_cel(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "name", "expected"),
+    [
+        ("object.metadata.name.lowerAscii() == 'web-1'", "WEB-1", True),
+        ("object.metadata.name.split('-')[0] == 'web'", "web-1", True),
+        ("object.metadata.name.substring(0, 3) == 'api'", "web-1", False),
+        ("object.metadata.name.contains('eb')", "web-1", True),
+        ("math.greatest([1, size(object.metadata.name)]) == 5", "web-1", True),
+    ],
+)
+def test_the_extension_functions_kubernetes_users_know_evaluate(
+    expression: str, name: str, expected: bool
+) -> None:
+    compiled = compile_cel(expression)
+    for _ in range(2):  # the reused context gives the same answer each time
+        assert compiled({"object": {"metadata": {"name": name}}}) is expected
+
+
+def test_an_overlong_expression_is_refused_before_the_binding_sees_it() -> None:
+    expression = "1 == 1" + " && 1 == 1" * 500
+    with pytest.raises(InvalidExpressionError, match="longer than 4096 characters"):
+        compile_cel(expression)
