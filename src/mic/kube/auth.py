@@ -121,8 +121,12 @@ class TokenFile:
             text = self._path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{self._what}: file {str(self._path)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as error:
-            detail = getattr(error, "strerror", None) or "not UTF-8 text"
+        except ValueError as error:
+            if not isinstance(error, UnicodeDecodeError):  # a NUL in the path
+                raise ConfigError(f"{self._what}: {str(self._path)!r} is not a usable file path") from None
+            raise ConfigError(f"{self._what}: cannot read {str(self._path)!r}: not UTF-8 text") from None
+        except OSError as error:
+            detail = error.strerror or type(error).__name__
             raise ConfigError(f"{self._what}: cannot read {str(self._path)!r}: {detail}") from None
         return check_token(text, f"{self._what} {str(self._path)!r}")
 

@@ -139,6 +139,8 @@ def _read_kubeconfig(path: Path) -> bytes:
         raise ConfigError(f"kubeconfig file {str(path)!r} does not exist") from None
     except OSError as error:
         raise ConfigError(f"cannot read kubeconfig file {str(path)!r}: {error.strerror}") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(f"kubeconfig file {str(path)!r} is not a usable file path") from None
 
 
 def _load_default(

@@ -50,6 +50,8 @@ def read_file(path: str | os.PathLike[str], what: str) -> bytes:
         raise ConfigError(f"{what}: file {os.fspath(path)!r} does not exist") from None
     except OSError as error:
         raise ConfigError(f"{what}: cannot read {os.fspath(path)!r}: {error.strerror}") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(f"{what}: {os.fspath(path)!r} is not a usable file path") from None
 
 
 def load_ca(
