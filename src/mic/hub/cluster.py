@@ -17,6 +17,7 @@ from mic.kube.connection import ClusterConnection
 from mic.kube.discover import discover
 from mic.kube.discovery import ResourceCatalog
 from mic.kube.errors import ApiError, ConnectionFailure, KubeError
+from mic.kube.exec_plugin import ExecPluginError
 from mic.kube.informer import Informer, InformerOptions, InformerState, KnownObject
 from mic.kube.resources import ResourceInfo
 from mic.kube.tasks import OwnedTasks
@@ -53,6 +54,7 @@ class InformerKey:
 
 KnownStateLoader = Callable[[str, InformerKey], Awaitable[dict[str, KnownObject] | None]]
 BatchSink = Callable[["ClusterRuntime", InformerKey, list[Event]], Awaitable[None]]
+JoinHook = Callable[["ClusterRuntime", WatchSpec, Informer], None]
 
 
 class ClusterRuntime:
@@ -72,7 +74,11 @@ class ClusterRuntime:
         informer_options: InformerOptions,
         discovery_refresh_interval: float,
         known_state: KnownStateLoader | None = None,
+        joined: JoinHook | None = None,
     ) -> None:
+        """`joined(runtime, spec, informer)` is called when `spec` starts sharing an informer
+        that already holds objects (so the hub can hand them to the spec's new consumers); it
+        runs in the same step as the spec joins, so no change falls between the two."""
         self.name = name
         self.labels = dict(labels)
         self.connection = connection
@@ -85,6 +91,8 @@ class ClusterRuntime:
         self._informer_options = informer_options
         self._refresh_interval = discovery_refresh_interval
         self._known_state = known_state
+        self._joined = joined
+        self._closed = False
         self._wants: dict[WatchSpec, int] = {}
         self._resolved: dict[WatchSpec, InformerKey] = {}
         self._unresolved: dict[WatchSpec, str] = {}
@@ -100,8 +108,11 @@ class ClusterRuntime:
         self.tasks.start("connect", self._connect_loop())
 
     async def close(self) -> None:
+        # Marked first: a `want` or a discovery pass suspended in the middle of starting an
+        # informer (loading its known state) must not start it once it resumes.
+        self._closed = True
         await self.tasks.close()
-        for informer in self._informers.values():
+        for informer in list(self._informers.values()):
             await informer.stop()
         self._informers.clear()
         await self.client.close()
@@ -121,16 +132,57 @@ class ClusterRuntime:
                 delay = self._informer_options.auth_retry_interval if auth_failed else backoff.next_delay()
                 await asyncio.sleep(max(delay, error.retry_after or 0.0))
                 continue
+            except ExecPluginError as error:
+                # The credential plugin failed (a login expired, the plugin is gone): the
+                # cluster is not unreachable, MIC has no credential for it.
+                self._discovery_failed(error, 401)
+                await asyncio.sleep(max(self._informer_options.auth_retry_interval, backoff.next_delay()))
+                continue
             except (ConnectionFailure, KubeError) as error:
                 self._discovery_failed(error, None)
                 await asyncio.sleep(backoff.next_delay())
                 continue
+            await self._wait_for_rediscovery()
+
+    async def _wait_for_rediscovery(self) -> None:
+        """Return when discovery should run again: the wants changed, or every refresh interval
+        while a requested name is unresolved (a CRD not created yet) or an informer finds its
+        resource gone (a CRD deleted, or re-created serving other versions)."""
+        while True:
             self._wants_changed.clear()
             try:
-                async with asyncio.timeout(self._refresh_interval if self._unresolved else None):
+                async with asyncio.timeout(self._refresh_interval):
                     await self._wants_changed.wait()
+                return
             except TimeoutError:
-                pass
+                if self._unresolved or self._missing_resources():
+                    return
+                if not self._informers and not await self._still_reachable():
+                    return  # nothing watched shows it: discover again until it answers
+
+    async def _still_reachable(self) -> bool:
+        """Ask a cluster nothing is watched in whether it still answers (`/version`).
+
+        Informers report a cluster going away or revoking MIC's credentials; without any,
+        its status would say "ready" for ever after the first discovery.
+        """
+        try:
+            await self.client.server_version()
+        except ApiError as error:
+            self._discovery_failed(error, error.status)
+            return False
+        except KubeError as error:
+            self._discovery_failed(error, 401 if isinstance(error, ExecPluginError) else None)
+            return False
+        except Exception as error:
+            log.error("cluster %s: unexpected error asking for /version", self.name, exc_info=error)
+            failure = ConnectionFailure(f"unexpected error ({type(error).__name__}); see the MIC log")
+            self._discovery_failed(failure, None)
+            return False
+        return True
+
+    def _missing_resources(self) -> bool:
+        return any(informer.status.state is InformerState.NOT_FOUND for informer in self._informers.values())
 
     def _discovery_failed(self, error: Exception, status: int | None) -> None:
         self.last_error = str(error)
@@ -163,12 +215,44 @@ class ClusterRuntime:
         """Fetch the server version and resource catalog, then start what can now be resolved."""
         version = await self.client.server_version()
         self.server_version = str(version.get("gitVersion") or "") or None
-        self.catalog = await discover(self.client)
+        catalog = await discover(self.client)
+        if self._closed:
+            return
+        self.catalog = catalog
         self._last_discovery = time.monotonic()
         self._discovery_state = ClusterState.READY
         self.last_error = None
         self._discovered.set()
+        await self._release_vanished(catalog)
         await self._apply_wants()
+
+    async def _release_vanished(self, catalog: ResourceCatalog) -> None:
+        """Let go of informers whose resource the server no longer serves in their version.
+
+        A CRD deleted (or re-created serving other versions) leaves its informer answered 404
+        forever; its specs go back to being resolved, so they follow the resource to its new
+        version, or show that it is gone. A group version whose discovery failed this time
+        (an aggregated API that is down) is not taken as gone.
+        """
+        async with self._lock:
+            vanished = [
+                spec
+                for spec, key in self._resolved.items()
+                if catalog.by_group_version_resource(key.group, key.version, key.resource) is None
+                and not catalog.is_unavailable(key.group, key.version)
+            ]
+            for spec in vanished:
+                key = self._resolved.pop(spec)
+                log.info(
+                    "cluster %s: %s/%s is no longer served; resolving %r again",
+                    self.name,
+                    key.qualified_resource,
+                    key.version,
+                    spec.resource,
+                )
+                # unresolved at once, so no status read shows it neither watched nor missing
+                self._unresolved[spec] = f"{key.qualified_resource}/{key.version} is no longer served"
+                await self._release(key, spec)
 
     async def wait_discovered(self, timeout: float | None) -> bool:
         try:
@@ -186,7 +270,8 @@ class ClusterRuntime:
         """
         if self.catalog is None:
             await self._guarded_rediscover()
-        assert self.catalog is not None
+        if self.catalog is None:  # closed meanwhile
+            raise ConnectionFailure(f"cluster {self.name!r} was removed")
         try:
             return self.catalog.resolve(name)
         except KubeError:
@@ -213,8 +298,11 @@ class ClusterRuntime:
         self._wants.pop(spec, None)
         self._unresolved.pop(spec, None)
         key = self._resolved.pop(spec, None)
-        if key is None:
-            return
+        if key is not None:
+            await self._release(key, spec)
+
+    async def _release(self, key: InformerKey, spec: WatchSpec) -> None:
+        """`spec` no longer uses the informer of `key`; stop it when nobody else does."""
         users = self._users.get(key, set())
         users.discard(spec)
         if not users:
@@ -227,17 +315,24 @@ class ClusterRuntime:
         return frozenset(self._users.get(key, ()))
 
     async def _apply_wants(self) -> None:
+        if self._closed:
+            return
         if self.catalog is None:
             self._unresolved.update(dict.fromkeys(self._wants, "waiting for discovery"))
             return
         async with self._lock:
+            # Starting an informer waits (for its known state); meanwhile specs may be
+            # released and the runtime closed, so each step checks again.
             for spec in list(self._wants):
-                if spec in self._resolved:
+                if self._closed:
+                    return
+                if spec in self._resolved or spec not in self._wants:
                     continue
+                catalog = self.catalog
                 try:
-                    info = self.catalog.resolve(spec.resource)
+                    info = catalog.resolve(spec.resource)
                 except KubeError as error:
-                    self._unresolved[spec] = str(error)
+                    self._unresolved[spec] = str(error) + _unavailable_hint(catalog)
                     continue
                 self._unresolved.pop(spec, None)
                 key = InformerKey(
@@ -245,11 +340,43 @@ class ClusterRuntime:
                 )
                 self._resolved[spec] = key
                 self._users.setdefault(key, set()).add(spec)
-                if key not in self._informers:
-                    await self._start_informer(key, info)
+                informer = self._informers.get(key)
+                if informer is None:
+                    await self._start_or_retry_later(spec, key, info)
+                elif self._joined is not None and informer.populated:
+                    self._joined(self, spec, informer)
+
+    async def _start_or_retry_later(self, spec: WatchSpec, key: InformerKey, info: ResourceInfo) -> None:
+        """Start the informer of a newly resolved spec; if that fails, leave the spec unresolved.
+
+        Loading the known state reads the store, which can fail for a moment (locked, restarting).
+        Left resolved without an informer, the spec would never be started again (and the
+        cluster would say "connecting" for ever); unresolved, it shows why and the next
+        discovery pass (every refresh interval while something is unresolved) tries again.
+        """
+        try:
+            await self._start_informer(key, info)
+        except BaseException as error:
+            if key not in self._informers:
+                self._resolved.pop(spec, None)
+                users = self._users.get(key)
+                if users is not None:
+                    users.discard(spec)
+                    if not users:
+                        del self._users[key]
+            if not isinstance(error, Exception):
+                raise
+            log.error("cluster %s: cannot start watching %s", self.name, info.qualified_name, exc_info=error)
+            if spec in self._wants:
+                self._unresolved[spec] = (
+                    f"cannot start watching {info.qualified_name} ({type(error).__name__}; see the MIC "
+                    "log); retrying"
+                )
 
     async def _start_informer(self, key: InformerKey, info: ResourceInfo) -> None:
         known = await self._known_state(self.name, key) if self._known_state else None
+        if self._closed or not self._users.get(key) or key in self._informers:
+            return  # closed, or every spec that wanted it was released while its state loaded
 
         async def sink(events: list[Event]) -> None:
             await self._sink(self, key, events)
@@ -369,3 +496,14 @@ class ClusterRuntime:
 
     def _first_unresolved(self) -> str | None:
         return next(iter(self._unresolved.values()), None)
+
+
+def _unavailable_hint(catalog: ResourceCatalog) -> str:
+    """Why a name may be unknown for now: API group versions whose discovery failed."""
+    if not catalog.unavailable:
+        return ""
+    failed = "; ".join(f"{gv}: {why}" for gv, why in sorted(catalog.unavailable.items())[:3])
+    more = len(catalog.unavailable) - 3
+    return f" (discovery of some API groups failed, it may be served by one of them: {failed}" + (
+        f"; and {more} more)" if more > 0 else ")"
+    )

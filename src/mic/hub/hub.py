@@ -129,6 +129,7 @@ class Hub:
             informer_options=self._informer_options,
             discovery_refresh_interval=self._discovery_refresh_interval,
             known_state=self._load_known_state,
+            joined=self._spec_joined,
         )
         self._clusters[name] = runtime
         runtime.start()
@@ -265,15 +266,33 @@ class Hub:
         return stream
 
     def _replay_cached(self, stream: EventStream) -> None:
-        """A consumer that joins a running informer first gets its current objects as ADDED."""
+        """A consumer that joins a running informer first gets its current objects as ADDED.
+
+        This covers clusters where the stream's spec already uses an informer; where the spec
+        is new, it joins an informer later (in `ClusterRuntime.want`, or once discovery
+        resolves it), and `_spec_joined` replays then.
+        """
         for name, runtime in self._clusters.items():
             if not stream.spec.applies_to(name):
                 continue
             informer = runtime.informer_for(stream.spec)
             if informer is None or not informer.populated:
                 continue  # its first list is still to come, and will be streamed as it arrives
-            snapshot = [informer.make_event(EventType.ADDED, obj) for _, obj in informer.cache.items()]
-            if snapshot:
+            self._replay(informer, [stream])
+
+    def _spec_joined(self, runtime: ClusterRuntime, spec: WatchSpec, informer: Informer) -> None:
+        """`spec` now shares an informer that already holds objects (another spelling of the
+        resource, another cluster list, a CRD resolved later): its streams get them first."""
+        self._replay(informer, self._streams.get(spec, ()))
+
+    @staticmethod
+    def _replay(informer: Informer, streams: Iterable[EventStream]) -> None:
+        streams = [stream for stream in streams if not stream.closed]
+        if not streams:
+            return
+        snapshot = [informer.make_event(EventType.ADDED, obj) for _, obj in informer.cache.items()]
+        if snapshot:
+            for stream in streams:
                 stream.put_nowait(snapshot)
 
     def _stream_closed(self, stream: EventStream) -> None:

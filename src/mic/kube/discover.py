@@ -24,16 +24,21 @@ async def discover(client: KubeClient) -> ResourceCatalog:
     except ValueError as error:
         raise KubeError(f"the server's /apis document is malformed: {error}") from error
 
+    unavailable: dict[str, str] = {}
+
     async def fetch(group_version: str) -> tuple[str, JsonObject | None]:
         try:
             return group_version, await client.get_json(f"/apis/{group_version}")
         except (ApiError, ConnectionFailure) as error:
             log.warning("discovery of %s failed, leaving it out: %s", group_version, error)
+            unavailable[group_version] = str(error)
             return group_version, None
 
     documents = await asyncio.gather(*(fetch(gv) for gv in group_versions))
     groups = {gv: doc for gv, doc in documents if doc is not None}
     try:
-        return catalog_from_api_group_list(group_list, core, groups)
+        catalog = catalog_from_api_group_list(group_list, core, groups)
     except ValueError as error:
         raise KubeError(f"the server's discovery documents are malformed: {error}") from error
+    catalog.unavailable.update(unavailable)
+    return catalog

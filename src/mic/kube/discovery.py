@@ -140,12 +140,31 @@ class ResourceCatalog:
     tasks never changes under them, and `resolve` can cache its answers.
     """
 
-    __slots__ = ("_by_gvr", "_by_kind", "_by_name", "_by_short", "_known", "_preferred", "_resolved")
+    __slots__ = (
+        "_by_gvr",
+        "_by_kind",
+        "_by_name",
+        "_by_short",
+        "_known",
+        "_preferred",
+        "_resolved",
+        "unavailable",
+    )
 
     def __init__(
-        self, resources: Iterable[ResourceInfo] = (), preferred: Mapping[str, str] | None = None
+        self,
+        resources: Iterable[ResourceInfo] = (),
+        preferred: Mapping[str, str] | None = None,
+        *,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
-        """`resources` in discovery order; `preferred` maps a group to its preferred version."""
+        """`resources` in discovery order; `preferred` maps a group to its preferred version.
+
+        `unavailable` maps a `group/version` whose discovery document could not be fetched (an
+        aggregated API whose backend is down) to why: its resources are missing from this
+        catalog for now, which is not the same as the server not serving them.
+        """
+        self.unavailable: dict[str, str] = dict(unavailable or {})
         self._by_gvr: dict[tuple[str, str, str], ResourceInfo] = {}
         for info in resources:
             self._by_gvr.setdefault((info.group, info.version, info.resource), info)
@@ -202,6 +221,10 @@ class ResourceCatalog:
     def by_group_version_resource(self, group: str, version: str, resource: str) -> ResourceInfo | None:
         """The exact resource (core group is ""), or None if the server does not serve it."""
         return self._by_gvr.get((group, version, resource))
+
+    def is_unavailable(self, group: str, version: str) -> bool:
+        """Whether `group/version` (core: `v1`) could not be discovered this time."""
+        return (f"{group}/{version}" if group else version) in self.unavailable
 
     def preferred_version(self, group: str) -> str | None:
         """The version of `group` that unqualified names resolve to, or None for an unknown group."""
