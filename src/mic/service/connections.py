@@ -13,11 +13,13 @@ allows them. A `kubeconfigFile` connection may only name a file inside the opera
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
@@ -194,6 +196,58 @@ def build_connection(spec: ConnectionSpec, policy: ConnectionPolicy) -> ClusterC
     )
 
 
+def source_fingerprint(spec: ConnectionSpec, policy: ConnectionPolicy) -> str | None:
+    """A digest of the host files a connection is built from, or None if it uses none.
+
+    A `kubeconfigFile` connection's stored record never changes when the operator rewrites
+    the file (a rotated token or client certificate, a new server or CA), nor when a file it
+    names is replaced (cert-manager renewing `client-certificate`/`client-key`); the
+    supervisor compares this digest to rebuild the connection then. Unreadable files count
+    as changed content, so a file that comes back is picked up too.
+    """
+    if not isinstance(spec, KubeconfigFileConnection):
+        return None
+    digest = hashlib.sha256()
+    try:
+        path = resolve_kubeconfig_path(spec.path, policy.kubeconfig_dir)
+        text = path.read_bytes()
+    except (ConfigError, OSError, ValueError) as error:
+        digest.update(f"unreadable: {type(error).__name__}".encode())
+        return digest.hexdigest()
+    digest.update(text)
+    for referenced in _referenced_files(text, path.parent):
+        digest.update(b"\0" + os.fsencode(referenced) + b"\0")
+        try:
+            digest.update(hashlib.sha256(referenced.read_bytes()).digest())
+        except (OSError, ValueError) as error:
+            digest.update(f"unreadable: {type(error).__name__}".encode())
+    return digest.hexdigest()
+
+
+_FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key")
+
+
+def _referenced_files(text: bytes, base: Path) -> list[Path]:
+    """The certificate and key files a kubeconfig names (token files are re-read anyway)."""
+    try:
+        document = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return []
+    found: list[Path] = []
+    if not isinstance(document, dict):
+        return found
+    for section, item in (("clusters", "cluster"), ("users", "user")):
+        entries = document.get(section)
+        for entry in entries if isinstance(entries, list) else []:
+            fields = entry.get(item) if isinstance(entry, dict) else None
+            for key in _FILE_FIELDS:
+                value = fields.get(key) if isinstance(fields, dict) else None
+                if isinstance(value, str) and value and "\0" not in value:
+                    candidate = Path(value).expanduser()
+                    found.append(candidate if candidate.is_absolute() else base / candidate)
+    return sorted(set(found))
+
+
 def resolve_kubeconfig_path(path: str, kubeconfig_dir: Path | None) -> Path:
     """The real path of `path` if it lies inside `kubeconfig_dir`; raises ConfigError otherwise.
 
@@ -206,6 +260,8 @@ def resolve_kubeconfig_path(path: str, kubeconfig_dir: Path | None) -> Path:
             "(mic serve --kubeconfig-dir) to the directory holding the kubeconfig files; "
             "or submit the kubeconfig text instead (type kubeconfig)"
         )
+    if "\0" in path:
+        raise ConfigError("path contains a NUL character; name a file inside MIC_KUBECONFIG_DIR")
     base = Path(os.path.realpath(kubeconfig_dir))
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():

@@ -31,7 +31,12 @@ from mic.kube.errors import ConfigError
 from mic.kube.informer import InformerState
 from mic.kube.resources import ResourceInfo
 from mic.kube.tasks import OwnedTasks
-from mic.service.connections import ConnectionPolicy, build_connection, parse_connection
+from mic.service.connections import (
+    ConnectionPolicy,
+    build_connection,
+    parse_connection,
+    source_fingerprint,
+)
 from mic.store import ClusterRecord, NotFoundError, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,8 @@ class _Applied:
     record: ClusterRecord
     connection: ClusterConnection | None
     error: str | None = None
+    source: str | None = None
+    """Digest of the host files the connection was built from (`source_fingerprint`)."""
     watches: dict[str, WatchSpec] = field(default_factory=dict)
     """Default resources (as stored) → the hub watch declared for each."""
     on_demand: dict[str, WatchSpec] = field(default_factory=dict)
@@ -116,10 +123,27 @@ class Supervisor:
             await asyncio.sleep(self._resync_interval)
             try:
                 revision = await self.store.clusters_revision()
-                if revision != self._revision or any(a.connection is None for a in self._applied.values()):
+                if (
+                    revision != self._revision
+                    or any(a.connection is None for a in self._applied.values())
+                    or any(self._source_changed(a) for a in self._applied.values())
+                ):
                     await self.reconcile_all()
             except StoreError as error:
                 log.warning("supervisor: cannot re-read the store, keeping what runs: %s", error)
+            except Exception:
+                # This loop is what retries connections and follows other replicas: it must
+                # outlive any one failure.
+                log.exception("supervisor: resync pass failed; trying again in %gs", self._resync_interval)
+
+    def _source_changed(self, applied: _Applied) -> bool:
+        if applied.source is None or applied.connection is None:
+            return False
+        try:
+            spec = parse_connection(applied.record.connection)
+        except ValidationError:
+            return False
+        return source_fingerprint(spec, self.policy) != applied.source
 
     # -- writes (store first, then reconcile) -----------------------------------------------
 
@@ -159,9 +183,15 @@ class Supervisor:
         async with self._lock:
             revision = await self.store.clusters_revision()
             records = {record.name: record for record in await self.store.list_clusters()}
+            failed = False
             for name in sorted(set(self._applied) | set(records)):
-                await self._apply(name, records.get(name))
-            self._revision = revision
+                try:
+                    await self._apply(name, records.get(name))
+                except Exception:
+                    # One cluster's failure must neither stop the others nor MIC's start-up.
+                    failed = True
+                    log.exception("cluster %s: reconciling failed; retrying on the next pass", name)
+            self._revision = revision if not failed else -1
 
     async def reconcile(self, name: str) -> None:
         """Make the hub match the stored state of one cluster."""
@@ -185,9 +215,18 @@ class Supervisor:
             await self._sync_watches(name, applied, record.resources)
             log.info("cluster %s: started (generation %d)", name, record.generation)
             return
-        if applied.record.generation == record.generation and applied.connection is not None:
+        source_changed = self._source_changed(applied)
+        if (
+            applied.record.generation == record.generation
+            and applied.connection is not None
+            and not source_changed
+        ):
             return
-        if applied.connection is None or dict(applied.record.connection) != dict(record.connection):
+        if (
+            applied.connection is None
+            or source_changed
+            or dict(applied.record.connection) != dict(record.connection)
+        ):
             await self._connect(name, applied, record)
             log.info("cluster %s: connection changed, reconnected (generation %d)", name, record.generation)
         elif dict(applied.record.labels) != dict(record.labels):
@@ -203,13 +242,21 @@ class Supervisor:
             applied.connection = None
         applied.record = record
         try:
+            source = source_fingerprint(parse_connection(record.connection), self.policy)
             connection = self.validate(record.connection)
         except ConfigError as error:
             applied.error = f"invalid connection: {error}"
             log.warning("cluster %s: cannot build its connection: %s", name, error)
             return
+        except Exception as error:
+            # Not a message to show (its text is unknown and could quote a credential), but
+            # the cluster is still registered, reported, and retried like an invalid one.
+            applied.error = f"invalid connection ({type(error).__name__}; see the MIC log)"
+            log.exception("cluster %s: cannot build its connection", name)
+            return
         await self.hub.add_cluster(name, connection, labels=dict(record.labels))
         applied.connection = connection
+        applied.source = source
         applied.error = None
 
     async def _sync_watches(self, name: str, applied: _Applied, resources: tuple[str, ...]) -> None:
