@@ -305,19 +305,32 @@ class DeliveryEngine:
             index = -1
             key = object_key(event)
             kept = event
+            retyped: dict[EventType, tuple[int, Event]] | None = None
             for subscription in subscriptions:
                 if not subscription.matcher.wants_cluster(cluster, labels):
                     continue
-                if not subscription.matcher.matches(event, labels):
+                delivered = subscription.matcher.route(event, labels)
+                if delivered is None:
                     continue
-                if index < 0:
-                    index = len(stored)
-                    # Queued until delivered, maybe thousands of events: without the decoded
-                    # trees (see `Event.without_decoded`).
-                    kept = event.without_decoded()
-                    stored.append(kept)
-                deliveries.append(NewDelivery(subscription.spec.name, index, key))
-                owners.append((subscription, kept, key))
+                if delivered is not event.type:
+                    # The object entered or left the subscription's CEL filter: stored as its
+                    # own event (own id and type), shared by every subscription hearing it so.
+                    retyped = {} if retyped is None else retyped
+                    if delivered not in retyped:
+                        retyped[delivered] = (len(stored), _retyped(event, delivered).without_decoded())
+                        stored.append(retyped[delivered][1])
+                    variant_index, variant = retyped[delivered]
+                    deliveries.append(NewDelivery(subscription.spec.name, variant_index, key))
+                    owners.append((subscription, variant, key))
+                else:
+                    if index < 0:
+                        index = len(stored)
+                        # Queued until delivered, maybe thousands of events: without the decoded
+                        # trees (see `Event.without_decoded`).
+                        kept = event.without_decoded()
+                        stored.append(kept)
+                    deliveries.append(NewDelivery(subscription.spec.name, index, key))
+                    owners.append((subscription, kept, key))
                 if subscription.routed is not None:
                     subscription.routed.add((cluster, event.uid, event.resource_version))
         return RoutedBatch(ledger, stored, deliveries, owners)
@@ -572,6 +585,14 @@ class DeliveryEngine:
             purged = await self._store.purge_delivered_events()
             if purged:
                 log.debug("purged %d delivered events", purged)
+
+
+def _retyped(event: Event, event_type: EventType) -> Event:
+    """`event` as a subscription whose CEL filter it entered (ADDED, without the state before,
+    which did not match) or left (DELETED) hears it: a new event with its own id."""
+    if event_type is EventType.ADDED:
+        return event.replace(type=event_type, ulid=None, old_object=None)
+    return event.replace(type=event_type, ulid=None)
 
 
 def _ledger_change(cluster: str, scope: str, event: Event) -> LedgerChange:

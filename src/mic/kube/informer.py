@@ -688,6 +688,24 @@ def _tombstone(uid: str, previous: KnownObject, informer: Informer) -> JsonObjec
     }
 
 
+_TOMBSTONE_KEYS = frozenset(("apiVersion", "kind", "metadata"))
+_TOMBSTONE_METADATA_KEYS = frozenset(("name", "namespace", "uid", "resourceVersion"))
+
+
+def is_tombstone(obj: Mapping[str, Any]) -> bool:
+    """Whether `obj` is what `_tombstone` makes: no state of it is known but its identity.
+
+    A stored object always has more metadata (at least `creationTimestamp`), so a filter
+    over its content can tell that it has nothing to judge.
+    """
+    metadata = obj.get("metadata")
+    return (
+        isinstance(metadata, dict)
+        and obj.keys() <= _TOMBSTONE_KEYS
+        and metadata.keys() <= _TOMBSTONE_METADATA_KEYS
+    )
+
+
 def _strip_managed_fields(obj: JsonObject) -> None:
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
@@ -701,4 +719,5 @@ __all__ = [
     "InformerState",
     "InformerStatus",
     "KnownObject",
+    "is_tombstone",
 ]

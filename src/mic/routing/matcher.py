@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mic.events.event import Event, EventType, KubeObject
+from mic.kube.informer import is_tombstone
 from mic.kube.selectors import LabelSelector
 from mic.routing.changes import changed_fields, changed_paths, is_noop, json_is_noop, parse_field_path
 from mic.routing.expression import (
@@ -32,8 +33,23 @@ __all__ = [
     "is_noop",
 ]
 
+_ADDED = EventType.ADDED
 _MODIFIED = EventType.MODIFIED
 _DELETED = EventType.DELETED
+
+
+def _describes_membership(cel: CompiledExpression) -> bool:
+    """Whether an expression depends only on the object's current state (and on event fields
+    that stay the same for an object's whole life), so it says which objects are followed.
+
+    Variables are known only at the top level, so an expression that mentions `event` counts
+    as describing membership only if its text names neither `type` nor `resourceVersion`.
+    """
+    if "object" not in cel.variables or "oldObject" in cel.variables:
+        return False
+    if "event" in cel.variables:
+        return "type" not in cel.source and "resourceVersion" not in cel.source
+    return True
 
 
 def _resources_by_group(qualified_names: frozenset[str]) -> dict[str, frozenset[str]]:
@@ -80,6 +96,17 @@ class SubscriptionMatcher:
     CEL sees `event` (type, cluster, group, version, kind, resource, namespace, name, uid,
     resourceVersion), `object` and `oldObject` (null when unknown). Unless the expression
     mentions `managedFields`, the objects it sees lack `metadata.managedFields`.
+
+    An expression over the object alone (no `oldObject`, no `event.type` or
+    `event.resourceVersion`) says which objects the subscription follows, and `route` treats it
+    as the API server treats a label selector: an object that starts to match is delivered as
+    ADDED, one that stops matching as DELETED (its current state, the last matching one as
+    `oldObject`), so a recipient's view never keeps an object that left it. Where MIC cannot
+    tell — a MODIFIED whose previous state is unknown (the first list after a restart) that no
+    longer matches, or a tombstone for an object deleted while MIC was down — it delivers the
+    DELETED: a delete of something the recipient never had is harmless, a lost one is not.
+    Event types are checked on the type delivered. Any other expression filters changes, and a
+    change it refuses is not delivered.
     """
 
     __slots__ = (
@@ -96,6 +123,7 @@ class SubscriptionMatcher:
         "_resources_by_group",
         "_strip_managed_fields",
         "_suppress_noop",
+        "_transitions",
         "_types",
         "cel_errors",
         "cluster_selector",
@@ -129,6 +157,8 @@ class SubscriptionMatcher:
         # An expression that mentions managedFields gets them; every other one is spared
         # converting them (often half of an object's fields).
         self._strip_managed_fields = self._cel is not None and "managedFields" not in self._cel.source
+        self._transitions = self._cel is not None and _describes_membership(self._cel)
+        """Whether CEL says which objects are followed (see the class docstring)."""
         self.cel_errors = 0
         """How many events the CEL expression failed on (counted as not matching)."""
         self.last_cel_error: str | None = None
@@ -142,38 +172,72 @@ class SubscriptionMatcher:
         labels_match = self._cluster_labels_match
         return labels_match is None or labels_match(labels)
 
+    @property
+    def follows_membership(self) -> bool:
+        """Whether objects entering or leaving the CEL filter are delivered as ADDED/DELETED."""
+        return self._transitions
+
     def matches(self, event: Event, cluster_labels: Mapping[str, str]) -> bool:
         """Whether `event` (from a cluster with `cluster_labels`) goes to this subscription."""
-        if event.type not in self._types:
-            return False
+        return self.route(event, cluster_labels) is not None
+
+    def route(self, event: Event, cluster_labels: Mapping[str, str]) -> EventType | None:
+        """The type `event` (from a cluster with `cluster_labels`) is delivered to this
+        subscription as — its own, or ADDED/DELETED when the object enters or leaves the CEL
+        filter — or None when it is not delivered."""
+        event_type: EventType | None = event.type
+        transitions = self._transitions
+        if not transitions and event_type not in self._types:
+            return None
         resources = self._resources_by_group.get(event.group)
         if resources is None or event.resource not in resources:
-            return False
+            return None
         names = self._cluster_names
         if names is not None and event.cluster not in names:
-            return False
+            return None
         cluster_labels_match = self._cluster_labels_match
         if cluster_labels_match is not None and not cluster_labels_match(cluster_labels):
-            return False
+            return None
         namespace = event.namespace
         if namespace:  # cluster-scoped objects have none, and pass both namespace conditions
             if namespace in self._excluded_namespaces:
-                return False
+                return None
             included = self._namespaces
             if included is not None and namespace not in included:
-                return False
+                return None
         labels_match = self._labels_match
         if labels_match is not None:
             metadata = event.object.get("metadata")
             if not labels_match(metadata.get("labels") if metadata else None) and not (
-                event.type == _DELETED and not (metadata and "labels" in metadata)
+                event_type == _DELETED and not (metadata and "labels" in metadata)
             ):
-                return False
-        if event.type == _MODIFIED and (self._suppress_noop or self._fields) and self._unchanged(event):
-            return False
-        if self._cel is not None:
-            return self._evaluate(event)
-        return True
+                return None
+        if transitions:
+            event_type = self._membership_change(event)
+            if event_type is None or event_type not in self._types:
+                return None
+        if event_type == _MODIFIED and (self._suppress_noop or self._fields) and self._unchanged(event):
+            return None
+        if not transitions and self._cel is not None and not self._evaluate(event, event.object):
+            return None
+        return event_type
+
+    def _membership_change(self, event: Event) -> EventType | None:
+        """What `event` means to a subscription following the objects its CEL matches."""
+        event_type = event.type
+        if event_type == _MODIFIED:
+            now = self._evaluate(event, event.object)
+            if not event.has_old_object:  # unknown before (first list after a restart)
+                return _MODIFIED if now else _DELETED
+            old = event.old_object
+            assert old is not None
+            before = self._evaluate(event, old)
+            if now:
+                return _MODIFIED if before else _ADDED
+            return _DELETED if before else None
+        if event_type == _DELETED and is_tombstone(event.object):
+            return _DELETED  # deleted while MIC was down: nothing left to evaluate
+        return event_type if self._evaluate(event, event.object) else None
 
     def _unchanged(self, event: Event) -> bool:
         """Whether a MODIFIED is a no-op (with `suppressNoop`) or leaves the watched fields alone."""
@@ -192,8 +256,9 @@ class SubscriptionMatcher:
             return True
         return bool(self._fields) and not changed_paths(old, event.object, self._fields)
 
-    def _evaluate(self, event: Event) -> bool:
-        """Run the CEL expression, converting only the variables it references."""
+    def _evaluate(self, event: Event, obj: KubeObject) -> bool:
+        """Run the CEL expression with `obj` as `object`, converting only the variables it
+        references."""
         assert self._cel is not None
         activation: dict[str, Any] = {}
         if self._cel_event:
@@ -210,7 +275,6 @@ class SubscriptionMatcher:
                 "resourceVersion": event.resource_version,
             }
         if self._cel_object:
-            obj = event.object
             activation["object"] = _without_managed_fields(obj) if self._strip_managed_fields else obj
         if self._cel_old_object:
             old = event.old_object
