@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -121,6 +121,7 @@ class DeliveryEngine:
             return
         self._started = True
         self._hub.add_listener(self.on_batch)
+        self._hub.add_label_listener(self.on_cluster_labels)
         self._hub.known_state = self.known_state
         for record in await self._store.list_subscriptions():
             try:
@@ -392,16 +393,58 @@ class DeliveryEngine:
                 ids[index] = delivery_id
             return ids
 
-    async def _snapshot(self, subscription: _Subscription, *, send: bool = True) -> None:
-        """Align the ledger of every running informer the subscription uses with its cache, and
-        (if `send`) queue an ADDED for each cached object that matches. The caller holds the route lock.
+    async def on_cluster_labels(
+        self, cluster: str, old: Mapping[str, str], new: Mapping[str, str], apply: Callable[[], None]
+    ) -> None:
+        """A cluster's labels change (`apply` sets them): subscriptions whose cluster selector
+        starts to match it get its objects as ADDED, those it stops matching get a DELETED for
+        each object they were following, so no recipient keeps objects of a cluster it no
+        longer hears from. Under the route lock, so every batch is routed with one set of labels.
+        """
+        async with self._route_lock:
+            apply()
+            for subscription in list(self._subscriptions.values()):
+                matcher = subscription.matcher
+                was, now = matcher.wants_cluster(cluster, old), matcher.wants_cluster(cluster, new)
+                if now and not was:
+                    log.info(
+                        "subscription %s: cluster %s now selected, sending its objects",
+                        subscription.spec.name,
+                        cluster,
+                    )
+                    await self._snapshot(subscription, clusters=(cluster,))
+                elif was and not now:
+                    log.info(
+                        "subscription %s: cluster %s no longer selected, sending deletes",
+                        subscription.spec.name,
+                        cluster,
+                    )
+                    await self._farewell(subscription, cluster, dict(old))
+
+    async def _farewell(self, subscription: _Subscription, cluster: str, old_labels: dict[str, str]) -> None:
+        """Queue a DELETED of every cached object of `cluster` that `subscription` matched under
+        the cluster's old labels; the ledger does not change (the objects did not)."""
+        for watch in subscription.watches:
+            informer = self._hub.informer(cluster, watch)
+            if informer is None:
+                continue
+            events = [informer.make_event(EventType.DELETED, obj) for _, obj in informer.cache.items()]
+            if events:
+                await self._writer.submit(self._route(cluster, old_labels, [subscription], events, []))
+
+    async def _snapshot(
+        self, subscription: _Subscription, *, send: bool = True, clusters: Sequence[str] | None = None
+    ) -> None:
+        """Align the ledger of every running informer the subscription uses (in `clusters`, or
+        all) with its cache, and (if `send`) queue an ADDED for each cached object that matches.
+        The caller holds the route lock.
 
         An informer whose first list is not complete yet (or that does not exist yet) cannot be
         trusted to report every object: started from the ledger's known state, it reports only
         what changed. Its snapshot is taken once the list is complete (`_deferred_snapshot`).
         """
         deferred: list[tuple[str, WatchSpec]] = []
-        for cluster in self._hub.cluster_names():
+        for cluster in self._hub.cluster_names() if clusters is None else clusters:
             for watch in subscription.watches:
                 informer = self._hub.informer(cluster, watch)
                 if informer is not None and informer.synced:

@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from mic.events import Event, EventType
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 KubeObject = dict[str, Any]
 Handler = Callable[[Event], Awaitable[None]]
 BatchListener = Callable[[str, InformerKey, list[Event]], Awaitable[None]]
+LabelListener = Callable[[str, Mapping[str, str], Mapping[str, str], Callable[[], None]], Awaitable[None]]
+"""`listener(cluster, old_labels, new_labels, apply)`: see `Hub.add_label_listener`."""
 
 
 class UnknownClusterError(KubeError, LookupError):
@@ -80,6 +82,7 @@ class Hub:
         self._stream_max_batches = stream_max_batches
         self.known_state = known_state
         self._listeners: list[BatchListener] = []
+        self._label_listeners: list[LabelListener] = []
         self._clusters: dict[str, ClusterRuntime] = {}
         self._specs: dict[WatchSpec, int] = {}
         self._streams: dict[WatchSpec, list[EventStream]] = {}
@@ -156,9 +159,29 @@ class Hub:
     async def _load_known_state(self, cluster: str, key: InformerKey) -> dict[str, KnownObject] | None:
         return await self.known_state(cluster, key) if self.known_state is not None else None
 
-    def set_cluster_labels(self, name: str, labels: dict[str, str]) -> None:
+    def add_label_listener(self, listener: LabelListener) -> None:
+        """Call `listener(cluster, old_labels, new_labels, apply)` when a cluster's labels change.
+
+        Labels select clusters for consumers (the delivery engine's cluster selectors), so a
+        change can add a cluster to a consumer's view or take it away. `apply()` sets the new
+        labels: a listener calls it where its own view changes (the engine, under the lock it
+        routes batches with), so no batch is judged by a mix of old and new labels.
+        """
+        self._label_listeners.append(listener)
+
+    async def set_cluster_labels(self, name: str, labels: Mapping[str, str]) -> None:
         """Replace a cluster's labels; nothing restarts (labels only select, they never connect)."""
-        self._cluster(name).labels = dict(labels)
+        runtime = self._cluster(name)
+        old, new = dict(runtime.labels), dict(labels)
+        if old == new:
+            return
+
+        def apply() -> None:
+            runtime.labels = dict(new)
+
+        for listener in self._label_listeners:
+            await listener(name, old, new, apply)
+        apply()
 
     def cluster_names(self) -> list[str]:
         return sorted(self._clusters)

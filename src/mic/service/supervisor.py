@@ -230,7 +230,7 @@ class Supervisor:
             await self._connect(name, applied, record)
             log.info("cluster %s: connection changed, reconnected (generation %d)", name, record.generation)
         elif dict(applied.record.labels) != dict(record.labels):
-            self.hub.set_cluster_labels(name, dict(record.labels))
+            await self.hub.set_cluster_labels(name, dict(record.labels))
             log.info("cluster %s: labels updated in place", name)
         await self._sync_watches(name, applied, record.resources)
         applied.record = record
