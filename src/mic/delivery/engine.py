@@ -255,7 +255,16 @@ class DeliveryEngine:
     # -- the hub's side -------------------------------------------------------------------
 
     async def known_state(self, cluster: str, key: InformerKey) -> dict[str, KnownObject] | None:
-        """The ledger of an informer's scope: what MIC last recorded of each object."""
+        """The ledger of an informer's scope: what MIC last recorded of each object.
+
+        Only for an informer some subscription is routed from. One started for another consumer
+        (an API event stream, a resource query) over a scope whose ledger a deleted
+        subscription left behind must list every object: given the ledger, it would report only
+        what changed since, and that consumer would never see the rest. Its batches go
+        unrouted, so a subscription that joins it later aligns the ledger (`_ledger_behind`).
+        """
+        if not any(self._by_watch.get(watch) for watch in self._hub.specs_for(cluster, key)):
+            return None
         await self._writer.flush()  # what is routed and queued belongs to the ledger already
         entries = await self._store.load_ledger(cluster, key.scope)
         return {
