@@ -63,6 +63,13 @@ class JSONBytes(Response):
         return orjson.dumps(content)
 
 
+def _split(values: list[str]) -> list[str]:
+    """Repeated and comma-separated query values as one list, in order, without duplicates
+    (as `GET /v1/events` takes them)."""
+    parts = (part.strip() for value in values for part in value.split(","))
+    return list(dict.fromkeys(part for part in parts if part))
+
+
 def _selector(text: str | None) -> LabelSelector | None:
     return LabelSelector.parse(text) if text else None
 
@@ -187,7 +194,11 @@ async def list_across_clusters(
     resource: str,
     service: ServiceDep,
     clusters: Annotated[
-        str | None, Query(description="comma-separated cluster names; default all", examples=["eu-1,us-1"])
+        list[str] | None,
+        Query(
+            description="cluster name(s), repeated or comma-separated; default all",
+            examples=[["eu-1", "us-1"]],
+        ),
     ] = None,
     cluster_selector: Annotated[
         str | None,
@@ -203,7 +214,7 @@ async def list_across_clusters(
     records = {record.name: record for record in await service.store.list_clusters()}
     errors: dict[str, str] = {}
     if clusters is not None:
-        names = list(dict.fromkeys(n.strip() for n in clusters.split(",") if n.strip()))
+        names = _split(clusters)
         for name in names:
             if name not in records:
                 errors[name] = str(UnknownClusterError(name))
