@@ -174,11 +174,18 @@ def cluster_row(cluster: Mapping[str, Any]) -> list[str]:
     status = _dict(cluster.get("status"))
     watched = _watched(cluster)
     if watched:
-        resources = ",".join(_text(res.get("resource")) for res in watched)
-        objects = str(sum(int(res.get("objectCount") or 0) for res in watched))
+        # One entry per informer: a resource watched over several scopes (all namespaces for
+        # the cluster, some namespaces or a selector for a subscription) has several. Show it
+        # once, counting its widest informer's objects (the others cache copies of a subset).
+        counts: dict[str, int] = {}
+        for res in watched:
+            name = _text(res.get("resource"))
+            counts[name] = max(counts.get(name, 0), int(res.get("objectCount") or 0))
+        resources = ",".join(counts)
+        objects = str(sum(counts.values()))
     else:
         requested = cluster.get("resources")
-        resources = ",".join(str(r) for r in requested) if isinstance(requested, list) else ""
+        resources = ",".join(dict.fromkeys(str(r) for r in requested)) if isinstance(requested, list) else ""
         objects = "0" if resources else ""
     last_error = status.get("lastError") or next(
         (res.get("lastError") for res in watched if res.get("lastError")), None
