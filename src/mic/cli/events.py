@@ -21,7 +21,33 @@ from mic.cli.client import (
     connect,
     reporting_errors,
 )
-from mic.cli.output import OutputFormat, OutputOption
+from mic.cli.output import OutputFormat
+
+TAIL_FORMATS = (OutputFormat.TABLE, OutputFormat.JSON)
+"""What a stream of events prints: one line, or one JSON object, per event."""
+
+TailOutputOption = Annotated[
+    str,
+    # A plain string checked in the command, so that `-o yaml` (offered by every other command)
+    # gets the one-line usage error rather than Click's boxed one, and help lists only these.
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output format: table (one line per event) or json (one CloudEvent per line).",
+        metavar="|".join(TAIL_FORMATS),
+        show_default=True,
+    ),
+]
+
+
+def _tail_format(value: str) -> OutputFormat:
+    for fmt in TAIL_FORMATS:
+        if value.lower() == fmt.value:
+            return fmt
+    raise UsageError(
+        f"-o {value}: events tail prints lines (-o table, the default) or -o json, one JSON object per line"
+    )
+
 
 events_app = typer.Typer(help="Watch changes across clusters as they happen.", no_args_is_help=True)
 
@@ -58,11 +84,10 @@ def tail(
     ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
-    output: OutputOption = OutputFormat.TABLE,
+    output_name: TailOutputOption = OutputFormat.TABLE.value,
 ) -> None:
     """Print each change of RESOURCE as it happens (-o json: one CloudEvent per line)."""
-    if output is OutputFormat.YAML:
-        raise UsageError("events tail prints lines (default) or -o json, one JSON object per line")
+    output = _tail_format(output_name)
     params: dict[str, str | list[str]] = {"resource": resource}
     if cluster:
         params["cluster"] = cluster
