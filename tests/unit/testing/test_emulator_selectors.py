@@ -36,9 +36,7 @@ def test_label_selector_matches_like_kube(selector: str, expected: bool) -> None
     assert parse_label_selector(selector).matches(LABELS) is expected
 
 
-@pytest.mark.parametrize(
-    "selector", ["app in web", "=x", "a b", "app=web,,", "app in ()", "bad key!=x=y", "v>x"]
-)
+@pytest.mark.parametrize("selector", ["app in web", "=x", "a b", "app=web,,", "bad key!=x=y", "v>x"])
 def test_invalid_label_selectors_are_400(selector: str) -> None:
     with pytest.raises(StatusError) as info:
         parse_label_selector(selector)

@@ -103,11 +103,10 @@ def _parse_clause(clause: str) -> Requirement:
         raise bad_request(f"unable to parse requirement: found '', expected: identifier (in {clause!r})")
     if m := _SET_CLAUSE.match(text):
         key, op, inner = m.group(1), m.group(2), m.group(3)
-        values = tuple(_check_value(v.strip(), clause) for v in inner.split(",")) if inner.strip() else ()
-        if not values and op == "in":
-            raise bad_request(
-                f"unable to parse requirement: for 'in' operator, values set can't be empty ({clause!r})"
-            )
+        # As kube's parser: every slot, empty ones included, is a value, so `in ()` is
+        # `in ("")` and `notin ()` is `notin ("")` (apimachinery's selector tests list
+        # "x in ()" as valid), never an empty set that would let every object through.
+        values = tuple(_check_value(v.strip(), clause) for v in inner.split(","))
         return Requirement(_check_key(key, clause), op, values)
     for token, op in (("!=", "!="), ("==", "="), ("=", "="), (">", "gt"), ("<", "lt")):
         if token in text:
