@@ -8,7 +8,7 @@ never drift. The only counter kept along the way is the hub's own `events_observ
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,15 +21,33 @@ if TYPE_CHECKING:
     from mic.service.supervisor import Supervisor
 
 
-class ServiceCollector(Collector):
-    """Clusters by state, informer object counts and sync state, events observed."""
+LEASE_HELD_HELP = "Whether this MIC holds the store's delivery lease (1) or waits (0)"
+"""The help of `mic_delivery_lease_held`, the same on a standby (`api/routes/health.py`)."""
 
-    def __init__(self, supervisor: Supervisor, hub: Hub, engine: DeliveryEngine | None = None) -> None:
+
+class ServiceCollector(Collector):
+    """Lease held, clusters by state, informer object counts and sync state, events observed."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        hub: Hub,
+        engine: DeliveryEngine | None = None,
+        lease_held: Callable[[], bool] | None = None,
+    ) -> None:
         self._supervisor = supervisor
         self._hub = hub
         self._engine = engine
+        self._lease_held = lease_held
 
     def collect(self) -> Iterator[Metric]:
+        # A running service exists only once it holds the lease (a standby has none and answers
+        # /metrics with 0 on its own), and losing the lease ends the process: without a way to
+        # ask the lease itself, being scraped here means holding it.
+        held = self._lease_held() if self._lease_held is not None else True
+        lease = GaugeMetricFamily("mic_delivery_lease_held", LEASE_HELD_HELP)
+        lease.add_metric([], 1 if held else 0)
+        yield lease
         statuses = self._supervisor.statuses()
         clusters = GaugeMetricFamily("mic_clusters", "Registered clusters by state", labels=["state"])
         by_state = Counter(status.state for status in statuses)
@@ -95,9 +113,17 @@ class ServiceCollector(Collector):
 
 
 def build_registry(
-    supervisor: Supervisor, hub: Hub, engine: DeliveryEngine | None = None
+    supervisor: Supervisor,
+    hub: Hub,
+    engine: DeliveryEngine | None = None,
+    *,
+    lease_held: Callable[[], bool] | None = None,
 ) -> CollectorRegistry:
-    """A registry of its own per app, so several apps (tests) never collide in the global one."""
+    """A registry of its own per app, so several apps (tests) never collide in the global one.
+
+    `lease_held` (e.g. `lambda: lease.held`) says whether the delivery lease is still held;
+    without it the service reports holding it, as it does while it runs.
+    """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(supervisor, hub, engine))
+    registry.register(ServiceCollector(supervisor, hub, engine, lease_held))
     return registry

@@ -132,7 +132,7 @@ async def running_service(
                 engine=engine,
                 subscriptions=Subscriptions(store, engine),
                 tokens=TokenVerifier(store, grants),
-                metrics=build_registry(supervisor, hub, engine),
+                metrics=build_registry(supervisor, hub, engine, lease_held=lambda: lease.held),
             )
         finally:
             await supervisor.close()
