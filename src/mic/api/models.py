@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from mic.kube.selectors import InvalidSelectorError, LabelSelector
-from mic.service.connections import ConnectionSpec
+from mic.service.connections import EXAMPLE_CA_PEM, ConnectionSpec
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -67,8 +67,8 @@ _CLUSTER_EXAMPLE: dict[str, Any] = {
     "connection": {
         "type": "token",
         "server": "https://203.0.113.10:6443",
-        "token": "eyJhbGciOi...",
-        "caData": "-----BEGIN CERTIFICATE-----\n...",
+        "token": "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.example",
+        "caData": EXAMPLE_CA_PEM,
     },
     "resources": ["ingresses", "services"],
 }
@@ -80,8 +80,13 @@ class ClusterSpec(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_CLUSTER_EXAMPLE]})
 
     name: ClusterName
-    labels: dict[str, str] = Field(default_factory=dict, description="for selecting clusters later")
-    connection: ConnectionSpec
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kubernetes-style labels, for selecting clusters later (`clusterSelector`)",
+    )
+    connection: ConnectionSpec = Field(
+        description="how MIC reaches the cluster, by `type`; credentials are write-only"
+    )
     resources: list[ResourceName] = Field(
         default_factory=list,
         max_length=100,
@@ -95,7 +100,9 @@ class ClusterSpec(RequestModel):
 class ClusterReplacement(ClusterSpec):
     """`PUT` body: the POST body; `name` may be left out and must match the path if given."""
 
-    name: ClusterName | None = None  # type: ignore[assignment]
+    name: ClusterName | None = Field(  # type: ignore[assignment]
+        default=None, description="the cluster's name; may be left out, must match the path if given"
+    )
 
 
 class ClusterPatch(RequestModel):
@@ -112,42 +119,66 @@ class ClusterPatch(RequestModel):
         }
     )
 
-    labels: dict[str, str | None] | None = None
-    resources: list[ResourceName] | None = Field(default=None, max_length=100)
-    connection: dict[str, Any] | None = None
+    labels: dict[str, str | None] | None = Field(
+        default=None, description="labels to set; a label set to null is removed, others are kept"
+    )
+    resources: list[ResourceName] | None = Field(
+        default=None, max_length=100, description="replaces the list of resources to watch and cache"
+    )
+    connection: dict[str, Any] | None = Field(
+        default=None,
+        description="merged into the stored connection; one with another `type` replaces it "
+        "(a token connection's new destination needs the `token` again)",
+    )
 
 
 class ConnectionView(ApiModel):
     """How a cluster is reached, without any credential."""
 
-    type: str = Field(examples=["token"])
-    server: str | None = Field(default=None, examples=["https://203.0.113.10:6443"])
-    context: str | None = None
-    path: str | None = None
+    type: str = Field(description="kubeconfig, token, inCluster or kubeconfigFile", examples=["token"])
+    server: str | None = Field(
+        default=None,
+        description="the API server's URL, once known (any password in it masked)",
+        examples=["https://203.0.113.10:6443"],
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; null: its current-context")
+    path: str | None = Field(
+        default=None, description="kubeconfigFile only: the file, relative to MIC_KUBECONFIG_DIR"
+    )
 
 
 class ResourceStatusView(ApiModel):
     """One cache (informer) in a cluster."""
 
-    resource: str = Field(examples=["ingresses.networking.k8s.io"])
-    namespaces: list[str] | None = Field(description="null: all namespaces")
-    label_selector: str
-    state: str = Field(examples=["watching"])
-    synced: bool
-    object_count: int
-    resource_version: str
-    last_error: str | None
-    last_event_time: datetime | None
+    resource: str = Field(
+        description="resource.group, as kubectl names it", examples=["ingresses.networking.k8s.io"]
+    )
+    namespaces: list[str] | None = Field(description="the namespaces watched; null: all namespaces")
+    label_selector: str = Field(description="label selector of the watch; empty: all objects")
+    state: str = Field(description="the informer's state", examples=["watching"])
+    synced: bool = Field(description="whether the first list completed")
+    object_count: int = Field(description="objects in this cache now")
+    resource_version: str = Field(description="the last resourceVersion seen")
+    last_error: str | None = Field(description="why the watch last failed; null: it did not")
+    last_event_time: datetime | None = Field(description="when the last change arrived")
 
 
 class ClusterStatusView(ApiModel):
     """Read-only: what MIC sees of the cluster right now."""
 
-    state: Literal["connecting", "ready", "degraded", "unreachable", "unauthorized", "stopped"]
-    last_error: str | None = None
-    server_version: str | None = None
-    last_event_time: datetime | None = None
-    resources: list[ResourceStatusView] = Field(default_factory=list)
+    state: Literal["connecting", "ready", "degraded", "unreachable", "unauthorized", "stopped"] = Field(
+        description="how the cluster is doing, from MIC's point of view"
+    )
+    last_error: str | None = Field(default=None, description="what explains the state, if anything")
+    server_version: str | None = Field(
+        default=None, description="the API server's version", examples=["v1.31.0"]
+    )
+    last_event_time: datetime | None = Field(
+        default=None, description="when the last change arrived from any watch"
+    )
+    resources: list[ResourceStatusView] = Field(
+        default_factory=list, description="one entry per cache (informer); a resource may have several"
+    )
     unresolved: list[str] = Field(
         default_factory=list, description="resources that could not be resolved, why"
     )
@@ -192,21 +223,25 @@ class Cluster(ApiModel):
         }
     )
 
-    name: str
-    labels: dict[str, str]
-    connection: ConnectionView
-    resources: list[str]
-    created_at: datetime | None
-    updated_at: datetime | None
-    generation: int
-    status: ClusterStatusView
+    name: str = Field(description="the cluster's name in MIC")
+    labels: dict[str, str] = Field(description="labels for selecting clusters")
+    connection: ConnectionView = Field(description="how MIC reaches the cluster, without credentials")
+    resources: list[str] = Field(description="resources watched and cached, as registered")
+    created_at: datetime | None = Field(description="when the cluster was registered")
+    updated_at: datetime | None = Field(description="when the registration last changed")
+    generation: int = Field(description="increases with every change of the registration")
+    status: ClusterStatusView = Field(description="what MIC sees of the cluster right now (read-only)")
 
 
 class ClusterList(ApiModel):
-    items: list[Cluster]
+    """`GET /v1/clusters`: every registered cluster."""
+
+    items: list[Cluster] = Field(description="the clusters, by name")
 
 
 class ListMeta(ApiModel):
+    """A list's metadata, as in Kubernetes."""
+
     continue_: str | None = Field(
         default=None, alias="continue", description="pass as `continue` for the next page"
     )
@@ -230,15 +265,19 @@ class ObjectList(ApiModel):
         }
     )
 
-    api_version: str = "v1"
-    kind: str = "List"
-    metadata: ListMeta
-    items: list[dict[str, Any]]
+    api_version: str = Field(default="v1", description="always v1")
+    kind: str = Field(default="List", description="always List")
+    metadata: ListMeta = Field(description="paging: `continue` names the next page")
+    items: list[dict[str, Any]] = Field(
+        description="Kubernetes objects as cached (without managedFields; Secret values redacted)"
+    )
 
 
 class ClusterObject(ApiModel):
-    cluster: str
-    object: dict[str, Any]
+    """One object and the cluster it comes from."""
+
+    cluster: str = Field(description="the cluster the object comes from")
+    object: dict[str, Any] = Field(description="the Kubernetes object (Secret values redacted)")
 
 
 class MultiClusterList(ApiModel):
@@ -257,8 +296,8 @@ class MultiClusterList(ApiModel):
         }
     )
 
-    items: list[ClusterObject]
-    errors: dict[str, str]
+    items: list[ClusterObject] = Field(description="objects of every cluster that answered")
+    errors: dict[str, str] = Field(description="cluster name → why it could not answer")
 
 
 class ErrorBody(BaseModel):
@@ -266,10 +305,12 @@ class ErrorBody(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "cluster 'eu-1' not found"}]})
 
-    detail: str
+    detail: str = Field(description="what is wrong, in one line, and what to do about it")
 
 
 class HealthBody(BaseModel):
+    """A probe's answer."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
-    status: str
+    status: str = Field(description="`ok`, `not ready` or `standby`")

@@ -56,6 +56,23 @@ class KubeconfigConnection(_Spec):
     context: str | None = Field(default=None, description="context to use; default: current-context")
 
 
+EXAMPLE_CA_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBgTCCASegAwIBAgIUNX8ZmZJctKb5A6BFov3UlJGePWcwCgYIKoZIzj0EAwIw\n"
+    "FTETMBEGA1UEAwwKa3ViZXJuZXRlczAgFw0yNjEyMDMwODE4MDJaGA8yMTI2MTEw\n"
+    "OTA4MTgwMlowFTETMBEGA1UEAwwKa3ViZXJuZXRlczBZMBMGByqGSM49AgEGCCqG\n"
+    "SM49AwEHA0IABNSHQVK91AswcDmLq/4pi5uzE9Vlpohapv5HL2Apq5VlBVHlUHR6\n"
+    "nhU+Q/hOCRwrdwHWSwLfrHsHOR8FnkjK6kOjUzBRMB0GA1UdDgQWBBQxxibgWLUM\n"
+    "3d9R4n/IpPmAGsZEaTAfBgNVHSMEGDAWgBQxxibgWLUM3d9R4n/IpPmAGsZEaTAP\n"
+    "BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQCMgcvPgQb+ks9l0OTd\n"
+    "pF0l5sb5TdFWCaOBk+fgRBb8hwIgLbtXFzcmZ9ROSsv40SCaQEoivqrjiFtcT21k\n"
+    "F7IUf3o=\n"
+    "-----END CERTIFICATE-----\n"
+)
+"""A real (self-signed, `CN=kubernetes`) CA certificate, so that the examples pass MIC's checks
+when tried in Swagger: a truncated `...` PEM is refused with 422. Its key was thrown away."""
+
+
 class TokenConnection(_Spec):
     """An API server URL with a bearer token and the CA that signed the server's certificate."""
 
@@ -66,7 +83,7 @@ class TokenConnection(_Spec):
                     "type": "token",
                     "server": "https://203.0.113.10:6443",
                     "token": "eyJhbGciOi...",
-                    "caData": "-----BEGIN CERTIFICATE-----\n...",
+                    "caData": EXAMPLE_CA_PEM,
                     "insecureSkipTlsVerify": False,
                     "tlsServerName": None,
                 }

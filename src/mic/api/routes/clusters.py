@@ -36,7 +36,11 @@ from mic.store import ClusterRecord
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such cluster"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no such cluster"},
+    # FastAPI would document its own validation body here; MIC answers every error as ErrorBody.
+    422: {"model": ErrorBody, "description": "invalid request (the message says what to fix)"},
+}
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorBody,

@@ -50,7 +50,7 @@ from mic.events.encodings import redact_secret
 from mic.hub import UnknownClusterError
 from mic.kube.direct import check_server_url
 from mic.routing.spec import SubscriptionSpec
-from mic.service.connections import shown_url
+from mic.service.connections import EXAMPLE_CA_PEM, shown_url
 from mic.service.service import Service
 from mic.store import ClusterRecord, NotFoundError, StoreError, SubscriptionRecord
 
@@ -77,19 +77,29 @@ class ControllerRegistration(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
+            # One that passes MIC's checks as it is when tried in Swagger; a `ConfigFileName`
+            # example would need that file in the operator's MIC_KUBECONFIG_DIR.
             "examples": [
                 {
                     "ClusterName": "ClusterABC",
-                    "ConfigFileName": "/etc/mic/kubeconfigs/cluster-abc.yaml",
+                    "KubeURL": "https://203.0.113.10:6443",
+                    "KubeServAcctToken": "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.example",
+                    "KubeCAData": EXAMPLE_CA_PEM,
                     "Namespaces": ["shop"],
-                    "ServerURL": ["http://22.22.22.22", "http://127.0.0.1:9000/"],
+                    "ServerURL": ["http://192.0.2.22/", "http://127.0.0.1:9000/"],
                     "WatchEvents": ["ingresses", "endpoints"],
                 }
             ]
         },
     )
 
-    cluster_name: str = Field(alias="ClusterName", min_length=1, max_length=63)
+    cluster_name: str = Field(
+        alias="ClusterName",
+        min_length=1,
+        max_length=63,
+        description="the cluster's name as the original took it; MIC's name is it lower-cased, "
+        "other characters than a-z, 0-9 and '-' becoming '-'",
+    )
     config_file_name: str = Field(
         default="", alias="ConfigFileName", description="kubeconfig file inside MIC_KUBECONFIG_DIR"
     )
@@ -115,9 +125,9 @@ class ControllerRegistration(BaseModel):
 class ControllerName(BaseModel):
     """DELETE body: only `ClusterName` is used (the original also listed ConfigFileName)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"ClusterName": "ClusterABC"}]})
 
-    cluster_name: str = Field(alias="ClusterName", min_length=1)
+    cluster_name: str = Field(alias="ClusterName", min_length=1, description="the controller to remove")
 
 
 class ControllerView(BaseModel):
@@ -125,13 +135,21 @@ class ControllerView(BaseModel):
 
     model_config = ConfigDict(serialize_by_alias=True)
 
-    cluster_name: str = Field(serialization_alias="ClusterName")
-    config_file_name: str = Field(serialization_alias="ConfigFileName")
-    kube_url: str = Field(serialization_alias="KubeURL")
-    kube_serv_acct_token: str = Field(default="", serialization_alias="KubeServAcctToken")
-    namespaces: list[str] = Field(serialization_alias="Namespaces")
-    server_url: list[str] = Field(serialization_alias="ServerURL")
-    watch_events: list[str] = Field(serialization_alias="WatchEvents")
+    cluster_name: str = Field(serialization_alias="ClusterName", description="as registered")
+    config_file_name: str = Field(
+        serialization_alias="ConfigFileName", description="kubeconfig file; empty for other connections"
+    )
+    kube_url: str = Field(
+        serialization_alias="KubeURL", description="API server URL (password masked); empty if none"
+    )
+    kube_serv_acct_token: str = Field(
+        default="", serialization_alias="KubeServAcctToken", description='always "": the token is write-only'
+    )
+    namespaces: list[str] = Field(serialization_alias="Namespaces", description="empty: all")
+    server_url: list[str] = Field(
+        serialization_alias="ServerURL", description="servers that receive the events"
+    )
+    watch_events: list[str] = Field(serialization_alias="WatchEvents", description="the resources watched")
 
 
 # -- mapping --------------------------------------------------------------------------------------
@@ -273,6 +291,19 @@ _CONTROLLER = "/controller"
 _TEXT = {"content": {"text/plain": {"example": "Controller Added"}}}
 
 
+def _error(description: str) -> dict[str, Any]:
+    """An error answer as it is sent: `ErrorBody` JSON. Written out because `"model"` would
+    document it under the route's own media type, text/plain for the controller routes."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+_INVALID_BODY = _error("invalid body or unusable connection (the message says what to fix)")
+_NO_CONTROLLER = _error("no controller registered for this ClusterName")
+
+
 @router.get(
     _CONTROLLER,
     summary="List the registered controllers",
@@ -309,8 +340,8 @@ async def list_controllers(service: ServiceDep) -> Response:
     response_class=PlainTextResponse,
     responses={
         200: _TEXT,
-        409: {"model": ErrorBody, "description": "already registered (the original answered 304)"},
-        422: {"model": ErrorBody, "description": "invalid body or unusable connection"},
+        409: _error("already registered (the original answered 304)"),
+        422: _INVALID_BODY,
     },
 )
 async def add_controller(body: ControllerRegistration, service: ServiceDep) -> PlainTextResponse:
@@ -345,7 +376,7 @@ async def _undo(service: Service, cluster: str, subscriptions: list[str]) -> Non
     summary="Replace a registered controller",
     description="Replaces the cluster's connection and watched resources and its servers. 404 when unknown.",
     response_class=PlainTextResponse,
-    responses={200: _TEXT, 404: {"model": ErrorBody, "description": "no such controller"}},
+    responses={200: _TEXT, 404: _NO_CONTROLLER, 422: _INVALID_BODY},
 )
 async def replace_controller(body: ControllerRegistration, service: ServiceDep) -> PlainTextResponse:
     existing = await _owned_cluster(service, body.cluster_name)
@@ -368,7 +399,7 @@ async def replace_controller(body: ControllerRegistration, service: ServiceDep) 
     summary="Remove a registered controller",
     description="Deletes its subscriptions (with their undelivered events) and the cluster.",
     response_class=PlainTextResponse,
-    responses={200: _TEXT, 404: {"model": ErrorBody, "description": "no such controller"}},
+    responses={200: _TEXT, 404: _NO_CONTROLLER, 422: _error("invalid body (the message says what to fix)")},
 )
 async def delete_controller(body: ControllerName, service: ServiceDep) -> PlainTextResponse:
     existing = await _owned_cluster(service, body.cluster_name)
@@ -384,6 +415,7 @@ _QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "a Kubernetes list (or object); Secret data redacted"},
     204: {"description": "the list is empty"},
     404: {"model": ErrorBody, "description": "unknown cluster or object"},
+    422: {"model": ErrorBody, "description": "invalid request (the message says what to fix)"},
     502: {"model": ErrorBody, "description": "the cluster cannot answer"},
     504: {"model": ErrorBody, "description": "the cache did not complete its first list in time"},
 }
