@@ -7,10 +7,12 @@ stays the one judge of what is valid (URLs, header names, selectors, CEL, https 
 data). The pydantic layer only checks shapes and bounds, so a typo or a wrong type is a 422
 naming the field before anything else runs.
 
-Write-only fields: the sink's `headers` (they often carry credentials) and `signingSecret`
-are accepted here and never appear in a response. Responses say `headerNames` and
-`hasSigningSecret` instead, and a secret MIC generated (`signingSecret: "generate"`) is shown
-once, as `generatedSigningSecret` in the answer to the write that created it.
+Write-only fields: the sink's `headers` (they often carry credentials), `signingSecret` and
+`tls.clientKeyData` are accepted here and never appear in a response. Responses say
+`headerNames`, `hasSigningSecret` and `tls.hasClientKey` instead, and a secret MIC generated
+(`signingSecret: "generate"`) is shown once, as `generatedSigningSecret` in the answer to the
+write that created it. The TLS certificates (`caData`, `clientCertificateData`) are not secret
+and are shown.
 """
 
 from __future__ import annotations
@@ -88,8 +90,68 @@ class SubscriptionFilterBody(RequestModel):
     )
 
 
+MAX_PEM_LENGTH = 512 * 1024
+"""PEM fields' limit: room for a large CA bundle (the Mozilla bundle is about 220 KB)."""
+
+_PEM_CA_EXAMPLE = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU...\n-----END CERTIFICATE-----\n"
+_PEM_KEY_EXAMPLE = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49...\n-----END PRIVATE KEY-----\n"
+
+
+class SinkTlsBody(RequestModel):
+    """TLS for an https sink: a private CA, a client certificate (mTLS), another name to verify.
+
+    Values are PEM text as it is in the files (not base64 of it), checked by loading them
+    into OpenSSL when the subscription is written. The recipient's certificate is always
+    verified: there is deliberately no setting to skip that.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "caData": _PEM_CA_EXAMPLE,
+                    "clientCertificateData": _PEM_CA_EXAMPLE.replace(
+                        "MIIBszCCAVmgAwIBAgIU", "MIIBrTCCAVOgAwIBAgIU"
+                    ),
+                    "clientKeyData": _PEM_KEY_EXAMPLE,
+                    "serverName": "lb.internal.example",
+                }
+            ]
+        }
+    )
+
+    ca_data: str | None = Field(
+        default=None,
+        max_length=MAX_PEM_LENGTH,
+        description="PEM text of the CA certificate(s) to trust for this sink instead of the system CAs "
+        "(like a kubeconfig's certificate-authority-data, but PEM text, not base64)",
+        examples=[_PEM_CA_EXAMPLE],
+    )
+    client_certificate_data: str | None = Field(
+        default=None,
+        max_length=MAX_PEM_LENGTH,
+        description="PEM client certificate (its chain may follow) that MIC presents when the recipient "
+        "asks for one (mTLS); needs clientKeyData",
+    )
+    client_key_data: str | None = Field(
+        default=None,
+        max_length=64 * 1024,
+        repr=False,
+        description="PEM private key (unencrypted) of clientCertificateData (write-only: responses say "
+        "hasClientKey; an update that changes sink.url must send it again)",
+        examples=[_PEM_KEY_EXAMPLE],
+    )
+    server_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="host name sent in SNI and verified in the recipient's certificate instead of the "
+        "URL's host (the Host header stays the URL's)",
+        examples=["lb.internal.example"],
+    )
+
+
 class WebhookSinkBody(RequestModel):
-    """Where events go. `headers` and `signingSecret` are write-only."""
+    """Where events go. `headers`, `signingSecret` and `tls.clientKeyData` are write-only."""
 
     url: str = Field(
         min_length=1,
@@ -109,6 +171,11 @@ class WebhookSinkBody(RequestModel):
             'Standard Webhooks secret ("whsec_" + base64), or "generate" to have MIC make one and '
             "show it once in the response (write-only)"
         ),
+    )
+    tls: SinkTlsBody | None = Field(
+        default=None,
+        description="https only: CAs to trust, a client certificate (mTLS), the name to verify; "
+        "null (default): the system CAs, the URL's host, no client certificate",
     )
 
 
@@ -183,7 +250,8 @@ class SubscriptionReplacement(SubscriptionBody):
 
     The write-only `sink.headers` and `sink.signingSecret` keep their stored values when left
     out (a body read from GET, which never shows them, can be sent back unchanged); send
-    `null` to remove them.
+    `null` to remove them. So does `sink.tls.clientKeyData` when `sink.tls` is sent with a
+    `clientCertificateData` (`sink.tls` left out removes the TLS settings, key included).
     """
 
     name: SubscriptionName | None = None  # type: ignore[assignment]
@@ -212,6 +280,15 @@ class SubscriptionPatch(RequestModel):
 # -- responses --------------------------------------------------------------------------------
 
 
+class SinkTlsView(ApiModel):
+    """The sink's TLS settings without the client key."""
+
+    ca_data: str | None = Field(description="PEM CA certificate(s) trusted instead of the system CAs")
+    client_certificate_data: str | None = Field(description="PEM client certificate presented (mTLS)")
+    has_client_key: bool = Field(description="a client key is stored (write-only)")
+    server_name: str | None = Field(description="name verified instead of the URL's host")
+
+
 class SinkView(ApiModel):
     """The sink without its secrets."""
 
@@ -219,6 +296,11 @@ class SinkView(ApiModel):
     header_names: list[str] = Field(description="names of the configured headers; values are write-only")
     timeout_seconds: float
     has_signing_secret: bool
+    tls: SinkTlsView | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="TLS settings; absent when the sink has none (system CAs, no client certificate)",
+    )
 
 
 class SubscriptionStatusView(ApiModel):

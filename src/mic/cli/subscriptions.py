@@ -1,10 +1,10 @@
 """`mic subscriptions add|list|get|remove|status|test|dead-letters|replay`: who receives which changes.
 
-As with `mic clusters add`, files named on this command line (a signing secret) are read here
-and their content sent: the server never opens client paths. Header values and secrets are
-sent and never printed; the one exception is a secret MIC generated on request
-(`--signing-secret generate`), which the server returns once and this command shows once,
-because there is no other way to learn it.
+As with `mic clusters add`, files named on this command line (a signing secret, TLS certificates
+and key) are read here and their content sent: the server never opens client paths. Header
+values, secrets and the TLS client key are sent and never printed; the one exception is a
+secret MIC generated on request (`--signing-secret generate`), which the server returns once
+and this command shows once, because there is no other way to learn it.
 """
 
 from __future__ import annotations
@@ -74,6 +74,34 @@ def _signing_secret(value: str | None) -> str | None:
     return secret
 
 
+def _pem_file(path: str | None, option: str, marker: str) -> str | None:
+    """The PEM text of a file named by `option`, or None when not given."""
+    if path is None:
+        return None
+    text = read_local_file(path, option)
+    if f"-----BEGIN {marker}" not in text:
+        raise MicError(f"{option} file '{path}' holds no PEM text (-----BEGIN {marker}...-----)")
+    return text
+
+
+def _sink_tls(
+    ca_file: str | None, client_cert_file: str | None, client_key_file: str | None, server_name: str | None
+) -> dict[str, Any] | None:
+    """`sink.tls` from the TLS options (files read here, their PEM text sent), or None."""
+    if (client_cert_file is None) != (client_key_file is None):
+        raise UsageError("--client-cert-file and --client-key-file go together (mTLS needs both)")
+    tls: dict[str, Any] = {}
+    for key, value in (
+        ("caData", _pem_file(ca_file, "--ca-file", "CERTIFICATE")),
+        ("clientCertificateData", _pem_file(client_cert_file, "--client-cert-file", "CERTIFICATE")),
+        ("clientKeyData", _pem_file(client_key_file, "--client-key-file", "")),
+        ("serverName", server_name),
+    ):
+        if value is not None:
+            tls[key] = value
+    return tls or None
+
+
 def build_subscription(
     name: str,
     *,
@@ -92,6 +120,10 @@ def build_subscription(
     batch_max_events: int | None,
     coalesce: bool,
     initial_state: bool,
+    ca_file: str | None = None,
+    client_cert_file: str | None = None,
+    client_key_file: str | None = None,
+    tls_server_name: str | None = None,
 ) -> dict[str, Any]:
     """The POST body for `mic subscriptions add`: only what was given, so the server's defaults apply."""
     if not resources:
@@ -123,6 +155,9 @@ def build_subscription(
     secret = _signing_secret(signing_secret)
     if secret:
         sink["signingSecret"] = secret
+    tls = _sink_tls(ca_file, client_cert_file, client_key_file, tls_server_name)
+    if tls:
+        sink["tls"] = tls
     body: dict[str, Any] = {"name": name, "filter": filter_, "sink": sink}
     if format_:
         body["format"] = format_
@@ -188,6 +223,26 @@ def add(
         list[str] | None,
         typer.Option("--header", help="Extra request header NAME=VALUE (never shown again); repeatable."),
     ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-file", help="PEM file with the CA(s) to trust for an https webhook (not the system's)."
+        ),
+    ] = None,
+    client_cert_file: Annotated[
+        str | None,
+        typer.Option(
+            "--client-cert-file", help="PEM client certificate MIC presents (mTLS); needs --client-key-file."
+        ),
+    ] = None,
+    client_key_file: Annotated[
+        str | None,
+        typer.Option("--client-key-file", help="PEM key of --client-cert-file (sent, never shown again)."),
+    ] = None,
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option("--tls-server-name", help="Name to verify the webhook's certificate against (and SNI)."),
+    ] = None,
     batch_max_events: Annotated[
         int | None,
         typer.Option("--batch-max-events", min=1, help="Send CloudEvents batches of up to N events."),
@@ -222,6 +277,10 @@ def add(
         batch_max_events=batch_max_events,
         coalesce=coalesce,
         initial_state=not no_initial_state,
+        ca_file=ca_file,
+        client_cert_file=client_cert_file,
+        client_key_file=client_key_file,
+        tls_server_name=tls_server_name,
     )
     with connect(mic_url, token) as api:
         created = api.add_subscription(body)
@@ -319,6 +378,7 @@ def get(
             ("CEL", _text(filter_.get("cel"))),
             ("Headers", _join(sink.get("headerNames"), "none")),
             ("Signed", "yes" if sink.get("hasSigningSecret") else "no"),
+            ("TLS", _tls_summary(_dict(sink.get("tls")))),
             ("Coalesce", "yes" if delivery.get("coalesce") else "no"),
             ("Initial state", "yes" if item.get("initialState") else "no"),
             ("Created", when(item.get("createdAt"))),
@@ -329,6 +389,18 @@ def get(
     if status:
         typer.echo("")
         _print_status(status)
+
+
+def _tls_summary(tls: dict[str, Any]) -> str:
+    """What the sink's TLS settings change, in a few words (the certificates are long)."""
+    parts = []
+    if tls.get("caData"):
+        parts.append("own CA")
+    if tls.get("clientCertificateData"):
+        parts.append("client certificate" + ("" if tls.get("hasClientKey") else " (no key)"))
+    if tls.get("serverName"):
+        parts.append(f"verify as {tls['serverName']}")
+    return ", ".join(parts) or "default"
 
 
 def _print_status(status: dict[str, Any]) -> None:

@@ -576,7 +576,7 @@ class DeliveryEngine:
         headers = {"Content-Type": "application/cloudevents+json; charset=utf-8", **spec.sink.headers}
         if spec.sink.signing_secret:
             headers.update(signature_headers(spec.sink.signing_secret, ping_id, body))
-        result = await self._client.post(spec.sink.url, body, headers, spec.sink.timeout)
+        result = await self._client.post(spec.sink.url, body, headers, spec.sink.timeout, tls=spec.sink.tls)
         return PingResult(
             ok=result.outcome is Outcome.DELIVERED,
             status_code=result.status_code,

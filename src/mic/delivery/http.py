@@ -5,7 +5,14 @@ Delivery sends many small POSTs to few recipients. aiohttp's general client spen
 in machinery webhooks do not need (cookies, redirects, proxies, tracing, multipart). This
 client does one thing: write a request on a pooled connection and read the answer, about
 ten times cheaper. It speaks plain HTTP/1.1 with `Content-Length` requests and reads
-`Content-Length`, chunked and close-delimited responses; TLS uses the system's CAs.
+`Content-Length`, chunked and close-delimited responses.
+
+TLS verifies the recipient's certificate and host name, against the system's CAs unless a
+request names `TlsSettings` (a sink's `mic.routing.spec.SinkTls`: its own CAs, a client
+certificate, another name to verify). A context is built once per distinct settings (cached by
+their digest), and idle connections are kept per origin *and* settings: a connection opened
+with one sink's client certificate, or verified against one sink's CAs, is never handed to a
+request made with other settings.
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -31,8 +39,32 @@ _FIELD_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
 _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 
 
+MAX_TLS_CONTEXTS = 256
+"""SSL contexts kept (least recently used dropped): one per distinct TLS settings in use."""
+
+
 class HttpError(Exception):
     """The exchange failed before a complete response was read (connection, TLS, protocol)."""
+
+
+class TlsSettings(Protocol):
+    """What the pool needs of a sink's TLS settings; `mic.routing.spec.SinkTls` is one.
+
+    `digest` identifies the settings (equal settings, equal digest); `client_context()` builds a
+    verifying client context from them (it may raise ValueError or ssl.SSLError);
+    `has_client_certificate` says whether it presents one (for error messages).
+    """
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def server_name(self) -> str | None: ...
+
+    @property
+    def has_client_certificate(self) -> bool: ...
+
+    def client_context(self) -> ssl.SSLContext: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +123,36 @@ class _Connection:
         self.writer.close()
 
 
+_PoolKey = tuple[Origin, str]
+"""An origin and the digest of the TLS settings its connections were made with ("" = defaults)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a connection goes (`origin`) and with which TLS settings (None: the defaults)."""
+
+    origin: Origin
+    tls: TlsSettings | None
+
+    @property
+    def key(self) -> _PoolKey:
+        """The idle pool's key: connections are shared only between equal settings."""
+        return (self.origin, self.tls.digest if self.tls is not None else "")
+
+    @property
+    def server_name(self) -> str:
+        return (self.tls.server_name if self.tls is not None else None) or self.origin.host
+
+
 class HttpPool:
-    """Idle keep-alive connections per origin, reused most-recent first."""
+    """Idle keep-alive connections per origin and TLS settings, reused most-recent first."""
 
     def __init__(self, *, max_idle_per_origin: int = 64, user_agent: str = "mic-delivery/0.1") -> None:
-        self._idle: defaultdict[Origin, list[_Connection]] = defaultdict(list)
+        self._idle: defaultdict[_PoolKey, list[_Connection]] = defaultdict(list)
         self._max_idle = max_idle_per_origin
         self._user_agent = user_agent
         self._ssl: ssl.SSLContext | None = None
+        self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
 
     async def close(self) -> None:
         for connections in self._idle.values():
@@ -106,18 +160,28 @@ class HttpPool:
                 connection.close()
         self._idle.clear()
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        *,
+        tls: TlsSettings | None = None,
+    ) -> Response:
         """POST `body`; raises HttpError or TimeoutError when no complete response came back.
 
-        A reused connection the server closed meanwhile fails before any answer: then the
-        request is sent once more on a new connection (a keep-alive race, not a delivery
-        failure).
+        `tls` (https only; ignored for http) replaces the default verification. A reused
+        connection the server closed meanwhile fails before any answer: then the request is
+        sent once more on a new connection (a keep-alive race, not a delivery failure).
         """
         origin, target = _parse_url(url)
+        route = _Route(origin, tls if origin.tls else None)
+        key = route.key
         head = self._head(origin, target, headers, len(body))
         async with asyncio.timeout(timeout):
             while True:
-                connection = await self._connect(origin)
+                connection = await self._connect(route)
                 try:
                     response, keep = await self._exchange(connection, head, body)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError) as error:
@@ -126,13 +190,13 @@ class HttpPool:
                         error, (ConnectionError, asyncio.IncompleteReadError)
                     ):
                         continue
-                    raise HttpError(str(error) or type(error).__name__) from error
+                    raise HttpError(_describe_failure(error, route)) from error
                 except BaseException:
                     connection.close()  # cancelled or timed out mid-exchange: unusable
                     raise
-                if keep and len(self._idle[origin]) < self._max_idle:
+                if keep and len(self._idle[key]) < self._max_idle:
                     connection.reused = True
-                    self._idle[origin].append(connection)
+                    self._idle[key].append(connection)
                 else:
                     connection.close()
                 return response
@@ -166,36 +230,57 @@ class HttpPool:
         except UnicodeEncodeError as error:  # e.g. a non-ASCII user agent
             raise HttpError(f"the request head is not ASCII ({error})") from error
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, route: _Route) -> _Connection:
         """`_connection`, with a host name the resolver cannot encode as a failed request.
 
         IDNA-encoding the host ('a..b', a label over 63 characters) raises UnicodeError, a
-        ValueError and not an OSError, when the connection is opened.
+        ValueError and not an OSError, when the connection is opened. A certificate that fails
+        verification is an HttpError that says so and what to configure.
         """
         try:
-            return await self._connection(origin)
+            return await self._connection(route)
+        except ssl.SSLCertVerificationError as error:
+            raise HttpError(
+                _describe_verification(error, route.server_name, route.tls is not None)
+            ) from error
         except ValueError as error:
-            if isinstance(error, OSError):  # ssl.SSLCertVerificationError is both: not a name
+            if isinstance(error, OSError):  # an ssl.SSLError is both: not a name
                 raise
-            raise HttpError(f"cannot resolve {origin.host!r}: {error}") from error
+            raise HttpError(f"cannot resolve {route.origin.host!r}: {error}") from error
 
-    async def _connection(self, origin: Origin) -> _Connection:
-        idle = self._idle.get(origin)
+    def _context(self, tls: TlsSettings | None) -> ssl.SSLContext:
+        """The client context for `tls`, built once per distinct settings (by digest)."""
+        if tls is None:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            return self._ssl
+        context = self._contexts.get(tls.digest)
+        if context is None:
+            try:
+                context = tls.client_context()
+            except (ValueError, ssl.SSLError) as error:  # a spec stored before a rule it breaks
+                raise HttpError(f"the sink's TLS settings cannot be loaded: {error}") from error
+            self._contexts[tls.digest] = context
+            if len(self._contexts) > MAX_TLS_CONTEXTS:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(tls.digest)
+        return context
+
+    async def _connection(self, route: _Route) -> _Connection:
+        idle = self._idle.get(route.key)
         while idle:
             connection = idle.pop()
             if not connection.writer.is_closing() and not connection.reader.at_eof():
                 return connection
             connection.close()
-        context = None
-        if origin.tls:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
+        origin = route.origin
+        context = self._context(route.tls) if origin.tls else None
         reader, writer = await asyncio.open_connection(
             origin.host,
             origin.port,
             ssl=context,
-            server_hostname=origin.host if context else None,
+            server_hostname=route.server_name if context is not None else None,
             limit=MAX_HEADER_BYTES,
         )
         return _Connection(reader, writer)
@@ -236,6 +321,47 @@ class HttpPool:
             data = await reader.read(MAX_BODY_BYTES)
             keep = False
         return Response(status, headers, data), keep
+
+
+def _describe_verification(error: ssl.SSLCertVerificationError, name: str, configured: bool) -> str:
+    """A failed verification as a certificate problem, with what to configure about it."""
+    reason = str(error) or "certificate verify failed"
+    if configured:
+        hint = "check sink.tls.caData (the CA that signed it) and sink.tls.serverName"
+    else:
+        hint = (
+            "if the recipient uses a private CA, set sink.tls.caData to it; if its certificate "
+            "names another host, set sink.tls.serverName"
+        )
+    return f"TLS: the recipient's certificate for {name!r} failed verification ({reason}); {hint}"
+
+
+def _describe_failure(error: BaseException, route: _Route) -> str:
+    """What went wrong on a new connection, with the TLS client certificate in mind.
+
+    With TLS 1.3 a server checks the client certificate after the client's side of the handshake
+    is done, so a refusal shows only on the first read: as the server's alert, or as a bare close
+    or reset when the server drops the connection without one reaching MIC (asyncio servers do).
+    Only new connections get here: on a reused one, a close or reset is sent again instead.
+    """
+    detail = str(error) or type(error).__name__
+    if not route.origin.tls:
+        return detail
+    if isinstance(error, ssl.SSLError):
+        reason = str(error.reason or error)
+        if "CERTIFICATE" in reason.upper() or "UNKNOWN_CA" in reason.upper():
+            return (
+                f"TLS: the recipient refused MIC's client certificate ({reason}); check "
+                "sink.tls.clientCertificateData and sink.tls.clientKeyData"
+            )
+    closed = isinstance(error, asyncio.IncompleteReadError) and not error.partial
+    if closed or isinstance(error, ConnectionResetError):
+        if route.tls is not None and route.tls.has_client_certificate:
+            hint = "client certificates, it may not accept sink.tls.clientCertificateData"
+        else:
+            hint = "a client certificate (mTLS), set sink.tls.clientCertificateData and clientKeyData"
+        return f"the recipient closed the TLS connection without answering ({detail}); if it requires {hint}"
+    return detail
 
 
 def _parse_head(raw: bytes) -> tuple[int, dict[str, str], str]:

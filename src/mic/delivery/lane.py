@@ -547,7 +547,8 @@ class SubscriptionLane:
         if spec.sink.signing_secret:
             message_id = group[0].event_id if len(group) == 1 else _batch_id(group)
             headers.update(signature_headers(spec.sink.signing_secret, message_id, request.body))
-        return await self._client.post(spec.sink.url, request.body, headers, spec.sink.timeout)
+        sink = spec.sink
+        return await self._client.post(sink.url, request.body, headers, sink.timeout, tls=sink.tls)
 
     # -- status ---------------------------------------------------------------------------
 

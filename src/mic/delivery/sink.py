@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from mic.delivery.http import HttpError, HttpPool
+from mic.delivery.http import HttpError, HttpPool, TlsSettings
 from mic.kube.client import parse_retry_after
 
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -53,10 +53,23 @@ class WebhookClient:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> SendResult:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        *,
+        tls: TlsSettings | None = None,
+    ) -> SendResult:
+        """POST once; `tls` is the sink's TLS settings (`WebhookSink.tls`), None for the defaults.
+
+        A certificate that fails verification, or a client certificate the recipient refuses,
+        is retried like any connection error, and the error says it is a certificate problem.
+        """
         started = time.monotonic()
         try:
-            response = await self._pool.post(url, body, headers, timeout)
+            response = await self._pool.post(url, body, headers, timeout, tls=tls)
         except TimeoutError:
             return SendResult(Outcome.RETRY, None, f"cannot reach {url}: timed out", None, _ms(started))
         except (HttpError, OSError) as error:

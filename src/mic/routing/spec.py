@@ -18,10 +18,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import ipaddress
 import math
+import os
 import re
+import ssl
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Final, Literal, NoReturn
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +43,7 @@ __all__ = [
     "Format",
     "InvalidSubscriptionError",
     "Overflow",
+    "SinkTls",
     "SubscriptionFilter",
     "SubscriptionSpec",
     "WebhookSink",
@@ -243,7 +250,7 @@ def _sink_url(url: Any) -> str:
     return f"{url[:scheme_end]}{netloc}{rest}"
 
 
-def _ascii_host(host: str) -> str:
+def _ascii_host(host: str, path: str = "sink.url") -> str:
     """`host` IDNA-encoded, as the resolver will; a name it cannot encode cannot be reached.
 
     ASCII names are checked too: an empty label ('a..b') or one over 63 characters would
@@ -253,10 +260,108 @@ def _ascii_host(host: str) -> str:
         return host.encode("idna").decode("ascii")
     except UnicodeError as error:
         _fail(
-            "sink.url",
+            path,
             f"the host {host!r} is not a valid domain name ({error}): each dot-separated label "
             "needs 1 to 63 characters, and an international name must be valid IDNA",
         )
+
+
+# --- TLS settings of a sink -----------------------------------------------------------------------
+
+_TLS_PATH = "sink.tls"
+_PEM_BEGIN = "-----BEGIN "
+_SERVER_NAME_LABEL_RE: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?")
+
+
+def _pem_text(path: str, value: Any, expected: str) -> str:
+    """`value` if it looks like PEM text of `expected` blocks; the message never shows it.
+
+    A kubeconfig's `*-data` fields are base64 of the PEM text, and the habit carries over: base64
+    is recognised and refused with the fix, as is anything else that is not PEM text.
+    """
+    example = f"PEM text starting with '-----BEGIN {expected}-----'"
+    if not isinstance(value, str):
+        _fail(path, f"must be a string of {example}, not {type(value).__name__}")
+    if not value.strip():
+        _fail(path, f"is empty: give {example}, or leave it out (null)")
+    if _PEM_BEGIN not in value:
+        try:
+            decoded = base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if _PEM_BEGIN.encode() in decoded:
+            _fail(
+                path,
+                "is base64-encoded PEM (as in a kubeconfig's *-data fields); MIC takes the PEM text "
+                f"itself: decode it first (base64 -d) and send the text, {example}",
+            )
+        _fail(path, f"is not PEM text: expected {example}")
+    if not value.isascii():
+        _fail(path, "has characters outside ASCII; PEM text is ASCII only (was the file re-encoded?)")
+    return value
+
+
+def _server_name(value: Any) -> str:
+    """The name to send in SNI and verify in the recipient's certificate (IDNA-encoded)."""
+    path = f"{_TLS_PATH}.serverName"
+    example = "a host name such as 'lb.internal.example'"
+    if not isinstance(value, str) or not value:
+        _fail(path, f"must be {example}, not {value!r}")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if any(char.isspace() or char in "/:@[]*?#" for char in value):
+        _fail(
+            path,
+            f"{value!r} is not a host name: give the name only (no scheme, port, path or "
+            f"wildcard), {example}",
+        )
+    host = _ascii_host(value, path)
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_SERVER_NAME_LABEL_RE.fullmatch(label) for label in labels):
+        _fail(path, f"{value!r} is not a valid host name: use letters, digits, '-' and '.', {example}")
+    return host
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write `text` to a new file only this process's user can read (0600)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="ascii") as file:
+        file.write(text)
+
+
+def _no_password() -> bytes:
+    return b""  # an encrypted key then fails to load instead of prompting on a terminal
+
+
+def _load_client_certificate(context: ssl.SSLContext, certificate: str, key: str) -> None:
+    """`context.load_cert_chain` from PEM text, which it can only read from files.
+
+    The files live in a private temporary directory (0700, files 0600) that is removed as soon
+    as OpenSSL has read them, so the key is on disk for the moment of loading only.
+    """
+    cert_path = f"{_TLS_PATH}.clientCertificateData"
+    key_path = f"{_TLS_PATH}.clientKeyData"
+    try:  # parse the certificate(s) on their own first, so a problem names the right field
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=certificate)
+    except (ssl.SSLError, ValueError, TypeError) as error:
+        _fail(cert_path, f"is not a PEM certificate OpenSSL can load ({error})")
+    with tempfile.TemporaryDirectory(prefix="mic-sink-tls-") as directory:
+        cert_file = os.path.join(directory, "tls.crt")
+        key_file = os.path.join(directory, "tls.key")
+        _write_private(cert_file, certificate)
+        _write_private(key_file, key)
+        try:
+            context.load_cert_chain(cert_file, key_file, password=_no_password)
+        except ssl.SSLError as error:
+            if "KEY_VALUES_MISMATCH" in str(error):
+                _fail(
+                    key_path,
+                    "is not the key of the (first) certificate in clientCertificateData "
+                    f"({error}); send the matching pair",
+                )
+            _fail(key_path, f"is not a PEM private key OpenSSL can load ({error})")
 
 
 # --- the values -----------------------------------------------------------------------------------
@@ -392,24 +497,144 @@ class SubscriptionFilter:
 
 
 @dataclass(frozen=True)
+class SinkTls:
+    """How MIC makes the TLS connection to an https sink: whom it trusts, what it presents.
+
+    `ca_data` (PEM certificates) replaces the system CAs for this sink, as a kubeconfig's
+    certificate-authority-data does; `client_certificate_data` and `client_key_data` (PEM, both
+    or neither) are presented when the recipient asks for a client certificate (mTLS);
+    `server_name` is sent in SNI and verified in the recipient's certificate instead of the
+    URL's host. The values are PEM text, not base64 of it (JSON and YAML carry text as it is).
+    Everything is loaded into an `ssl.SSLContext` on construction, so what OpenSSL cannot use is
+    refused where the user wrote it, not found by the first delivery. There is deliberately no
+    way to skip verification: MIC lets no one in who should not be.
+
+    `client_key_data` is a credential: out of `repr` (so out of logs), and the API never
+    returns it. The certificates are not secret (every TLS handshake shows them) and are shown.
+    """
+
+    ca_data: str | None = field(default=None, repr=False)
+    client_certificate_data: str | None = field(default=None, repr=False)
+    client_key_data: str | None = field(default=None, repr=False)
+    server_name: str | None = None
+
+    JSON_KEYS: ClassVar[Mapping[str, str]] = {
+        "caData": "ca_data",
+        "clientCertificateData": "client_certificate_data",
+        "clientKeyData": "client_key_data",
+        "serverName": "server_name",
+    }
+
+    def __post_init__(self) -> None:
+        if self.server_name is not None:
+            _set(self, "server_name", _server_name(self.server_name))
+        self.validate()
+
+    @property
+    def is_empty(self) -> bool:
+        """No setting at all: the same as no `tls` (system CAs, the URL's host, no client certificate)."""
+        return all(getattr(self, name) is None for name in self.JSON_KEYS.values())
+
+    @property
+    def has_client_certificate(self) -> bool:
+        return self.client_certificate_data is not None
+
+    def validate(self) -> None:
+        """Raise `InvalidSubscriptionError` unless OpenSSL loads every value as given."""
+        for key, name in (("caData", "ca_data"), ("clientCertificateData", "client_certificate_data")):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _pem_text(f"{_TLS_PATH}.{key}", value, "CERTIFICATE")
+            if "PRIVATE KEY-----" in value:
+                _fail(
+                    f"{_TLS_PATH}.{key}",
+                    "holds a private key, and this field is shown to every reader: put the key in "
+                    "sink.tls.clientKeyData (write-only) and only certificates here",
+                )
+        if self.client_key_data is not None:
+            path = f"{_TLS_PATH}.clientKeyData"
+            _pem_text(path, self.client_key_data, "PRIVATE KEY")
+            if "PRIVATE KEY-----" not in self.client_key_data:
+                _fail(
+                    path,
+                    "holds no private key: expected '-----BEGIN PRIVATE KEY-----' (or RSA/EC PRIVATE KEY)",
+                )
+            if "ENCRYPTED" in self.client_key_data:
+                _fail(
+                    path,
+                    "is encrypted and MIC has no passphrase for it: send the key unencrypted "
+                    "(e.g. openssl pkey -in key.pem -out plain.pem); it is stored write-only",
+                )
+        if (self.client_certificate_data is None) != (self.client_key_data is None):
+            given, missing = (
+                ("clientCertificateData", "clientKeyData")
+                if self.client_key_data is None
+                else ("clientKeyData", "clientCertificateData")
+            )
+            _fail(
+                f"{_TLS_PATH}.{missing}",
+                f"is required with sink.tls.{given}: a client certificate needs its key and a key "
+                "its certificate (send both, or neither)",
+            )
+        if self.server_name is not None:
+            _server_name(self.server_name)
+        self.client_context()
+
+    @cached_property
+    def digest(self) -> str:
+        """A SHA-256 of all settings: equal settings, equal digest (a cache key that shows no key)."""
+        values = [getattr(self, name) for name in self.JSON_KEYS.values()]
+        return hashlib.sha256(repr(values).encode()).hexdigest()
+
+    def client_context(self) -> ssl.SSLContext:
+        """A new client context: certificate and host name verified, against `ca_data` if given.
+
+        Raises `InvalidSubscriptionError` naming the field OpenSSL refused.
+        """
+        if self.ca_data is None:
+            context = ssl.create_default_context()
+        else:
+            try:
+                context = ssl.create_default_context(cadata=self.ca_data)
+            except (ssl.SSLError, ValueError, TypeError) as error:
+                _fail(f"{_TLS_PATH}.caData", f"is not PEM certificates OpenSSL can load ({error})")
+        if self.client_certificate_data is not None and self.client_key_data is not None:
+            _load_client_certificate(context, self.client_certificate_data, self.client_key_data)
+        return context
+
+    def to_json(self) -> dict[str, Any]:
+        """Including the client key: this is the store's form, not the API's response."""
+        return {key: getattr(self, name) for key, name in self.JSON_KEYS.items()}
+
+    @classmethod
+    def from_json(cls, data: Any) -> SinkTls:
+        return cls(**_object(_TLS_PATH, data, cls.JSON_KEYS))
+
+
+@dataclass(frozen=True)
 class WebhookSink:
     """An HTTP(S) endpoint that receives the events as POST requests.
 
-    `headers` and `signing_secret` may hold credentials: they are left out of `repr` (so out
-    of logs) and the API never returns them. `headers` is excluded from the hash (a dict is
-    not hashable); treat it as read-only.
+    `headers`, `signing_secret` and `tls.client_key_data` may hold credentials: they are left
+    out of `repr` (so out of logs) and the API never returns them. `headers` is excluded from
+    the hash (a dict is not hashable); treat it as read-only. `tls` (https only) sets whom MIC
+    trusts and what client certificate it presents; None (or an empty `SinkTls`) is the system
+    CAs and no client certificate.
     """
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
     timeout: float = 10.0
     signing_secret: str | None = field(default=None, repr=False)
+    tls: SinkTls | None = None
 
     JSON_KEYS: ClassVar[Mapping[str, str]] = {
         "url": "url",
         "headers": "headers",
         "timeoutSeconds": "timeout",
         "signingSecret": "signing_secret",
+        "tls": "tls",
     }
 
     def __post_init__(self) -> None:
@@ -418,6 +643,10 @@ class WebhookSink:
         _set(self, "headers", dict(self.headers))
         _set(self, "timeout", _seconds("sink.timeoutSeconds", self.timeout, high=300.0))
         _set(self, "url", _sink_url(self.url))
+        if isinstance(self.tls, Mapping):
+            _set(self, "tls", SinkTls.from_json(self.tls))
+        if isinstance(self.tls, SinkTls) and self.tls.is_empty:
+            _set(self, "tls", None)  # `tls: {}` (or all null) means no TLS settings
         self.validate()
 
     @property
@@ -431,6 +660,19 @@ class WebhookSink:
             _validate_header(name, value)
         if self.signing_secret is not None:
             self._validate_secret(self.signing_secret)
+        if self.tls is not None:
+            if not isinstance(self.tls, SinkTls):
+                _fail(
+                    _TLS_PATH,
+                    "must be an object with caData, clientCertificateData, clientKeyData and "
+                    f"serverName, not {type(self.tls).__name__}",
+                )
+            if not self.is_https:
+                _fail(
+                    _TLS_PATH,
+                    "TLS settings apply only to an https:// sink URL: change sink.url to https:// "
+                    "or remove sink.tls",
+                )
 
     @staticmethod
     def _validate_secret(secret: Any) -> None:
@@ -449,13 +691,20 @@ class WebhookSink:
             )
 
     def to_json(self) -> dict[str, Any]:
-        """Including headers and the secret: this is the store's form, not the API's response."""
-        return {
+        """Including headers, the secret and the client key: the store's form, not the API's.
+
+        `tls` is written only when set, so a sink without it is stored exactly as before TLS
+        settings existed and an older MIC (a standby mid-upgrade) still reads it.
+        """
+        data: dict[str, Any] = {
             "url": self.url,
             "headers": dict(self.headers),
             "timeoutSeconds": self.timeout,
             "signingSecret": self.signing_secret,
         }
+        if self.tls is not None:
+            data["tls"] = self.tls.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> WebhookSink:

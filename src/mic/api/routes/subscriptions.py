@@ -5,16 +5,17 @@ shapes and bounds (so a misspelt field is a 422 naming it), then `SubscriptionSp
 checks meaning (selectors, CEL, format/batching combinations). Then the store, then the
 engine (`mic.service.subscriptions`).
 
-Secrets: the sink's headers and signing secret are stored with the spec but never leave the
-service. Every response is built by `subscription_view`, which is the one place that turns a
-stored spec into something shown, and it only ever shows header names and whether a secret
-is set.
+Secrets: the sink's headers, signing secret and TLS client key are stored with the spec but
+never leave the service. Every response is built by `subscription_view`, which is the one place
+that turns a stored spec into something shown, and it only ever shows header names and whether
+a secret or client key is set. An update that sends the sink to a new URL must send the headers
+and the client key again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from mic.api.subscription_models import (
     PingResultView,
     ReplayRequest,
     ReplayResult,
+    SinkTlsView,
     SinkView,
     Subscription,
     SubscriptionBody,
@@ -106,6 +108,7 @@ def subscription_view(
     spec = dict(record.spec)
     sink: Mapping[str, Any] = spec.get("sink") or {}
     headers = sink.get("headers") or {}
+    tls: Mapping[str, Any] = sink.get("tls") or {}
     return Subscription(
         name=record.name,
         filter=dict(spec.get("filter") or {}),
@@ -114,6 +117,14 @@ def subscription_view(
             header_names=sorted(headers),
             timeout_seconds=float(sink.get("timeoutSeconds") or 0),
             has_signing_secret=bool(sink.get("signingSecret")),
+            tls=SinkTlsView(
+                ca_data=tls.get("caData"),
+                client_certificate_data=tls.get("clientCertificateData"),
+                has_client_key=bool(tls.get("clientKeyData")),  # the key itself is write-only
+                server_name=tls.get("serverName"),
+            )
+            if any(tls.values())
+            else None,
         ),
         format=str(spec.get("format", "")),
         batching=spec.get("batching"),
@@ -201,9 +212,11 @@ async def get_subscription(name: str, service: ServiceDep) -> Subscription:
     summary="Replace a subscription",
     description=(
         "Full replacement with the POST body, except the write-only `sink.headers` and "
-        "`sink.signingSecret`: left out, they keep their stored values; `null` removes them. "
-        "A new `sink.url` needs the headers sent again (422 otherwise): stored headers never follow "
-        "a new destination. Fails with 409 when the subscription changed concurrently."
+        "`sink.signingSecret`: left out, they keep their stored values; `null` removes them. The same "
+        "holds for `sink.tls.clientKeyData` when `sink.tls` is sent with a `clientCertificateData`. "
+        "A new `sink.url` needs the headers and the client key sent again (422 otherwise): stored "
+        "credentials never follow a new destination. Fails with 409 when the subscription changed "
+        "concurrently."
     ),
     response_model=Subscription,
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
@@ -224,7 +237,14 @@ async def replace_subscription(
     for field, key in (("headers", "headers"), ("signing_secret", "signingSecret")):
         if field not in body.sink.model_fields_set and stored_sink.get(key):
             data["sink"][key] = stored_sink[key]
-    _headers_stay_with_their_url(stored_sink, data["sink"], body.sink.model_fields_set)
+    given = set(body.sink.model_fields_set)
+    stored_key = (stored_sink.get("tls") or {}).get("clientKeyData")
+    new_tls = data["sink"].get("tls")
+    if body.sink.tls is not None and "client_key_data" in body.sink.tls.model_fields_set:
+        given.add("tls.clientKeyData")
+    elif stored_key and isinstance(new_tls, dict) and new_tls.get("clientCertificateData"):
+        new_tls["clientKeyData"] = stored_key  # kept, like the headers; checked against the URL below
+    _credentials_stay_with_their_url(stored_sink, data["sink"], given)
     generated = _generate_if_asked(data)
     spec = _validated(data)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
@@ -237,8 +257,8 @@ async def replace_subscription(
     description=(
         "Merge-patch (RFC 7386) over the stored spec: objects merge, lists replace, null removes "
         '(back to the default). `{"sink": {"signingSecret": "generate"}}` rotates the secret and shows '
-        "the new one once. A new `sink.url` needs `sink.headers` sent again (422 otherwise). Fails "
-        "with 409 when the subscription changed concurrently."
+        "the new one once. A new `sink.url` needs `sink.headers` and `sink.tls.clientKeyData` sent "
+        "again (422 otherwise). Fails with 409 when the subscription changed concurrently."
     ),
     response_model=Subscription,
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
@@ -259,8 +279,8 @@ async def patch_subscription(
     if not isinstance(merged, dict):  # pragma: no cover - the patch is an object
         raise HTTPException(422, "the patch must be a JSON object")
     merged["name"] = name
-    _headers_stay_with_their_url(
-        record.spec.get("sink") or {}, merged.get("sink") or {}, changes.get("sink") or {}
+    _credentials_stay_with_their_url(
+        record.spec.get("sink") or {}, merged.get("sink") or {}, _given_paths(changes.get("sink") or {})
     )
     generated = _generate_if_asked(merged)
     spec = _validated(_without_nulls(merged))
@@ -268,9 +288,30 @@ async def patch_subscription(
     return _view(service, stored, generated)
 
 
-def _headers_stay_with_their_url(stored: Mapping[str, Any], updated: Mapping[str, Any], given: Any) -> None:
-    """Stored headers (an Authorization, say) are not sent to a new URL unless sent again."""
-    require_resent(stored, updated, given, destination=("url",), credentials=("headers",), where="sink")
+def _credentials_stay_with_their_url(
+    stored: Mapping[str, Any], updated: Mapping[str, Any], given: Collection[str]
+) -> None:
+    """Stored headers (an Authorization, say) and a TLS client key are not used with a new URL,
+    nor with a new trusted CA or verified name (they choose which server gets them as surely as
+    the URL does), unless sent again (`given`: the sink's keys the request set, `tls.<key>`
+    nested)."""
+    require_resent(
+        stored,
+        updated,
+        given,
+        destination=("url", "tls.caData", "tls.serverName"),
+        credentials=("headers", "tls.clientKeyData"),
+        where="sink",
+    )
+
+
+def _given_paths(sink_changes: Mapping[str, Any]) -> set[str]:
+    """The sink keys a merge-patch sets, with `tls.<key>` for those of a `tls` object in it."""
+    given = set(sink_changes)
+    tls = sink_changes.get("tls")
+    if isinstance(tls, Mapping):
+        given.update(f"tls.{key}" for key in tls)
+    return given
 
 
 def _without_nulls(value: Any) -> Any:
