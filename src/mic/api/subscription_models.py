@@ -177,6 +177,14 @@ class WebhookSinkBody(RequestModel):
         description="https only: CAs to trust, a client certificate (mTLS), the name to verify; "
         "null (default): the system CAs, the URL's host, no client certificate",
     )
+    previous_signing_secret: None = Field(
+        default=None,
+        description=(
+            "only null, to end a rotation's overlap early: after the signing secret changes, MIC "
+            "signs with the new and the replaced secret for 24 hours (two space-separated "
+            "signatures, as Standard Webhooks allows), so receivers can switch when they are ready"
+        ),
+    )
 
 
 class BatchingBody(RequestModel):
@@ -296,6 +304,11 @@ class SinkView(ApiModel):
     header_names: list[str] = Field(description="names of the configured headers; values are write-only")
     timeout_seconds: float
     has_signing_secret: bool
+    previous_signing_secret_expires_at: datetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="while a rotated-out signing secret still signs beside the current one: until when",
+    )
     tls: SinkTlsView | None = Field(
         default=None,
         exclude_if=lambda value: value is None,

@@ -574,8 +574,9 @@ class DeliveryEngine:
             }
         )
         headers = {"Content-Type": "application/cloudevents+json; charset=utf-8", **spec.sink.headers}
-        if spec.sink.signing_secret:
-            headers.update(signature_headers(spec.sink.signing_secret, ping_id, body))
+        secrets = spec.sink.signing_secrets(time.time())
+        if secrets:
+            headers.update(signature_headers(secrets, ping_id, body))
         result = await self._client.post(spec.sink.url, body, headers, spec.sink.timeout, tls=spec.sink.tls)
         return PingResult(
             ok=result.outcome is Outcome.DELIVERED,

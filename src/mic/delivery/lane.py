@@ -541,13 +541,13 @@ class SubscriptionLane:
         )
 
     async def _post(self, group: list[Pending], request: EncodedRequest) -> SendResult:
-        spec = self.spec
+        sink = self.spec.sink
         headers = dict(request.headers)
-        headers.update(spec.sink.headers)
-        if spec.sink.signing_secret:
+        headers.update(sink.headers)
+        secrets = sink.signing_secrets(time.time())
+        if secrets:
             message_id = group[0].event_id if len(group) == 1 else _batch_id(group)
-            headers.update(signature_headers(spec.sink.signing_secret, message_id, request.body))
-        sink = spec.sink
+            headers.update(signature_headers(secrets, message_id, request.body))
         return await self._client.post(sink.url, request.body, headers, sink.timeout, tls=sink.tls)
 
     # -- status ---------------------------------------------------------------------------

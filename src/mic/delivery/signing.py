@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 SECRET_PREFIX: Final = "whsec_"
@@ -78,8 +78,19 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_headers(secret: str, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
+SECRET_ROTATION_OVERLAP: Final = 24 * 3600
+"""Seconds a replaced signing secret still signs (beside the new one) after a rotation, so
+receivers can switch to the new secret at their own pace: the standard's zero-downtime
+rotation, with the overlap common webhook senders give."""
+
+
+def signature_headers(
+    secret: str | Sequence[str], msg_id: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
     """The three Standard Webhooks headers for one send of `body`.
+
+    Several secrets (the current one first, then one being rotated out) give several
+    space-separated signatures; a receiver holding either secret accepts the request.
 
     `msg_id` should stay the same when the same message is retried (so receivers can
     deduplicate), while the timestamp is the time of this attempt; `now` overrides the clock.
@@ -88,7 +99,9 @@ def signature_headers(secret: str, msg_id: str, body: bytes, now: float | None =
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(
+            sign(one, msg_id, timestamp, body) for one in ((secret,) if isinstance(secret, str) else secret)
+        ),
     }
 
 

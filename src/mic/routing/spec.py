@@ -628,6 +628,11 @@ class WebhookSink:
     timeout: float = 10.0
     signing_secret: str | None = field(default=None, repr=False)
     tls: SinkTls | None = None
+    previous_signing_secret: str | None = field(default=None, repr=False)
+    """The secret a rotation replaced: it still signs, beside the new one, until
+    `previous_signing_secret_expires_at` (Unix seconds). Set by the API when the secret
+    changes, never taken from a request."""
+    previous_signing_secret_expires_at: float | None = None
 
     JSON_KEYS: ClassVar[Mapping[str, str]] = {
         "url": "url",
@@ -635,6 +640,8 @@ class WebhookSink:
         "timeoutSeconds": "timeout",
         "signingSecret": "signing_secret",
         "tls": "tls",
+        "previousSigningSecret": "previous_signing_secret",
+        "previousSigningSecretExpiresAt": "previous_signing_secret_expires_at",
     }
 
     def __post_init__(self) -> None:
@@ -660,6 +667,19 @@ class WebhookSink:
             _validate_header(name, value)
         if self.signing_secret is not None:
             self._validate_secret(self.signing_secret)
+        if self.previous_signing_secret is not None:
+            self._validate_secret(self.previous_signing_secret, "sink.previousSigningSecret")
+            expires = self.previous_signing_secret_expires_at
+            if self.signing_secret is None:
+                _fail("sink.previousSigningSecret", "is only kept beside a current signingSecret")
+            if (
+                isinstance(expires, bool)
+                or not isinstance(expires, int | float)
+                or not math.isfinite(expires)
+            ):
+                _fail("sink.previousSigningSecretExpiresAt", "must be a number of Unix seconds")
+        elif self.previous_signing_secret_expires_at is not None:
+            _fail("sink.previousSigningSecretExpiresAt", "is only kept with a previousSigningSecret")
         if self.tls is not None:
             if not isinstance(self.tls, SinkTls):
                 _fail(
@@ -674,21 +694,28 @@ class WebhookSink:
                     "or remove sink.tls",
                 )
 
+    def signing_secrets(self, now: float) -> tuple[str, ...]:
+        """The secrets that sign a request sent at `now`: the current one, and the one it
+        replaced while their overlap lasts (none: the request goes unsigned)."""
+        if self.signing_secret is None:
+            return ()
+        expires = self.previous_signing_secret_expires_at
+        if self.previous_signing_secret is not None and expires is not None and now < expires:
+            return (self.signing_secret, self.previous_signing_secret)
+        return (self.signing_secret,)
+
     @staticmethod
-    def _validate_secret(secret: Any) -> None:
+    def _validate_secret(secret: Any, path: str = "sink.signingSecret") -> None:
         hint = "e.g. 'whsec_' + base64 of 32 random bytes, or null to send unsigned requests"
         if not isinstance(secret, str) or not secret.startswith(_SECRET_PREFIX):
-            _fail("sink.signingSecret", f"must be 'whsec_' followed by base64 (Standard Webhooks); {hint}")
+            _fail(path, f"must be 'whsec_' followed by base64 (Standard Webhooks); {hint}")
         try:
             key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX), validate=True)
         except (binascii.Error, ValueError):
-            _fail("sink.signingSecret", f"the part after 'whsec_' is not valid base64; {hint}")
+            _fail(path, f"the part after 'whsec_' is not valid base64; {hint}")
         low, high = _SECRET_BYTES
         if not low <= len(key) <= high:
-            _fail(
-                "sink.signingSecret",
-                f"the key must be {low} to {high} bytes (it is {len(key)}); {hint}",
-            )
+            _fail(path, f"the key must be {low} to {high} bytes (it is {len(key)}); {hint}")
 
     def to_json(self) -> dict[str, Any]:
         """Including headers, the secret and the client key: the store's form, not the API's.
@@ -704,6 +731,9 @@ class WebhookSink:
         }
         if self.tls is not None:
             data["tls"] = self.tls.to_json()
+        if self.previous_signing_secret is not None:  # written only while a rotation overlaps
+            data["previousSigningSecret"] = self.previous_signing_secret
+            data["previousSigningSecretExpiresAt"] = self.previous_signing_secret_expires_at
         return data
 
     @classmethod

@@ -14,7 +14,9 @@ and the client key again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -43,7 +45,7 @@ from mic.api.subscription_models import (
     SubscriptionStatusView,
 )
 from mic.api.write_only import require_resent
-from mic.delivery.signing import generate_secret
+from mic.delivery.signing import SECRET_ROTATION_OVERLAP, generate_secret
 from mic.delivery.status import SubscriptionStatus
 from mic.events.encodings import redact_secret
 from mic.kube.patch import merge_patch
@@ -117,6 +119,7 @@ def subscription_view(
             header_names=sorted(headers),
             timeout_seconds=float(sink.get("timeoutSeconds") or 0),
             has_signing_secret=bool(sink.get("signingSecret")),
+            previous_signing_secret_expires_at=_overlap_end(sink),
             tls=SinkTlsView(
                 ca_data=tls.get("caData"),
                 client_certificate_data=tls.get("clientCertificateData"),
@@ -138,6 +141,50 @@ def subscription_view(
         not_started=not_started,
         generated_signing_secret=generated_secret,
     )
+
+
+def _overlap_end(sink: Mapping[str, Any]) -> datetime | None:
+    """Until when a rotated-out signing secret still signs, or None (no rotation under way)."""
+    expires = sink.get("previousSigningSecretExpiresAt")
+    if (
+        not sink.get("previousSigningSecret")
+        or not isinstance(expires, int | float)
+        or expires <= time.time()
+    ):
+        return None
+    return datetime.fromtimestamp(expires, UTC)
+
+
+def _with_rotation(
+    spec: SubscriptionSpec, stored_sink: Mapping[str, Any], *, keep_overlap: bool
+) -> SubscriptionSpec:
+    """`spec` with the signing secret it replaces still signing for `SECRET_ROTATION_OVERLAP`.
+
+    Receivers verify with the secret they hold; a new one takes effect at once for MIC but
+    not for them, and a hard switch would make every receiver refuse MIC's requests until it
+    is updated. So while the overlap lasts MIC signs with both (Standard Webhooks allows
+    several signatures). A second rotation replaces the older secret; `keep_overlap=False`
+    (the request set `previousSigningSecret: null`) ends the overlap now.
+    """
+    sink = spec.sink
+    now = time.time()
+    stored_secret = stored_sink.get("signingSecret")
+    previous: str | None = None
+    expires: float | None = None
+    if sink.signing_secret is not None:
+        if stored_secret and stored_secret != sink.signing_secret:
+            previous, expires = str(stored_secret), now + SECRET_ROTATION_OVERLAP
+        elif keep_overlap and _overlap_end(stored_sink) is not None:
+            previous = str(stored_sink["previousSigningSecret"])
+            expires = float(stored_sink["previousSigningSecretExpiresAt"])
+    rotated = dataclasses.replace(
+        sink, previous_signing_secret=previous, previous_signing_secret_expires_at=expires
+    )
+    return dataclasses.replace(spec, sink=rotated)
+
+
+_ROTATION_KEYS = ("previousSigningSecret", "previousSigningSecretExpiresAt")
+"""Sink keys MIC sets itself on a rotation; a request may only send `previousSigningSecret: null`."""
 
 
 def _view(service: Service, record: SubscriptionRecord, generated_secret: str | None = None) -> Subscription:
@@ -246,7 +293,8 @@ async def replace_subscription(
         new_tls["clientKeyData"] = stored_key  # kept, like the headers; checked against the URL below
     _credentials_stay_with_their_url(stored_sink, data["sink"], given)
     generated = _generate_if_asked(data)
-    spec = _validated(data)
+    keep_overlap = "previous_signing_secret" not in body.sink.model_fields_set
+    spec = _with_rotation(_validated(data), stored_sink, keep_overlap=keep_overlap)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
     return _view(service, stored, generated)
 
@@ -279,11 +327,20 @@ async def patch_subscription(
     if not isinstance(merged, dict):  # pragma: no cover - the patch is an object
         raise HTTPException(422, "the patch must be a JSON object")
     merged["name"] = name
-    _credentials_stay_with_their_url(
-        record.spec.get("sink") or {}, merged.get("sink") or {}, _given_paths(changes.get("sink") or {})
-    )
+    stored_sink: Mapping[str, Any] = record.spec.get("sink") or {}
+    sink_changes: Mapping[str, Any] = changes.get("sink") or {}
+    _credentials_stay_with_their_url(stored_sink, merged.get("sink") or {}, _given_paths(sink_changes))
+    if isinstance(merged.get("sink"), dict):  # MIC's own keys: checked as the request sent them
+        merged["sink"] = dict(merged["sink"])  # may be the stored one: left as it is
+        for key in _ROTATION_KEYS:
+            merged["sink"].pop(key, None)
+            if key in sink_changes:
+                merged["sink"][key] = sink_changes[key]
     generated = _generate_if_asked(merged)
-    spec = _validated(_without_nulls(merged))
+    keep_overlap = not (
+        "previousSigningSecret" in sink_changes and sink_changes["previousSigningSecret"] is None
+    )
+    spec = _with_rotation(_validated(_without_nulls(merged)), stored_sink, keep_overlap=keep_overlap)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
     return _view(service, stored, generated)
 
