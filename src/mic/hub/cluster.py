@@ -321,14 +321,15 @@ class ClusterRuntime:
             self._unresolved.update(dict.fromkeys(self._wants, "waiting for discovery"))
             return
         async with self._lock:
-            # Starting an informer waits (for its known state); meanwhile specs may be
-            # released and the runtime closed, so each step checks again.
+            # First every pending spec is resolved and counted as a user of its informer, then
+            # the new informers start: an informer's known state depends on who uses it (the
+            # delivery engine hands its ledger only to informers a subscription uses), and a
+            # subscription's spec resolved after the informer started would come too late.
+            starting: dict[InformerKey, tuple[ResourceInfo, list[WatchSpec]]] = {}
+            catalog = self.catalog
             for spec in list(self._wants):
-                if self._closed:
-                    return
-                if spec in self._resolved or spec not in self._wants:
+                if spec in self._resolved:
                     continue
-                catalog = self.catalog
                 try:
                     info = catalog.resolve(spec.resource)
                 except KubeError as error:
@@ -342,15 +343,24 @@ class ClusterRuntime:
                 self._users.setdefault(key, set()).add(spec)
                 informer = self._informers.get(key)
                 if informer is None:
-                    await self._start_or_retry_later(spec, key, info)
+                    starting.setdefault(key, (info, []))[1].append(spec)
                 elif self._joined is not None and informer.populated:
                     self._joined(self, spec, informer)
+            # Starting an informer waits (for its known state); meanwhile specs may be
+            # released and the runtime closed, so each start checks again.
+            for key, (info, specs) in starting.items():
+                if self._closed:
+                    return
+                if self._users.get(key):
+                    await self._start_or_retry_later(specs, key, info)
 
-    async def _start_or_retry_later(self, spec: WatchSpec, key: InformerKey, info: ResourceInfo) -> None:
-        """Start the informer of a newly resolved spec; if that fails, leave the spec unresolved.
+    async def _start_or_retry_later(
+        self, specs: list[WatchSpec], key: InformerKey, info: ResourceInfo
+    ) -> None:
+        """Start the informer newly resolved specs use; if that fails, leave them unresolved.
 
         Loading the known state reads the store, which can fail for a moment (locked, restarting).
-        Left resolved without an informer, the spec would never be started again (and the
+        Left resolved without an informer, a spec would never be started again (and the
         cluster would say "connecting" for ever); unresolved, it shows why and the next
         discovery pass (every refresh interval while something is unresolved) tries again.
         """
@@ -358,20 +368,23 @@ class ClusterRuntime:
             await self._start_informer(key, info)
         except BaseException as error:
             if key not in self._informers:
-                self._resolved.pop(spec, None)
                 users = self._users.get(key)
-                if users is not None:
-                    users.discard(spec)
-                    if not users:
-                        del self._users[key]
+                for spec in specs:
+                    if self._resolved.get(spec) == key:
+                        del self._resolved[spec]
+                    if users is not None:
+                        users.discard(spec)
+                if users is not None and not users:
+                    del self._users[key]
             if not isinstance(error, Exception):
                 raise
             log.error("cluster %s: cannot start watching %s", self.name, info.qualified_name, exc_info=error)
-            if spec in self._wants:
-                self._unresolved[spec] = (
-                    f"cannot start watching {info.qualified_name} ({type(error).__name__}; see the MIC "
-                    "log); retrying"
-                )
+            for spec in specs:
+                if spec in self._wants:
+                    self._unresolved[spec] = (
+                        f"cannot start watching {info.qualified_name} ({type(error).__name__}; see the "
+                        "MIC log); retrying"
+                    )
 
     async def _start_informer(self, key: InformerKey, info: ResourceInfo) -> None:
         known = await self._known_state(self.name, key) if self._known_state else None
