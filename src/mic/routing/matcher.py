@@ -102,9 +102,10 @@ class SubscriptionMatcher:
     as the API server treats a label selector: an object that starts to match is delivered as
     ADDED, one that stops matching as DELETED (its current state, the last matching one as
     `oldObject`), so a recipient's view never keeps an object that left it. Where MIC cannot
-    tell — a MODIFIED whose previous state is unknown (the first list after a restart) that no
-    longer matches, or a tombstone for an object deleted while MIC was down — it delivers the
-    DELETED: a delete of something the recipient never had is harmless, a lost one is not.
+    tell — a MODIFIED whose previous state is unknown (the first list after a restart), or a
+    tombstone for an object deleted while MIC was down — it delivers ADDED if the object
+    matches now (create-or-update) and DELETED otherwise: a delete of something the recipient
+    never had is harmless, a lost one is not.
     Event types are checked on the type delivered. Any other expression filters changes, and a
     change it refuses is not delivered.
     """
@@ -228,7 +229,9 @@ class SubscriptionMatcher:
         if event_type == _MODIFIED:
             now = self._evaluate(event, event.object)
             if not event.has_old_object:  # unknown before (first list after a restart)
-                return _MODIFIED if now else _DELETED
+                # The recipient may or may not have it: ADDED reads as create-or-update, while
+                # a MODIFIED of an object it never had may well be ignored.
+                return _ADDED if now else _DELETED
             old = event.old_object
             assert old is not None
             before = self._evaluate(event, old)

@@ -61,11 +61,12 @@ async def test_objects_entering_and_leaving_the_filter(
         await everything.stop()
 
 
-async def test_a_delete_while_down_reaches_a_cel_subscription(
+async def test_what_changed_while_down_reaches_a_cel_subscription(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
     kube_emulator.create(configmap("api", lb="mic"))
     kube_emulator.create(configmap("web", lb="mic"))
+    kube_emulator.create(configmap("db", lb="nginx"))
     await pipeline.add_cluster(kube_emulator)
     await pipeline.subscribe("follows-mic", recipient, filter={"cel": FOLLOWS_MIC})
     await recipient.wait_events(lambda events: len(events) == 2)
@@ -74,7 +75,12 @@ async def test_a_delete_while_down_reaches_a_cel_subscription(
     await pipeline.stop()
     kube_emulator.delete("configmaps", "api")
     kube_emulator.patch("configmaps", "web", {"data": {"lb": "nginx"}})  # left while down
+    kube_emulator.patch("configmaps", "db", {"data": {"lb": "mic"}})  # entered while down
     await pipeline.start()
 
-    await recipient.wait_events(lambda events: len(events) == 4)
-    assert sorted(kinds(recipient)[2:]) == [("deleted", "default/api"), ("deleted", "default/web")]
+    await recipient.wait_events(lambda events: len(events) == 5)
+    assert sorted(kinds(recipient)[2:]) == [
+        ("added", "default/db"),
+        ("deleted", "default/api"),
+        ("deleted", "default/web"),
+    ]

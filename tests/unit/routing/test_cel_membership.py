@@ -89,7 +89,8 @@ TOMBSTONE = {
         # deleted while MIC was down: nothing to judge, and the recipient may have it
         ("tombstone", event(DELETED, TOMBSTONE), DELETED),
         # first list after a restart: the state before is unknown
-        ("unknown before, matching now", change("?", "mic", old_known=False), MODIFIED),
+        # (it may have entered while MIC was down: ADDED is create-or-update for the recipient)
+        ("unknown before, matching now", change("?", "mic", old_known=False), ADDED),
         ("unknown before, not matching now", change("?", "nginx", old_known=False), DELETED),
     ],
 )
