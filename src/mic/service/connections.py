@@ -266,10 +266,15 @@ def _referenced_files(text: bytes, base: Path) -> list[Path]:
 
 
 def resolve_kubeconfig_path(path: str, kubeconfig_dir: Path | None) -> Path:
-    """The real path of `path` if it lies inside `kubeconfig_dir`; raises ConfigError otherwise.
+    """`path` (relative ones inside `kubeconfig_dir`) if its real path lies inside the
+    directory; raises ConfigError otherwise.
 
-    `..` segments and symlinks are resolved before the check, so neither can escape the
-    directory; the message never reveals where a symlink points.
+    `..` segments and symlinks are resolved for the check, so neither can escape the
+    directory; the message never reveals where a symlink points. The path returned is the
+    one given, not the resolved one: files a kubeconfig names relative to itself must be
+    found through the same links. In a Kubernetes secret volume `kubeconfig` and `token` link
+    through `..data` to a timestamped directory that is replaced on every update; resolved,
+    a relative `tokenFile` would point into the old directory, deleted right after.
     """
     if kubeconfig_dir is None:
         raise ConfigError(
@@ -282,7 +287,7 @@ def resolve_kubeconfig_path(path: str, kubeconfig_dir: Path | None) -> Path:
     base = Path(os.path.realpath(kubeconfig_dir))
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
-        candidate = base / candidate
+        candidate = Path(os.path.abspath(kubeconfig_dir)) / candidate
     real = Path(os.path.realpath(candidate))
     if real == base or not real.is_relative_to(base):
         raise ConfigError(
@@ -291,4 +296,4 @@ def resolve_kubeconfig_path(path: str, kubeconfig_dir: Path | None) -> Path:
         )
     if not real.is_file():
         raise ConfigError(f"no kubeconfig file {path!r} in MIC_KUBECONFIG_DIR ({kubeconfig_dir})")
-    return real
+    return candidate

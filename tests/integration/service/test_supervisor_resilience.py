@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from mic.kube.informer import InformerOptions
 from mic.service.connections import (
     ConnectionPolicy,
     KubeconfigFileConnection,
+    build_connection,
+    parse_connection,
     resolve_kubeconfig_path,
     source_fingerprint,
 )
@@ -142,3 +146,34 @@ async def test_the_resync_pass_survives_an_unexpected_failure(
     finally:
         await supervisor.close()
         await hub.close()
+
+
+async def test_a_token_rotated_in_a_kubernetes_secret_volume_is_sent(tmp_path: Path) -> None:
+    # kubelet's layout: `kubeconfig` and `token` link through `..data` to a timestamped
+    # directory, replaced (and the old one deleted) on every update of the secret.
+    kubeconfig = (
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {tokenFile: token}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+
+    def publish(version: str, token: str) -> None:
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "kubeconfig").write_text(kubeconfig)
+        (tmp_path / version / "token").write_text(token)
+        os.symlink(version, tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    publish("..2026_a", "old-token")
+    for name in ("kubeconfig", "token"):
+        os.symlink(f"..data/{name}", tmp_path / name)
+    spec = parse_connection({"type": "kubeconfigFile", "path": "kubeconfig"})
+    connection = build_connection(spec, ConnectionPolicy(kubeconfig_dir=tmp_path))
+    assert connection.authenticator is not None
+    assert await connection.authenticator.authorization() == "Bearer old-token"
+
+    publish("..2026_b", "new-token")
+    shutil.rmtree(tmp_path / "..2026_a")
+    assert connection.authenticator.invalidate()  # what a 401 makes the client do
+    assert await connection.authenticator.authorization() == "Bearer new-token"

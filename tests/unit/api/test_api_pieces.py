@@ -119,8 +119,9 @@ def test_kubeconfig_path_gate(tmp_path: Path) -> None:
     (tmp_path / "secret.yaml").write_text("x")
     os.symlink(tmp_path / "secret.yaml", base / "escape.yaml")
     os.symlink(base / "team" / "a.yaml", base / "inside.yaml")
-    assert resolve_kubeconfig_path("team/a.yaml", base) == (base / "team" / "a.yaml").resolve()
-    assert resolve_kubeconfig_path("inside.yaml", base) == (base / "team" / "a.yaml").resolve()
+    assert resolve_kubeconfig_path("team/a.yaml", base) == base / "team" / "a.yaml"
+    # the link itself, so that files the kubeconfig names relative to it go through it too
+    assert resolve_kubeconfig_path("inside.yaml", base) == base / "inside.yaml"
     assert resolve_kubeconfig_path(str(base / "team" / "a.yaml"), base).name == "a.yaml"
     for path in [
         "../secret.yaml",
