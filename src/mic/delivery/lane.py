@@ -70,7 +70,7 @@ class Pending:
     @property
     def event_id(self) -> str:
         event = self.event
-        return stable_event_id(event.cluster, event.uid, event.resource_version, event.type)
+        return stable_event_id(event.cluster, event.uid, event.resource_version, event.type, event.occasion)
 
 
 @dataclass

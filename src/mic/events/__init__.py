@@ -9,7 +9,7 @@ from mic.events.encodings import (
     redact_secret,
     stable_event_id,
 )
-from mic.events.event import Event, EventType, KubeObject, new_event_id
+from mic.events.event import Event, EventType, KubeObject, new_event_id, new_occasion
 
 __all__ = [
     "EncodedRequest",
@@ -21,6 +21,7 @@ __all__ = [
     "encode",
     "mic_v1_envelope",
     "new_event_id",
+    "new_occasion",
     "redact_secret",
     "stable_event_id",
 ]

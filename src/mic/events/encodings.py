@@ -98,14 +98,24 @@ _JSON_HEADERS: Final = {"content-type": JSON_CONTENT_TYPE}
 _HEADER_SAFE_CHARS: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
-def stable_event_id(cluster: str, uid: str, resource_version: str, type_: str) -> str:
+def stable_event_id(
+    cluster: str, uid: str, resource_version: str, type_: str, occasion: str | None = None
+) -> str:
     """Return 32 hex chars identifying one change of one object in one cluster.
 
     Derived only from what Kubernetes says about the change, never from when or how often MIC
     saw it, so a relist after a restart or a redelivery produces the same id and recipients
     can deduplicate on it. NUL separates the parts: none of them can contain it.
+
+    `occasion` (`Event.occasion`) sets apart an event MIC sends again on its own initiative (a
+    snapshot, a view change) from earlier sends of the same change: it joins the hashed parts,
+    so the id is new for that occasion yet the same across its retries. Without one the id is
+    what it always was (a fifth part cannot make a four-part input: no part holds a NUL).
     """
-    data = f"{cluster}\0{uid}\0{resource_version}\0{type_}".encode()
+    if occasion is None:
+        data = f"{cluster}\0{uid}\0{resource_version}\0{type_}".encode()
+    else:
+        data = f"{cluster}\0{uid}\0{resource_version}\0{type_}\0{occasion}".encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -223,7 +233,7 @@ def _attributes(event: Event) -> dict[str, str]:
     group = event.group or CORE_GROUP
     attributes = {
         "specversion": "1.0",
-        "id": stable_event_id(event.cluster, event.uid, event.resource_version, event.type),
+        "id": stable_event_id(event.cluster, event.uid, event.resource_version, event.type, event.occasion),
         "source": f"/clusters/{event.cluster}/{group}/{event.version}/{event.resource}",
         "type": _CE_TYPE[event.type],
         "subject": event.key,
@@ -292,7 +302,7 @@ def mic_v1_envelope(event: Event, *, redact: bool) -> dict[str, str]:
         "app_environment_id": event.cluster,
         "app_environment_type": "Kubernetes",
         "app_event_id": _as_uuid(
-            stable_event_id(event.cluster, event.uid, event.resource_version, event.type)
+            stable_event_id(event.cluster, event.uid, event.resource_version, event.type, event.occasion)
         ),
         "message": orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode(),
         "resource_generations": str(generation) if isinstance(generation, int) else "0",

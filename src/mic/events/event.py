@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import secrets
 import threading
 import time
 from enum import StrEnum
@@ -59,11 +60,27 @@ def new_event_id(at: float | None = None) -> str:
     return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
+OCCASION_LENGTH = 12
+"""Characters of a `new_occasion` (the store keeps up to 32)."""
+
+
+def new_occasion() -> str:
+    """A fresh occasion (`Event.occasion`): 12 random hex characters (48 bits).
+
+    One per snapshot or view change, shared by the events it sends: the ids of those events
+    then differ from earlier sends about the same object versions. Unique enough for that: ids
+    repeat only when two occasions about the same object version draw the same nonce.
+    """
+    return secrets.token_hex(OCCASION_LENGTH // 2)
+
+
 class Event:
     """One change of one object, as observed in one cluster.
 
     `object` is the object after the change (for DELETED: its last known state); `old_object`
-    is the state before the change when MIC knew it (MODIFIED and DELETED).
+    is the state before the change when MIC knew it (MODIFIED and DELETED). `occasion` is None
+    for a change as observed from the cluster, and a nonce for an event MIC sends again on its
+    own initiative (a snapshot, a view change): see the attribute.
 
     An informer whose cache keeps objects as JSON (the compact cache mode) hands the old state
     over as those bytes (`old_json`): it is decoded on the first read of `old_object`, so an
@@ -85,6 +102,7 @@ class Event:
         "namespace",
         "object_json",
         "observed_at",
+        "occasion",
         "old_json",
         "resource",
         "resource_version",
@@ -113,6 +131,7 @@ class Event:
         *,
         old_json: bytes | None = None,
         object_json: bytes | None = None,
+        occasion: str | None = None,
     ) -> None:
         self.type = type
         self.cluster = cluster
@@ -133,6 +152,13 @@ class Event:
         self.observed_at = time.time() if observed_at is None else observed_at
         self.ulid = ulid
         """The id, once made; pass it to rebuild a stored event with the same id."""
+        self.occasion = occasion
+        """None for a change as observed from the cluster. For an event MIC sends again on its
+        own initiative about an unchanged object (a snapshot, a cluster or filter change moving
+        the object into or out of a subscription's view), a short nonce (`new_occasion`): it
+        makes the delivered id (`stable_event_id`) differ from any earlier send of the same
+        (cluster, uid, resourceVersion, type), while retries of this send keep one id. Stored
+        with the event, so the id also survives a restart."""
 
     @property
     def object(self) -> KubeObject:
@@ -244,10 +270,11 @@ _INIT_FIELDS = (
     "resource_version",
     "object",
     "observed_at",
+    "occasion",
     "ulid",
 )
 """Constructor arguments read back by `replace` (the old state is passed as it is kept)."""
 
-_COMPARED = _INIT_FIELDS[:-1]  # not the id
+_COMPARED = _INIT_FIELDS[:-1]  # not the id (the occasion is compared: it changes the id delivered)
 
 _SLOTS_COPIED = Event.__slots__

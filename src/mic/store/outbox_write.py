@@ -38,7 +38,7 @@ from mic.store.schema import ledger as ledger_table
 Row = tuple[Any, ...]
 
 SQLITE_BOUND_PARAMETERS = 30_000
-"""Values bound per multi-row statement on SQLite at most (2,000 events' rows); less where the
+"""Values bound per multi-row statement on SQLite at most (1,875 events' rows); less where the
 SQLite in use allows fewer (`SQLITE_LIMIT_VARIABLE_NUMBER`)."""
 
 IDS_PER_STATEMENT = 500
@@ -262,4 +262,5 @@ def event_row(seq: int, event: Event) -> Row:
         float(event.observed_at),
         object_json.decode(),
         old_text,
+        event.occasion,
     )

@@ -118,6 +118,8 @@ class StoredEvent:
     observed_at: float
     object: KubeObject
     old_object: KubeObject | None
+    occasion: str | None = None
+    """`Event.occasion`: None for a change as observed, a nonce for a send of MIC's own."""
 
     def to_event(self) -> Event:
         """The `Event` that was stored (same id), for the encoders and sinks."""
@@ -136,6 +138,7 @@ class StoredEvent:
             old_object=self.old_object,
             observed_at=self.observed_at,
             ulid=self.event_id,
+            occasion=self.occasion,
         )
 
 

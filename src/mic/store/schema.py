@@ -186,6 +186,9 @@ events = Table(
     # encoding once with orjson is several times faster than the JSON type's json.dumps.
     Column("object", Text, nullable=False, comment="the object after the change, JSON text"),
     Column("old_object", Text, nullable=True, comment="the object before the change, JSON text"),
+    # Migration 0005 (`Event.occasion`: sets apart the ids of events MIC sends on its own
+    # initiative). Last, where that migration adds it to an existing table.
+    Column("occasion", String(32), nullable=True, comment="Event.occasion; NULL for an observed change"),
     CheckConstraint("type IN ('ADDED', 'MODIFIED', 'DELETED')", name="type"),
 )
 

@@ -1054,6 +1054,7 @@ _EVENT_COLUMNS = tuple(
         "observed_at",
         "object",
         "old_object",
+        "occasion",
     )
 )
 
@@ -1087,6 +1088,7 @@ def _delivery(row: Row[Any]) -> DeliveryRow:
         observed_at,
         obj,
         old,
+        occasion,
     ) = tuple(row)
     return DeliveryRow(
         id=id_,
@@ -1113,6 +1115,7 @@ def _delivery(row: Row[Any]) -> DeliveryRow:
             observed_at=observed_at,
             object=orjson.loads(obj),
             old_object=None if old is None else orjson.loads(old),
+            occasion=occasion,
         ),
     )
 

@@ -61,8 +61,9 @@ def _split(values: list[str] | None) -> list[str]:
 
 def sse_message(event: Event) -> bytes:
     """One event as an SSE message; orjson writes no newline, so `data` is one line."""
+    event_id = stable_event_id(event.cluster, event.uid, event.resource_version, event.type, event.occasion)
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        stable_event_id(event.cluster, event.uid, event.resource_version, event.type).encode(),
+        event_id.encode(),
         str(event.type).encode(),
         cloudevent_json(event, redact=True),
     )
