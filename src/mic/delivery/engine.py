@@ -17,6 +17,7 @@ included.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -31,11 +32,11 @@ from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
 from mic.delivery.writer import OutboxWriter, RoutedBatch
-from mic.events import Event, EventType
+from mic.events import Event, EventType, KubeObject, new_occasion
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
 from mic.kube.fingerprint import content_hash
-from mic.kube.informer import KnownObject
+from mic.kube.informer import KnownObject, tombstone
 from mic.kube.tasks import OwnedTasks
 from mic.routing.matcher import SubscriptionMatcher
 from mic.routing.spec import InvalidSubscriptionError, SubscriptionSpec
@@ -75,9 +76,10 @@ class _Subscription:
     lane: SubscriptionLane
     watches: list[WatchSpec] = field(default_factory=list)
     resources: set[str] = field(default_factory=set)
-    routed: set[tuple[str, str, str]] | None = None
-    """While a snapshot waits for a list to complete: (cluster, uid, resourceVersion) of every
-    event routed to the subscription meanwhile, so the snapshot does not send them again."""
+    routed: dict[tuple[str, WatchSpec], set[tuple[str, str]]] = field(default_factory=dict)
+    """For each (cluster, watch) whose snapshot waits for its informer's first list: (uid,
+    resourceVersion) of every event of that informer routed to the subscription meanwhile, so
+    the snapshot does not send them again. Dropped once that snapshot is taken."""
 
 
 class UnknownSubscriptionError(LookupError):
@@ -163,8 +165,10 @@ class DeliveryEngine:
         """Start a new subscription or take a changed one into use (after its store write).
 
         A new subscription first gets the current matching objects (unless `initialState` is
-        off). A changed filter re-sends the current matching objects too: their event ids are
-        stable, so a recipient that saw them already can drop them.
+        off). A changed filter first sends a DELETED for each object it no longer matches, then
+        re-sends the current matching objects (as for a new subscription). Events MIC sends on
+        such an occasion carry a new occasion, so their ids differ from earlier sends of the
+        same object version: a recipient dropping duplicate ids keeps them.
         """
         spec = SubscriptionSpec.from_json(record.spec)
         self._not_started.pop(spec.name, None)
@@ -176,6 +180,7 @@ class DeliveryEngine:
             return
         if current.spec.filter != spec.filter:
             async with self._route_lock:
+                await self._leave_narrowed_view(current, spec)
                 await self._release_watches(current)
                 current.spec = spec
                 current.matcher = SubscriptionMatcher(spec, frozenset(current.resources))
@@ -183,6 +188,42 @@ class DeliveryEngine:
                 await self._snapshot(current, send=spec.initial_state)
         current.spec = spec
         current.lane.update_spec(spec)
+
+    async def _leave_narrowed_view(self, subscription: _Subscription, spec: SubscriptionSpec) -> None:
+        """Before `subscription` takes `spec`'s filter: a DELETED of every object it followed that
+        the new filter leaves out (another cluster selection, namespaces, labels, CEL, or a
+        resource no longer listed), as a cluster leaving its selector sends. The caller holds
+        the route lock; the current matcher still routes these (under the old filter).
+
+        The new filter is judged with the resources resolved under the old one that the new one
+        still names as written: a resource named differently (`ingress` for `ingresses`) counts
+        as left, and is re-sent as ADDED by the snapshot that follows.
+        """
+        kept: set[str] = set()
+        for cluster in self._hub.cluster_names():
+            for watch in subscription.watches:
+                key = self._hub.informer_key(cluster, watch)
+                if key is not None and watch.resource in spec.filter.resources:
+                    kept.add(key.qualified_resource)
+        # The new view, whatever types it sends: event types, and a CEL expression about
+        # changes rather than objects, do not make an object leave it.
+        view = dataclasses.replace(spec.filter, event_types=tuple(EventType))
+        if spec.filter.cel and not SubscriptionMatcher(spec, frozenset()).follows_membership:
+            view = dataclasses.replace(view, cel=None)
+        after = SubscriptionMatcher(dataclasses.replace(spec, filter=view), frozenset(kept))
+        for cluster in self._hub.cluster_names():
+            labels = self._hub.cluster_labels(cluster)
+            if not subscription.matcher.wants_cluster(cluster, labels):
+                continue
+            for watch in subscription.watches:
+                leaving = [
+                    event
+                    for event in await self._last_routed_states(cluster, watch)
+                    if subscription.matcher.route(event, labels) is not None
+                    and after.route(event.replace(type=EventType.ADDED), labels) is None
+                ]
+                if leaving:
+                    await self._writer.submit(self._route(cluster, labels, [subscription], leaving, []))
 
     def not_started(self, name: str) -> str | None:
         """Why a stored subscription is not running (None: it runs, or is unknown)."""
@@ -296,8 +337,23 @@ class DeliveryEngine:
             labels = self._hub.cluster_labels(cluster)
             scope = key.scope
             ledger = [_ledger_change(cluster, scope, event) for event in events]
-            await self._writer.submit(self._route(cluster, labels, subscriptions, events, ledger))
+            pending = self._pending_snapshots(cluster, key, subscriptions)
+            await self._writer.submit(self._route(cluster, labels, subscriptions, events, ledger, pending))
         await self._writer.wait_for_room()
+
+    def _pending_snapshots(
+        self, cluster: str, key: InformerKey, subscriptions: Sequence[_Subscription]
+    ) -> dict[str, list[set[tuple[str, str]]]] | None:
+        """Per subscription, the `routed` sets of its deferred snapshots this informer feeds."""
+        if not any(subscription.routed for subscription in subscriptions):
+            return None
+        specs = self._hub.specs_for(cluster, key)
+        found: dict[str, list[set[tuple[str, str]]]] = {}
+        for subscription in subscriptions:
+            for (routed_cluster, watch), routed in subscription.routed.items():
+                if routed_cluster == cluster and watch in specs:
+                    found.setdefault(subscription.spec.name, []).append(routed)
+        return found or None
 
     def _route(
         self,
@@ -306,8 +362,10 @@ class DeliveryEngine:
         subscriptions: Sequence[_Subscription],
         events: Sequence[Event],
         ledger: Sequence[LedgerChange],
+        pending: dict[str, list[set[tuple[str, str]]]] | None = None,
     ) -> RoutedBatch:
-        """Match events against subscriptions: the batch to write; the caller holds the route lock."""
+        """Match events against subscriptions: the batch to write; the caller holds the route
+        lock. `pending` (see `_pending_snapshots`) records what deferred snapshots need not send."""
         stored: list[Event] = []
         deliveries: list[NewDelivery] = []
         owners: list[tuple[_Subscription, Event, str]] = []
@@ -341,8 +399,9 @@ class DeliveryEngine:
                         stored.append(kept)
                     deliveries.append(NewDelivery(subscription.spec.name, index, key))
                     owners.append((subscription, kept, key))
-                if subscription.routed is not None:
-                    subscription.routed.add((cluster, event.uid, event.resource_version))
+                if pending is not None:
+                    for routed in pending.get(subscription.spec.name, ()):
+                        routed.add((event.uid, event.resource_version))
         return RoutedBatch(ledger, stored, deliveries, owners)
 
     def _written(self, batch: RoutedBatch, ids: list[int | None]) -> None:
@@ -431,15 +490,46 @@ class DeliveryEngine:
                     await self._farewell(subscription, cluster, dict(old))
 
     async def _farewell(self, subscription: _Subscription, cluster: str, old_labels: dict[str, str]) -> None:
-        """Queue a DELETED of every cached object of `cluster` that `subscription` matched under
-        the cluster's old labels; the ledger does not change (the objects did not)."""
+        """Queue a DELETED of every object of `cluster` that `subscription` followed under the
+        cluster's old labels; the ledger does not change (the objects did not)."""
         for watch in subscription.watches:
-            informer = self._hub.informer(cluster, watch)
-            if informer is None:
-                continue
-            events = [informer.make_event(EventType.DELETED, obj) for _, obj in informer.cache.items()]
+            events = await self._last_routed_states(cluster, watch)
             if events:
                 await self._writer.submit(self._route(cluster, old_labels, [subscription], events, []))
+
+    async def _last_routed_states(self, cluster: str, watch: WatchSpec) -> list[Event]:
+        """A DELETED (with a new occasion) for every object the ledger of `watch`'s informer
+        scope holds: its cached state where the cache holds the very version routed last, else
+        a tombstone. The cache alone runs ahead of routing: a change cached but still waiting
+        for the route lock (a delete, say) would then be missing. The caller holds the route
+        lock. Without an informer (a cluster down since MIC started) there is nothing to name
+        the scope by, and nothing is returned.
+        """
+        informer = self._hub.informer(cluster, watch)
+        key = self._hub.informer_key(cluster, watch)
+        if informer is None or key is None:
+            return []
+        await self._writer.flush()
+        ledger = await self._store.load_ledger(cluster, key.scope)
+        routed_states: dict[str, KubeObject] = {}
+        for _, obj in informer.cache.items():
+            metadata = obj.get("metadata")
+            if isinstance(metadata, dict):
+                uid = str(metadata.get("uid") or "")
+                entry = ledger.get(uid)
+                if entry is not None and metadata.get("resourceVersion") == entry.resource_version:
+                    routed_states[uid] = obj
+        occasion = new_occasion()
+        events: list[Event] = []
+        for uid, entry in ledger.items():
+            state = routed_states.get(uid)
+            if state is None:
+                known = KnownObject(entry.namespace, entry.name, entry.resource_version, entry.content_hash)
+                state = tombstone(uid, known, informer.resource)
+            event = informer.make_event(EventType.DELETED, state)
+            event.occasion = occasion
+            events.append(event)
+        return events
 
     async def _snapshot(
         self, subscription: _Subscription, *, send: bool = True, clusters: Sequence[str] | None = None
@@ -463,7 +553,8 @@ class DeliveryEngine:
                 # else: its first list is still to come and will be routed (and aligns the
                 # ledger) as it arrives.
         if deferred:
-            subscription.routed = set()
+            for pair in deferred:
+                subscription.routed[pair] = set()
             self._tasks.start(
                 f"snapshot {subscription.spec.name}",
                 self._deferred_snapshot(subscription, deferred, send=send),
@@ -478,6 +569,7 @@ class DeliveryEngine:
                 for cluster, watch in list(waiting):
                     if cluster not in self._hub.cluster_names():
                         waiting.remove((cluster, watch))
+                        subscription.routed.pop((cluster, watch), None)
                         continue
                     informer = self._hub.informer(cluster, watch)
                     if informer is None or not informer.synced:
@@ -485,18 +577,30 @@ class DeliveryEngine:
                     async with self._route_lock:
                         if self._subscriptions.get(subscription.spec.name) is not subscription:
                             return  # removed meanwhile
+                        routed = subscription.routed.pop((cluster, watch), None)
                         if watch in subscription.watches:
-                            await self._snapshot_informer(subscription, cluster, watch, send=send)
+                            await self._snapshot_informer(
+                                subscription, cluster, watch, send=send, skip=routed
+                            )
                     waiting.remove((cluster, watch))
                 if waiting:
                     await asyncio.sleep(SNAPSHOT_POLL)
         finally:
-            subscription.routed = None
+            for pair in waiting:
+                subscription.routed.pop(pair, None)
 
     async def _snapshot_informer(
-        self, subscription: _Subscription, cluster: str, watch: WatchSpec, *, send: bool
+        self,
+        subscription: _Subscription,
+        cluster: str,
+        watch: WatchSpec,
+        *,
+        send: bool,
+        skip: set[tuple[str, str]] | None = None,
     ) -> None:
-        """One synced informer's part of a snapshot; the caller holds the route lock."""
+        """One synced informer's part of a snapshot; the caller holds the route lock. `skip`:
+        (uid, resourceVersion) already routed to the subscription since the snapshot was asked
+        for (a deferred one), not sent again."""
         informer = self._hub.informer(cluster, watch)
         key = self._hub.informer_key(cluster, watch)
         if informer is None or key is None:
@@ -510,10 +614,11 @@ class DeliveryEngine:
         ledger = await self._ledger_for_cache(cluster, key, cached) if behind else []
         events = []
         if send:
-            routed = subscription.routed or set()
+            occasion = new_occasion()  # a new message about each object, not the first ADDED again
             for obj in cached:
                 event = informer.make_event(EventType.ADDED, obj)
-                if (cluster, event.uid, event.resource_version) not in routed:
+                if skip is None or (event.uid, event.resource_version) not in skip:
+                    event.occasion = occasion
                     events.append(event)
         subscription.resources.add(key.qualified_resource)
         subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))

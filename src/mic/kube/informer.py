@@ -533,8 +533,8 @@ class Reflector:
                     replaced_uid = self._known_uid_by_key.pop(key, "")
                     replaced = known.pop(replaced_uid, None)
                     if replaced is not None:
-                        tombstone = _tombstone(replaced_uid, replaced, informer)
-                        events.append(informer.make_event(EventType.DELETED, tombstone))
+                        gone = tombstone(replaced_uid, replaced, informer.resource)
+                        events.append(informer.make_event(EventType.DELETED, gone))
                     events.append(informer.make_event(EventType.ADDED, obj, object_json=obj_json))
                 elif not _same_state(previous, obj):
                     events.append(informer.make_event(EventType.MODIFIED, obj, object_json=obj_json))
@@ -566,7 +566,9 @@ class Reflector:
                 if gone is not None:
                     deletions.append(informer.make_event(EventType.DELETED, gone))
         for uid, previous in self._pending_known.items():
-            deletions.append(informer.make_event(EventType.DELETED, _tombstone(uid, previous, informer)))
+            deletions.append(
+                informer.make_event(EventType.DELETED, tombstone(uid, previous, informer.resource))
+            )
         return deletions
 
     def _keys_in_scope(self) -> list[ObjectKey]:
@@ -672,8 +674,9 @@ def _same_state(previous: KnownObject, obj: JsonObject) -> bool:
     return previous.content_hash is not None and previous.content_hash == content_hash(obj)
 
 
-def _tombstone(uid: str, previous: KnownObject, informer: Informer) -> JsonObject:
-    """The last state we can name of an object deleted while nobody watched."""
+def tombstone(uid: str, previous: KnownObject, resource: ResourceInfo) -> JsonObject:
+    """The last state we can name of an object known only by its ledger entry (deleted while
+    nobody watched, say): its identity and last resourceVersion (see `is_tombstone`)."""
     metadata: dict[str, Any] = {
         "name": previous.name,
         "uid": uid,
@@ -682,8 +685,8 @@ def _tombstone(uid: str, previous: KnownObject, informer: Informer) -> JsonObjec
     if previous.namespace:
         metadata["namespace"] = previous.namespace
     return {
-        "apiVersion": informer.resource.group_version,
-        "kind": informer.resource.kind,
+        "apiVersion": resource.group_version,
+        "kind": resource.kind,
         "metadata": metadata,
     }
 
@@ -693,7 +696,7 @@ _TOMBSTONE_METADATA_KEYS = frozenset(("name", "namespace", "uid", "resourceVersi
 
 
 def is_tombstone(obj: Mapping[str, Any]) -> bool:
-    """Whether `obj` is what `_tombstone` makes: no state of it is known but its identity.
+    """Whether `obj` is what `tombstone` makes: no state of it is known but its identity.
 
     A stored object always has more metadata (at least `creationTimestamp`), so a filter
     over its content can tell that it has nothing to judge.
@@ -720,4 +723,5 @@ __all__ = [
     "InformerStatus",
     "KnownObject",
     "is_tombstone",
+    "tombstone",
 ]

@@ -227,6 +227,11 @@ class Supervisor:
             or source_changed
             or dict(applied.record.connection) != dict(record.connection)
         ):
+            if applied.connection is not None and dict(applied.record.labels) != dict(record.labels):
+                # Relabelled first, on the running cluster: subscriptions it joins or leaves
+                # get its objects or their deletes (a re-added cluster resumes from the ledger
+                # and would report only what changed).
+                await self.hub.set_cluster_labels(name, dict(record.labels))
             await self._connect(name, applied, record)
             log.info("cluster %s: connection changed, reconnected (generation %d)", name, record.generation)
         elif dict(applied.record.labels) != dict(record.labels):
