@@ -13,6 +13,7 @@ import pytest
 from mic_api_harness import Api
 
 from mic.delivery.signing import SECRET_ROTATION_OVERLAP, SignatureVerificationError, verify
+from mic.routing.spec import SubscriptionSpec
 from mic.testing.recipient import WebhookRecipient
 
 pytestmark = pytest.mark.integration
@@ -38,18 +39,25 @@ def verifies(secret: str, request: tuple[dict[str, str], bytes]) -> bool:
     return True
 
 
+async def create_signed(api: Api, url: str) -> dict[str, Any]:
+    """A subscription `lb` signed with OLD."""
+    created = await api.post(
+        "/v1/subscriptions",
+        json={
+            "name": "lb",
+            "filter": {"resources": ["ingresses"]},
+            "sink": {"url": url, "signingSecret": OLD},
+        },
+    )
+    assert created.status_code == 201, created.text
+    view: dict[str, Any] = created.json()
+    return view
+
+
 async def test_a_rotation_signs_with_both_secrets_until_the_overlap_ends(api: Api) -> None:
     async with WebhookRecipient() as recipient:
-        created = await api.post(
-            "/v1/subscriptions",
-            json={
-                "name": "lb",
-                "filter": {"resources": ["ingresses"]},
-                "sink": {"url": recipient.url, "signingSecret": OLD},
-            },
-        )
-        assert created.status_code == 201, created.text
-        assert "previousSigningSecretExpiresAt" not in created.json()["sink"]
+        created = await create_signed(api, recipient.url)
+        assert "previousSigningSecretExpiresAt" not in created["sink"]
         only_old = await ping(api, recipient)
         assert len(only_old[0]["webhook-signature"].split()) == 1
 
@@ -92,23 +100,13 @@ async def test_a_rotation_signs_with_both_secrets_until_the_overlap_ends(api: Ap
 
 async def test_an_expired_overlap_signs_with_the_new_secret_only(api: Api) -> None:
     async with WebhookRecipient() as recipient:
-        created = await api.post(
-            "/v1/subscriptions",
-            json={
-                "name": "lb",
-                "filter": {"resources": ["ingresses"]},
-                "sink": {"url": recipient.url, "signingSecret": OLD},
-            },
-        )
-        assert created.status_code == 201, created.text
+        await create_signed(api, recipient.url)
         assert (
             await api.patch("/v1/subscriptions/lb", json={"sink": {"signingSecret": NEW}})
         ).status_code == 200
         record = await api.service.store.get_subscription("lb")
         spec: dict[str, Any] = dict(record.spec)
         spec["sink"] = {**spec["sink"], "previousSigningSecretExpiresAt": time.time() - 1}
-        from mic.routing.spec import SubscriptionSpec
-
         await api.service.subscriptions.replace(
             SubscriptionSpec.from_json(spec), expected_generation=record.generation
         )
@@ -119,15 +117,7 @@ async def test_an_expired_overlap_signs_with_the_new_secret_only(api: Api) -> No
 
 
 async def test_removing_the_secret_ends_the_overlap(api: Api) -> None:
-    created = await api.post(
-        "/v1/subscriptions",
-        json={
-            "name": "lb",
-            "filter": {"resources": ["ingresses"]},
-            "sink": {"url": "http://127.0.0.1:9/", "signingSecret": OLD},
-        },
-    )
-    assert created.status_code == 201, created.text
+    await create_signed(api, "http://127.0.0.1:9/")
     assert (await api.patch("/v1/subscriptions/lb", json={"sink": {"signingSecret": NEW}})).status_code == 200
     unsigned = await api.patch("/v1/subscriptions/lb", json={"sink": {"signingSecret": None}})
     assert unsigned.status_code == 200, unsigned.text
