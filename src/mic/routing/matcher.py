@@ -10,6 +10,7 @@ microseconds per field, orders of magnitude more than everything else together.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,17 +39,26 @@ _MODIFIED = EventType.MODIFIED
 _DELETED = EventType.DELETED
 
 
+_EVENT_USE = re.compile(r"\bevent\b(?!\s*(?:\.\s*|\[\s*[\"'])(\w+))")
+"""`event` not followed by a field name (`event.x`, `event["x"]`): used whole, in ways unknown."""
+_EVENT_FIELD = re.compile(r"\bevent\s*(?:\.\s*|\[\s*[\"'])(\w+)")
+_CHANGING_EVENT_FIELDS = frozenset({"type", "resourceVersion"})
+
+
 def _describes_membership(cel: CompiledExpression) -> bool:
     """Whether an expression depends only on the object's current state (and on event fields
     that stay the same for an object's whole life), so it says which objects are followed.
 
-    Variables are known only at the top level, so an expression that mentions `event` counts
-    as describing membership only if its text names neither `type` nor `resourceVersion`.
+    Variables are known only at the top level, so the text is read: every use of `event` must
+    name a field (`event.namespace`, `event["cluster"]`) other than `type` and
+    `resourceVersion`. `object.spec.type` is fine; `event` used whole is taken as a change filter.
     """
     if "object" not in cel.variables or "oldObject" in cel.variables:
         return False
     if "event" in cel.variables:
-        return "type" not in cel.source and "resourceVersion" not in cel.source
+        if _EVENT_USE.search(cel.source):
+            return False
+        return not any(name in _CHANGING_EVENT_FIELDS for name in _EVENT_FIELD.findall(cel.source))
     return True
 
 

@@ -133,10 +133,24 @@ def test_expressions_about_the_change_filter_changes_and_have_no_transitions(cel
     assert about_changes.route(leaving, {}) is expected
 
 
-def test_event_fields_that_never_change_keep_transitions() -> None:
-    shop_mic = matcher('event.namespace == "shop" && object.spec.ingressClassName == "mic"')
+@pytest.mark.parametrize(
+    "cel",
+    [
+        'event.namespace == "shop" && object.spec.ingressClassName == "mic"',
+        # `type` of the object, not of the event
+        'event["cluster"] == "eu-1" && object.spec.ingressClassName == "mic" && !has(object.spec.type)',
+    ],
+)
+def test_event_fields_that_never_change_keep_transitions(cel: str) -> None:
+    shop_mic = matcher(cel)
     assert shop_mic.follows_membership
     assert shop_mic.route(change("mic", "nginx"), {}) is DELETED
+
+
+def test_event_used_whole_is_taken_as_a_change_filter() -> None:
+    assert not matcher(
+        '[event][0].namespace == "shop" && object.spec.ingressClassName == "mic"'
+    ).follows_membership
 
 
 def test_a_cel_error_on_the_old_state_counts_as_not_matching_before() -> None:
