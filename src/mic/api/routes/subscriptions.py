@@ -164,17 +164,18 @@ def _with_rotation(
     not for them, and a hard switch would make every receiver refuse MIC's requests until it
     is updated. So while the overlap lasts MIC signs with both (Standard Webhooks allows
     several signatures). A second rotation replaces the older secret; `keep_overlap=False`
-    (the request set `previousSigningSecret: null`) ends the overlap now.
+    (the request set `previousSigningSecret: null`) ends the overlap now, and starts none even
+    when the same request changes the secret.
     """
     sink = spec.sink
     now = time.time()
     stored_secret = stored_sink.get("signingSecret")
     previous: str | None = None
     expires: float | None = None
-    if sink.signing_secret is not None:
+    if sink.signing_secret is not None and keep_overlap:
         if stored_secret and stored_secret != sink.signing_secret:
             previous, expires = str(stored_secret), now + SECRET_ROTATION_OVERLAP
-        elif keep_overlap and _overlap_end(stored_sink) is not None:
+        elif _overlap_end(stored_sink) is not None:
             previous = str(stored_sink["previousSigningSecret"])
             expires = float(stored_sink["previousSigningSecretExpiresAt"])
     rotated = dataclasses.replace(
@@ -329,7 +330,8 @@ async def patch_subscription(
     merged["name"] = name
     stored_sink: Mapping[str, Any] = record.spec.get("sink") or {}
     sink_changes: Mapping[str, Any] = changes.get("sink") or {}
-    _credentials_stay_with_their_url(stored_sink, merged.get("sink") or {}, _given_paths(sink_changes))
+    given = _given_paths(sink_changes, stored_sink)
+    _credentials_stay_with_their_url(stored_sink, merged.get("sink") or {}, given)
     if isinstance(merged.get("sink"), dict):  # MIC's own keys: checked as the request sent them
         merged["sink"] = dict(merged["sink"])  # may be the stored one: left as it is
         for key in _ROTATION_KEYS:
@@ -362,9 +364,17 @@ def _credentials_stay_with_their_url(
     )
 
 
-def _given_paths(sink_changes: Mapping[str, Any]) -> set[str]:
-    """The sink keys a merge-patch sets, with `tls.<key>` for those of a `tls` object in it."""
+def _given_paths(sink_changes: Mapping[str, Any], stored_sink: Mapping[str, Any]) -> set[str]:
+    """The sink keys a merge-patch sends again, with `tls.<key>` for those of a `tls` object in it.
+
+    A merge-patch merges `headers`: a stored header the patch does not name stays. So the
+    headers count as sent again only when the patch removes them all (`null`) or names every
+    stored one (with a value, or null to drop it); `{}` or one new header re-sends nothing.
+    """
     given = set(sink_changes)
+    headers = sink_changes.get("headers")
+    if isinstance(headers, Mapping) and not set(stored_sink.get("headers") or {}) <= set(headers):
+        given.discard("headers")
     tls = sink_changes.get("tls")
     if isinstance(tls, Mapping):
         given.update(f"tls.{key}" for key in tls)
