@@ -27,6 +27,7 @@ from mic.cli.output import (
     OutputFormat,
     OutputOption,
     age,
+    parse_time,
     print_data,
     print_fields,
     print_message,
@@ -377,7 +378,7 @@ def get(
             ("Event types", _join(filter_.get("eventTypes"))),
             ("CEL", _text(filter_.get("cel"))),
             ("Headers", _join(sink.get("headerNames"), "none")),
-            ("Signed", "yes" if sink.get("hasSigningSecret") else "no"),
+            ("Signed", _signed(sink)),
             ("TLS", _tls_summary(_dict(sink.get("tls")))),
             ("Coalesce", "yes" if delivery.get("coalesce") else "no"),
             ("Initial state", "yes" if item.get("initialState") else "no"),
@@ -389,6 +390,16 @@ def get(
     if status:
         typer.echo("")
         _print_status(status)
+
+
+def _signed(sink: dict[str, Any]) -> str:
+    """Whether requests are signed, and until when a rotated-out secret still signs too."""
+    if not sink.get("hasSigningSecret"):
+        return "no"
+    until = parse_time(sink.get("previousSigningSecretExpiresAt"))
+    if until is None:
+        return "yes"
+    return f"yes (the replaced secret signs too until {until.strftime('%Y-%m-%dT%H:%M:%SZ')})"
 
 
 def _tls_summary(tls: dict[str, Any]) -> str:

@@ -255,6 +255,21 @@ def test_get_shows_header_names_not_values(mic: Run, fake_mic: FakeMic) -> None:
     assert "503 Service Unavailable" in text
 
 
+def test_get_shows_a_rotation_overlap(mic: Run, fake_mic: FakeMic) -> None:
+    rotating = subscription_json()
+    rotating["sink"] = {
+        **rotating["sink"],
+        "hasSigningSecret": True,
+        "previousSigningSecretExpiresAt": "2026-12-04T09:00:00Z",
+    }
+    fake_mic.on("GET", "/v1/subscriptions/lb", (200, rotating))
+    result = mic("subscriptions", "get", "lb")
+    assert result.exit_code == 0, result.output
+    signed = next(line for line in result.stdout.splitlines() if line.startswith("Signed:"))
+    assert "replaced secret signs too until" in signed
+    assert "2026-12-04T09:00:00Z)" in signed
+
+
 def test_status_test_replay_and_remove(mic: Run, fake_mic: FakeMic) -> None:
     fake_mic.on("GET", "/v1/subscriptions/lb/status", (200, subscription_json()["status"]))
     status = mic("subscriptions", "status", "lb")
