@@ -77,7 +77,7 @@ async def test_a_delete_racing_a_relabel_out_is_delivered(
     lock = pipeline.engine._route_lock
     await lock.acquire()
     relabel = asyncio.create_task(pipeline.hub.set_cluster_labels(kube_emulator.name, {"env": "dev"}))
-    await asyncio.sleep(0.05)  # the relabel waits for the lock first
+    await eventually(lambda: bool(lock._waiters))  # the relabel waits for the lock first
     kube_emulator.delete("configmaps", "api")
     await eventually(lambda: informer.cache.get("default", "api") is None)
     lock.release()
