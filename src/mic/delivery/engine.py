@@ -215,15 +215,11 @@ class DeliveryEngine:
             labels = self._hub.cluster_labels(cluster)
             if not subscription.matcher.wants_cluster(cluster, labels):
                 continue
-            for watch in subscription.watches:
-                leaving = [
-                    event
-                    for event in await self._last_routed_states(cluster, watch)
-                    if subscription.matcher.route(event, labels) is not None
-                    and after.route(event.replace(type=EventType.ADDED), labels) is None
-                ]
-                if leaving:
-                    await self._writer.submit(self._route(cluster, labels, [subscription], leaving, []))
+
+            def stays(event: Event, labels: Mapping[str, str] = labels) -> bool:
+                return after.route(event.replace(type=EventType.ADDED), labels) is not None
+
+            await self._farewell(subscription, cluster, labels, stays=stays)
 
     def not_started(self, name: str) -> str | None:
         """Why a stored subscription is not running (None: it runs, or is unknown)."""
@@ -487,15 +483,25 @@ class DeliveryEngine:
                         subscription.spec.name,
                         cluster,
                     )
-                    await self._farewell(subscription, cluster, dict(old))
+                    await self._farewell(subscription, cluster, old)
 
-    async def _farewell(self, subscription: _Subscription, cluster: str, old_labels: dict[str, str]) -> None:
-        """Queue a DELETED of every object of `cluster` that `subscription` followed under the
-        cluster's old labels; the ledger does not change (the objects did not)."""
+    async def _farewell(
+        self,
+        subscription: _Subscription,
+        cluster: str,
+        labels: Mapping[str, str],
+        *,
+        stays: Callable[[Event], bool] | None = None,
+    ) -> None:
+        """Queue a DELETED of every object of `cluster` that `subscription` follows (its current
+        matcher routes them, with the cluster's `labels` as they were), except those that
+        `stays` keeps in view; the ledger does not change (the objects did not)."""
         for watch in subscription.watches:
             events = await self._last_routed_states(cluster, watch)
+            if stays is not None:
+                events = [event for event in events if not stays(event)]
             if events:
-                await self._writer.submit(self._route(cluster, old_labels, [subscription], events, []))
+                await self._writer.submit(self._route(cluster, dict(labels), [subscription], events, []))
 
     async def _last_routed_states(self, cluster: str, watch: WatchSpec) -> list[Event]:
         """A DELETED (with a new occasion) for every object the ledger of `watch`'s informer
