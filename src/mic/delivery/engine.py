@@ -24,15 +24,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from mic.delivery.acks import Acknowledgements
 from mic.delivery.lane import Pending, SubscriptionLane, object_key
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
 from mic.delivery.writer import OutboxWriter, RoutedBatch
-from mic.events import Event, EventType, KubeObject, new_occasion
+from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
 from mic.kube.fingerprint import content_hash
@@ -670,21 +668,12 @@ class DeliveryEngine:
         )
 
     async def test(self, name: str) -> PingResult:
-        """Send one signed ping (a CloudEvent of type `io.mic.ping`) to the subscription's sink."""
+        """Send one signed ping to the subscription's sink, in its format (`encode_ping`)."""
         spec = self._get(name).spec
         ping_id = str(uuid.uuid4())
-        body = orjson.dumps(
-            {
-                "specversion": "1.0",
-                "id": ping_id,
-                "source": "/mic",
-                "type": "io.mic.ping",
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "datacontenttype": "application/json",
-                "data": {"subscription": name},
-            }
-        )
-        headers = {"Content-Type": "application/cloudevents+json; charset=utf-8", **spec.sink.headers}
+        request = encode_ping(name, ping_id, time.time(), spec.format, batch=spec.batching is not None)
+        body = request.body
+        headers = {**request.headers, **spec.sink.headers}
         secrets = spec.sink.signing_secrets(time.time())
         if secrets:
             headers.update(signature_headers(secrets, ping_id, body))

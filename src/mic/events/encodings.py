@@ -328,9 +328,7 @@ def encode(events: Sequence[Event], fmt: Format, *, batch: bool, redact: bool) -
         fmt = Format(fmt)  # also accepts the plain string a store or API hands over
     if batch:
         if fmt is not Format.CLOUDEVENTS:
-            raise ValueError(
-                f"batching is only defined for format {Format.CLOUDEVENTS.value!r}, not {fmt.value!r}"
-            )
+            raise _batching_undefined(fmt)
         body = orjson.dumps([_cloudevent(event, *_json_values(event, redact)) for event in events])
         return EncodedRequest(body, dict(_BATCH_HEADERS))
     if len(events) != 1:
@@ -345,4 +343,62 @@ def encode(events: Sequence[Event], fmt: Format, *, batch: bool, redact: bool) -
     if fmt is Format.RAW:
         obj, _ = _json_values(event, redact)
         return EncodedRequest(orjson.dumps({"type": event.type, "object": obj}), dict(_JSON_HEADERS))
+    raise AssertionError(f"unhandled format {fmt!r}")  # pragma: no cover - Format(fmt) checked it
+
+
+def _batching_undefined(fmt: Format) -> ValueError:
+    return ValueError(f"batching is only defined for format {Format.CLOUDEVENTS.value!r}, not {fmt.value!r}")
+
+
+PING_TYPE: Final = "io.mic.ping"
+"""The CloudEvents type of a test ping (`encode_ping`)."""
+
+
+def encode_ping(subscription: str, ping_id: str, at: float, fmt: Format, *, batch: bool) -> EncodedRequest:
+    """A test ping to a subscription's sink, in the shape its recipient parses.
+
+    A ping proves that the recipient accepts what MIC will send, so it takes the subscription's
+    wire form: a one-element batch array when batching is on, `ce-*` headers in binary mode, an
+    envelope with `type` "PING" for the `mic-v1` and `raw` formats (whose receivers know no
+    CloudEvents). `data` (or `object`, or `message`) is `{"subscription": name}`.
+    """
+    if type(fmt) is not Format:
+        fmt = Format(fmt)
+    data = {"subscription": subscription}
+    attributes = {
+        "specversion": "1.0",
+        "id": ping_id,
+        "source": "/mic",
+        "type": PING_TYPE,
+        "time": _rfc3339(at),
+    }
+    if fmt is Format.CLOUDEVENTS:
+        structured = {**attributes, "datacontenttype": JSON_CONTENT_TYPE, "data": data}
+        if batch:
+            return EncodedRequest(orjson.dumps([structured]), dict(_BATCH_HEADERS))
+        return EncodedRequest(orjson.dumps(structured), dict(_STRUCTURED_HEADERS))
+    if batch:
+        raise _batching_undefined(fmt)
+    if fmt is Format.CLOUDEVENTS_BINARY:
+        headers = {"ce-" + name: value for name, value in attributes.items()}
+        headers["content-type"] = JSON_CONTENT_TYPE
+        return EncodedRequest(orjson.dumps(data), headers)
+    if fmt is Format.MIC_V1:
+        envelope = {
+            "app_environment_id": "",
+            "app_environment_type": "Kubernetes",
+            "app_event_id": ping_id,
+            "message": orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(),
+            "resource_generations": "0",
+            "resource_id": "",
+            "resource_name": subscription,
+            "resource_type": "Ping",
+            "resource_version": "",
+            "server_group_id": "",
+            "trig_time": _rfc3339(at),
+            "type": "PING",
+        }
+        return EncodedRequest(orjson.dumps(envelope), dict(_JSON_HEADERS))
+    if fmt is Format.RAW:
+        return EncodedRequest(orjson.dumps({"type": "PING", "object": data}), dict(_JSON_HEADERS))
     raise AssertionError(f"unhandled format {fmt!r}")  # pragma: no cover - Format(fmt) checked it

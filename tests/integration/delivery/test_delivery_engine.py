@@ -332,6 +332,26 @@ async def test_ping(pipeline: Pipeline, recipient: Recipient) -> None:
     assert recipient.accepted[0].json["type"] == "io.mic.ping"
 
 
+async def test_ping_takes_the_subscriptions_wire_form(pipeline: Pipeline, recipient: Recipient) -> None:
+    """A batch receiver gets an array, a binary-mode one `ce-*` headers, a raw one a line of type
+    PING: each signed over the body it receives."""
+    secret = generate_secret()
+    await pipeline.subscribe("batched", recipient, batching={"maxEvents": 10}, sink={"signingSecret": secret})
+    await pipeline.subscribe("binary", recipient, format="cloudevents-binary", sink={"signingSecret": secret})
+    await pipeline.subscribe("raw", recipient, format="raw", sink={"signingSecret": secret})
+    for name in ("batched", "binary", "raw"):
+        assert (await pipeline.engine.test(name)).ok
+    batched, binary, raw = recipient.accepted
+    assert batched.headers["Content-Type"].startswith("application/cloudevents-batch+json")
+    assert [ping["type"] for ping in batched.json] == ["io.mic.ping"]
+    assert binary.headers["ce-type"] == "io.mic.ping"
+    assert binary.json == {"subscription": "binary"}
+    assert raw.json == {"type": "PING", "object": {"subscription": "raw"}}
+    for received in (batched, binary, raw):
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        Webhook(secret).verify(received.body, headers)
+
+
 async def test_backlog_limit_dead_letters_what_does_not_fit(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:

@@ -426,8 +426,10 @@ async def subscription_status(name: str, service: ServiceDep) -> SubscriptionSta
     "/{name}/test",
     summary="Send a test ping to the sink",
     description=(
-        "Posts one signed ping (CloudEvent type `io.mic.ping`) to the sink with its headers and "
-        "timeout, and says how the recipient answered. Nothing is queued or retried."
+        "Posts one signed ping to the sink with its headers and timeout, in the subscription's wire "
+        "form (a CloudEvent of type `io.mic.ping`: structured, a batch of one when batching, or "
+        "binary; type `PING` in the `mic-v1` and `raw` formats), and says how the recipient "
+        "answered. Nothing is queued or retried."
     ),
     response_model=PingResultView,
     responses=NOT_FOUND,
