@@ -1,10 +1,11 @@
 """CEL expressions of subscription filters: compiled once, checked for typos, evaluated per event.
 
 CEL (https://cel.dev) is what Kubernetes itself uses for validation rules and admission
-policies, so users know it, and it is side-effect free and terminating: a recipient's filter
-can never hang or hurt MIC. We use the maintained `common-expression-language` binding.
+policies, so users know it, and it is side-effect free and terminating (its cost is bounded
+below): a recipient's filter can never hang or hurt MIC. We use the maintained
+`common-expression-language` binding.
 
-Two properties of that binding shape this module:
+Four properties of that binding shape this module:
 
 * It only checks syntax when compiling; an unknown variable shows up at run time, on every
   event, forever. `compile_cel` therefore rejects names that are neither one of the variables
@@ -17,13 +18,18 @@ Two properties of that binding shape this module:
 * Converting Python values into CEL values costs a few microseconds per map entry or list
   item, far more than evaluating the expression. `CompiledExpression.variables` says which of
   `event`, `object` and `oldObject` an expression references, so callers convert only those.
+* It has no cost limit, step limit or timeout, and evaluation holds the GIL: an expensive
+  expression stalls the event loop, and with it every cluster's routing, until it finishes.
+  Kubernetes bounds CEL cost with an estimate when a rule is written plus a limit at run time;
+  `compile_cel` bounds it when the filter is written instead, by refusing what multiplies the
+  work per event beyond two nested comprehensions (see `MAX_COMPREHENSION_NESTING`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import cel
 from cel.stdlib import EXTENSIONS
@@ -43,12 +49,49 @@ MAX_EXPRESSION_LENGTH: Final = 4096
 """Longer expressions are refused: the binding recurses per term and a very long chain of
 terms (tens of thousands) overflows the stack, which ends the whole process."""
 
+MAX_COMPREHENSION_NESTING: Final = 2
+"""How deeply comprehension macros (`all`, `exists`, `exists_one`, `map`, `filter`) may nest.
+
+A comprehension inside another's body runs once per element of the outer one, so d levels over
+lists of n items take n**d steps, and the binding takes 0.2 to 0.7 µs a step (depending on the
+body), holding the GIL. Measured over a 10-item list: 3 levels 0.3 ms, 4 levels 2 to 5 ms,
+6 levels 0.2 to 0.7 s, 7 levels 2 s per event, and each further level ten times that (10
+levels: up to two hours). Lists in real objects are often longer (a ConfigMap's data, an
+EndpointSlice's endpoints): at n = 100, two levels cost up to 7 ms, three up to 0.7 s. Two
+levels are what filters need (`object.spec.rules.all(r, r.http.paths.all(p, ...))`), so a
+third is refused when the subscription is written. Comprehensions side by side
+(`a.all(x, ...) && b.exists(y, ...)`) or chained (`l.filter(x, ...).all(y, ...)`) do not
+nest: each runs once. What two levels still allow is quadratic: over two of one object's own
+lists, in the size of that object (Kubernetes bounds that case with the schema's maxItems,
+which a watch filter does not have).
+
+Two more constructs multiply the work without nesting and are bounded too: a `map` over what
+another `map` returned (each can repeat its input, `l.map(x, x + x)`, so a chain of them doubles
+the data per link: 30 links of `.map(a, a + a)`, 400 characters, make a list of 2**30 items),
+and `lists.range(n)`, limited to `MAX_RANGE_ITEMS`. A list literal needs about two characters
+per item, so `MAX_EXPRESSION_LENGTH` bounds it to about 2,000 items; the worst left, two nested
+levels over literals that fill the expression, is about 10**6 steps (measured 0.2 s)."""
+
+MAX_RANGE_ITEMS: Final = 1000
+"""`lists.range(n)` may make at most this many items: as many as the longest list an index loop
+(`lists.range(size(l)).all(i, ...)`) realistically walks, and no more than a list literal the
+expression could spell out. A literal argument above it is refused when the filter is written,
+a computed one fails that event."""
+
+
+def _bounded_range(n: int) -> list[int]:
+    """`lists.range`, refusing to build more than `MAX_RANGE_ITEMS` items (see there)."""
+    if n > MAX_RANGE_ITEMS:
+        raise ValueError(f"lists.range({n}): at most {MAX_RANGE_ITEMS} items are allowed")
+    return list(range(n))
+
+
 # The extension libraries Kubernetes users know from validation rules (strings: lowerAscii,
 # split, substring...; lists; math; sets; base64), registered only for an expression that
 # calls one (evaluating through a context costs ~15 µs more per event). `contains` is left to
-# CEL's own string function, which the lists library's would shadow.
+# CEL's own string function, which the lists library's would shadow; `lists.range` is bounded.
 _EXTENSION_FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
-    name: function
+    name: _bounded_range if name == "lists.range" else function
     for library in EXTENSIONS.values()
     for name, function in library.items()
     if name != "contains"
@@ -74,6 +117,52 @@ _TWO_VARIABLE_MACRO_RE: Final = re.compile(
     r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
 _POSITION_RE: Final = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+_COMPREHENSIONS: Final = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter"})
+
+# CEL's tokens, enough to tell code from string literals and comments (`'.all(x, '` is text,
+# not a comprehension) and to match brackets. Only expressions the binding compiled are
+# scanned, so the pattern need not reject anything. Raw strings (r'...') have no escapes.
+_TOKEN_RE: Final = re.compile(
+    r"""
+    (?P<skip>\s+|//[^\n]*)
+    |(?P<string>
+        (?:[rR][bB]?|[bB][rR])(?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*")
+        |[bB]?(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")
+    )
+    |(?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d+|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
+    |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<punct>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_INTEGER_RE: Final = re.compile(r"0[xX][0-9a-fA-F]+|\d+")
+_OPENING: Final = frozenset("([{")
+_CLOSING: Final = frozenset(")]}")
+
+
+class _Token(NamedTuple):
+    kind: str  # "string", "number", "name" or "punct"
+    text: str
+    start: int  # offset in the expression
+
+
+def _tokens(expression: str) -> list[_Token]:
+    return [
+        _Token(match.lastgroup or "punct", match.group(), match.start())
+        for match in _TOKEN_RE.finditer(expression)
+        if match.lastgroup != "skip"
+    ]
+
+
+def _code(expression: str, tokens: list[_Token]) -> str:
+    """The expression with its string literals and comments blanked out, lines kept, so a regex
+    over it never matches inside text (`name == '.all(x, y, '`)."""
+    code = ["\n" if char == "\n" else " " for char in expression]
+    for token in tokens:
+        if token.kind != "string":
+            code[token.start : token.start + len(token.text)] = token.text
+    return "".join(code)
 
 
 class InvalidExpressionError(ValueError):
@@ -157,13 +246,15 @@ def compile_cel(expression: str) -> CompiledExpression:
         program = cel.compile(expression)
     except Exception as error:  # ValueError today; anything else is still "does not compile"
         raise _compile_error(expression, str(error)) from error
+    tokens = _tokens(expression)
+    code = _code(expression, tokens)
     referenced = set(program.variables())
     called = set(program.functions())
     # `math.greatest(...)` reads as a call of `greatest` on a variable `math`.
     qualified = {f"{ns}.{name}" for ns in referenced for name in called} & _EXTENSION_FUNCTIONS.keys()
     namespaces = {name.partition(".")[0] for name in qualified}
-    unknown = referenced - CEL_VARIABLES - _BUILTIN_IDENTIFIERS - namespaces - _macro_bindings(expression)
-    for match in _TWO_VARIABLE_MACRO_RE.finditer(expression):
+    unknown = referenced - CEL_VARIABLES - _BUILTIN_IDENTIFIERS - namespaces - _macro_bindings(code)
+    for match in _TWO_VARIABLE_MACRO_RE.finditer(code):
         macro, first, second = match.groups()
         if {first, second} & unknown or macro.startswith("transform"):
             raise InvalidExpressionError(
@@ -179,14 +270,109 @@ def compile_cel(expression: str) -> CompiledExpression:
             f"unknown variable {names}; the expression can use event, object and oldObject "
             "(e.g. object.metadata.name, event.type == 'MODIFIED')",
         )
+    _check_cost(expression, tokens)
     functions = {
         name: _EXTENSION_FUNCTIONS[name] for name in (called | qualified) & _EXTENSION_FUNCTIONS.keys()
     }
     return CompiledExpression(expression, program, frozenset(referenced & CEL_VARIABLES), functions)
 
 
-def _macro_bindings(expression: str) -> set[str]:
-    return {match.group(1) for match in _MACRO_BINDING_RE.finditer(expression)}
+def _macro_bindings(code: str) -> set[str]:
+    return {match.group(1) for match in _MACRO_BINDING_RE.finditer(code)}
+
+
+def _check_cost(expression: str, tokens: list[_Token]) -> None:
+    """Refuse what multiplies the work per event: see `MAX_COMPREHENSION_NESTING`.
+
+    A comprehension is `.name(` with `name` one of `_COMPREHENSIONS`. It nests in another when
+    it lies inside the other's parentheses (in its body), not when it is the other's receiver
+    (`l.filter(...).all(...)`) or beside it (`a.all(...) && b.all(...)`).
+    """
+    opened: list[int] = []  # indices of the brackets still open
+    partner: dict[int, int] = {}  # index of a closing bracket: index of its opening one
+    enclosing: list[int] = []  # indices of the "(" of the comprehensions still open
+    maps: list[int] = []  # indices of the "(" of every `map` so far
+    for i, token in enumerate(tokens):
+        if token.kind == "name" and token.text == "range":
+            _check_range(expression, tokens, i)
+        if token.kind != "punct":
+            continue
+        if token.text in _CLOSING and opened:
+            partner[i] = opened.pop()
+            if enclosing and enclosing[-1] == partner[i]:
+                enclosing.pop()
+            continue
+        if token.text not in _OPENING:
+            continue
+        opened.append(i)
+        if token.text != "(" or i < 2 or tokens[i - 2].text != ".":
+            continue
+        name = tokens[i - 1]
+        if name.kind != "name" or name.text not in _COMPREHENSIONS:
+            continue
+        if len(enclosing) >= MAX_COMPREHENSION_NESTING:
+            nested = " → ".join([tokens[j - 1].text for j in enclosing] + [name.text])
+            raise InvalidExpressionError(
+                expression,
+                f"comprehensions nested {len(enclosing) + 1} deep ({nested}): at "
+                f"most {MAX_COMPREHENSION_NESTING} levels are allowed, because each level "
+                "multiplies the work per event by the size of its list. Test the inner "
+                "condition in a comprehension of its own, joined with && or || "
+                "(l.all(a, p(a)) && l.all(b, q(b))), rather than inside the outer one",
+                *_line_and_column(expression, name.start),
+            )
+        if name.text == "map":
+            receiver = _receiver_start(tokens, partner, i - 2)
+            if any(receiver <= j < i for j in maps):
+                raise InvalidExpressionError(
+                    expression,
+                    "map(...) over what another map(...) returned: each map can repeat what it "
+                    "is given (l.map(x, x + x)), so a chain of them multiplies the data. Map "
+                    "once (l.map(x, f(g(x)))), or test the first map's result with all, exists "
+                    "or filter",
+                    *_line_and_column(expression, name.start),
+                )
+            maps.append(i)
+        enclosing.append(i)
+
+
+def _check_range(expression: str, tokens: list[_Token], i: int) -> None:
+    """Refuse `lists.range(n)` with a literal `n` above `MAX_RANGE_ITEMS` (see there)."""
+    call = [token.text for token in tokens[i - 2 : i + 4]] if i >= 2 else []
+    if call[:2] != ["lists", "."] or call[3:4] != ["("] or call[5:6] != [")"]:
+        return
+    literal = tokens[i + 2]
+    if literal.kind != "number" or not _INTEGER_RE.fullmatch(literal.text):
+        return  # computed: the function itself refuses too large an n, for that event
+    hexadecimal = literal.text[1:2] in ("x", "X")
+    if int(literal.text, 16 if hexadecimal else 10) > MAX_RANGE_ITEMS:
+        raise InvalidExpressionError(
+            expression,
+            f"lists.range({literal.text}) makes more than {MAX_RANGE_ITEMS} items, the most "
+            "allowed; use a smaller range",
+            *_line_and_column(expression, literal.start),
+        )
+
+
+def _receiver_start(tokens: list[_Token], partner: dict[int, int], dot: int) -> int:
+    """Where the receiver of the call whose `.` is at `dot` begins: the member chain before it
+    (`a.b(c)[0]` in `x + a.b(c)[0].map(...)`), which binds tighter than any operator."""
+    j = dot - 1
+    while j >= 0:
+        token = tokens[j]
+        if token.kind == "punct" and token.text in _CLOSING:
+            j = partner.get(j, 0) - 1  # always there: the binding compiled the expression
+        elif (token.kind != "punct" and token.text != "in") or token.text == ".":
+            j -= 1
+        else:
+            break
+    return j + 1
+
+
+def _line_and_column(expression: str, offset: int) -> tuple[int, int]:
+    """1-based, as the compiler reports positions."""
+    line_start = expression.rfind("\n", 0, offset) + 1
+    return expression.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _compile_error(expression: str, message: str) -> InvalidExpressionError:

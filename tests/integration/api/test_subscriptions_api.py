@@ -148,6 +148,30 @@ async def test_invalid_bodies_are_422_with_one_message(api: Api, overrides: Any,
     assert (await api.get("/v1/subscriptions")).json()["items"] == []
 
 
+async def test_a_too_costly_cel_filter_is_422_when_written(api: Api) -> None:
+    """Evaluation cannot be stopped once started (the binding has no limit and holds the GIL),
+    so a filter whose cost multiplies is refused on POST and PATCH, saying what to change."""
+    labels = "object.metadata.labels"
+    too_deep = f"{labels}.all(a, {labels}.all(b, {labels}.exists(c, c == a)))"
+    response = await api.post(
+        "/v1/subscriptions", json=body(filter={"resources": ["ingresses"], "cel": too_deep})
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("filter.cel: invalid CEL expression"), detail
+    assert "comprehensions nested 3 deep (all → all → exists): at most 2 levels are allowed" in detail
+    assert "joined with && or ||" in detail
+    assert (await api.get("/v1/subscriptions")).json()["items"] == []
+
+    allowed = f"{labels}.all(a, {labels}.exists(b, b == a))"
+    await create(api, filter={"resources": ["ingresses"], "cel": allowed})
+    for cel in (too_deep, "[[1]].map(a, a + a).map(b, b + b).size() == 1", "lists.range(100000).size() > 0"):
+        patched = await api.patch("/v1/subscriptions/lb", json={"filter": {"cel": cel}})
+        assert patched.status_code == 422, patched.text
+        assert patched.json()["detail"].startswith("filter.cel: invalid CEL expression")
+    assert (await api.get("/v1/subscriptions/lb")).json()["filter"]["cel"] == allowed
+
+
 async def test_secret_data_needs_an_https_sink(api: Api) -> None:
     response = await api.post("/v1/subscriptions", json=body(includeSecretData=True))
     assert response.status_code == 422

@@ -242,3 +242,140 @@ def test_an_overlong_expression_is_refused_before_the_binding_sees_it() -> None:
     expression = "1 == 1" + " && 1 == 1" * 500
     with pytest.raises(InvalidExpressionError, match="longer than 4096 characters"):
         compile_cel(expression)
+
+
+TEN = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+LABELS = "object.metadata.labels"
+
+
+def nested(depth: int, over: str = TEN) -> str:
+    """`depth` comprehensions, each inside the previous one's body."""
+    body = "true"
+    for name in reversed("abcdefgh"[:depth]):
+        body = f"{over}.all({name}, {body})"
+    return body
+
+
+@pytest.mark.parametrize(
+    ("expression", "deep", "third"),
+    [
+        (nested(3), "3 deep (all → all → all)", "all(c,"),
+        (nested(6), "3 deep (all → all → all)", "all(c,"),
+        (
+            f"{LABELS}.all(a, {LABELS}.exists(b, {LABELS}.filter(c, c != a).size() > 0))",
+            "3 deep",
+            "filter(c,",
+        ),
+        (
+            f"{TEN}.exists(a, {TEN}.map(b, {TEN}.all(c, c > b)).size() > a)",
+            "3 deep (exists → map → all)",
+            "all(c,",
+        ),
+    ],
+)
+def test_comprehensions_nested_too_deep_are_refused_when_written(
+    expression: str, deep: str, third: str
+) -> None:
+    """Each level multiplies the work per event: six over ten items took 0.7 s, holding the GIL."""
+    with pytest.raises(InvalidExpressionError, match="at most 2 levels are allowed") as caught:
+        compile_cel(expression)
+    assert f"comprehensions nested {deep}" in caught.value.problem
+    assert "in a comprehension of its own, joined with && or ||" in caught.value.problem
+    assert (caught.value.line, caught.value.column) == (1, expression.index(third) + 1)
+
+
+def test_the_position_of_a_too_deep_comprehension_counts_lines() -> None:
+    with pytest.raises(InvalidExpressionError, match="nested 3 deep") as caught:
+        compile_cel(f"{LABELS}.all(a,\n  {LABELS}.all(b,\n    {LABELS}.exists(c, c == a)))")
+    assert (caught.value.line, caught.value.column) == (3, 28)
+
+
+INGRESS: dict[str, Any] = {
+    "metadata": {"name": "web", "labels": {"app": "web", "tier": "web", "team": "shop"}},
+    "spec": {"rules": [{"http": {"paths": [{"path": "/"}, {"path": "/shop"}]}}, {"http": {"paths": []}}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        (nested(2), True),
+        (f"{TEN}.all(a, {TEN}.exists(b, b == a))", True),
+        (f"{TEN}.all(a, {TEN}.exists(b, b == a + 10))", False),
+        (f"{LABELS}.exists(a, {LABELS}.exists(b, a != b && {LABELS}[a] == {LABELS}[b]))", True),
+        (f"{LABELS}.exists(a, {LABELS}.exists(b, a != b && {LABELS}[a] + {LABELS}[b] == 'shopshop'))", False),
+        ("object.spec.rules.all(r, r.http.paths.all(p, p.path.startsWith('/')))", True),
+        ("object.spec.rules.exists(r, r.http.paths.exists(p, p.path == '/shop'))", True),
+        ("object.spec.rules.exists(r, r.http.paths.exists(p, p.path == '/none'))", False),
+    ],
+)
+def test_two_nested_comprehensions_compile_and_evaluate(expression: str, expected: bool) -> None:
+    compiled = compile_cel(expression)
+    assert compiled({"object": INGRESS}) is expected
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        # Side by side, several times, and inside one outer comprehension: none is in another's body.
+        f"{nested(2)} && {nested(2)} && {nested(2)}",
+        f"{TEN}.exists(a, {TEN}.all(b, b > 0) && {TEN}.exists(c, c == a) || {TEN}.all(d, d < 11))",
+        # Chained: a comprehension's receiver is evaluated once, not per element.
+        f"{TEN}.filter(a, {TEN}.exists(b, b == a)).map(c, {TEN}.all(d, d > 0)).all(e, {nested(1)})",
+        f"{TEN}.map(a, a * 2).filter(b, b > 4).all(c, {TEN}.exists(d, d * 2 == c))",
+    ],
+)
+def test_siblings_and_chains_do_not_count_as_nesting(expression: str) -> None:
+    assert compile_cel(expression)({}) is True
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        f"object.metadata.name != '.all(x, .all(y, .all(z, ' && {nested(2)}",
+        f'object.metadata.name != "\\".all(x, [1].all(y, [1].all(z, true)))" && {nested(2)}',
+        f"object.metadata.name != '''\n.all(x, [1].all(y, [1].all(z, true)))''' && {nested(2)}",
+        f"object.metadata.name != r'\\' && {nested(2)}",  # a raw string's backslash escapes nothing
+        f"object.metadata.name != b'.all(x, [1].all(y, ' && {nested(2)}",
+        f"{nested(2)} // .all(x, [1].all(y, [1].all(z, true)))\n && true",
+        # Nor is the refusal of two-variable comprehensions fooled by a string.
+        "object.metadata.name != '.all(k, v, v) .transformList(i, r, r)'",
+    ],
+)
+def test_string_literals_and_comments_are_not_comprehensions(expression: str) -> None:
+    compiled = compile_cel(expression)
+    assert compiled({"object": obj(name="web")}) is True
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "[[1]]" + ".map(a, a + a)" * 30 + "[0].size() > 0",  # 2**30 items, in 441 characters
+        "[[1]].map(a, a + a).filter(b, true).map(c, c + c).size() == 1",
+        "flatten([[1]].map(a, a + a)).map(c, c + 1).size() == 2",
+        "[[1].map(a, a)].map(b, b).size() == 1",
+    ],
+)
+def test_a_map_over_another_maps_result_is_refused(expression: str) -> None:
+    with pytest.raises(InvalidExpressionError, match="over what another map"):
+        compile_cel(expression)
+
+
+def test_a_map_beside_or_before_other_comprehensions_is_fine() -> None:
+    assert compile_cel("[1, 2].map(a, a + a).exists(b, b == 4) && [3].map(c, c) == [3]")({}) is True
+    assert compile_cel("1 in [1].map(a, a) && [[1]].map(b, b + b)[0].size() == 2")({}) is True
+
+
+def test_lists_range_is_bounded() -> None:
+    assert compile_cel("lists.range(1000).size() == 1000")({}) is True
+    with pytest.raises(
+        InvalidExpressionError, match=r"lists.range\(1001\) makes more than 1000 items"
+    ) as caught:
+        compile_cel("lists.range(1001).all(i, i >= 0)")
+    assert (caught.value.line, caught.value.column) == (1, 13)
+    with pytest.raises(InvalidExpressionError, match="more than 1000 items"):
+        compile_cel("lists.range(0x100000).size() > 0")
+    computed = compile_cel("lists.range(size(object.metadata.name) * 1000).size() > 0")
+    assert computed({"object": obj(name="a")}) is True
+    with pytest.raises(ExpressionEvaluationError, match="at most 1000 items are allowed"):
+        computed({"object": obj(name="ab")})
