@@ -90,9 +90,28 @@ class KubeClient:
         self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._session_certificates = 0
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def _certificate_generation(self) -> int:
+        """`ExecPlugin.certificate_generation`; 0 for authenticators whose certificate never
+        changes (it lives in `ssl_context`, loaded once)."""
+        generation = getattr(self.connection.authenticator, "certificate_generation", 0)
+        return generation if isinstance(generation, int) else 0
 
     def _get_session(self) -> aiohttp.ClientSession:
+        generation = self._certificate_generation()
+        session = self._session
+        if session is not None and not session.closed and generation != self._session_certificates:
+            # A new client certificate: pooled connections and open watches still present the
+            # old one, which the server may no longer accept. Close them all; watches resume.
+            log.info("%s: client certificate rotated; closing connections", self._shown_server)
+            retired = asyncio.get_running_loop().create_task(session.close())
+            self._retiring.add(retired)
+            retired.add_done_callback(self._retiring.discard)
+            self._session = None
         if self._session is None or self._session.closed:
+            self._session_certificates = generation
             connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl_setting(), enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -109,6 +128,8 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -261,6 +282,13 @@ class WatchStream:
                 return None
             except _CONNECTION_ERRORS as error:
                 raise ConnectionFailure(_describe_connection_error(self._server, error)) from error
+            except RuntimeError as error:
+                # aiohttp's word for a connection closed under the response before this read
+                # began (its session closed, e.g. on a client certificate rotation): a dropped
+                # stream like any other, not a defect.
+                if "Connection closed" not in str(error):
+                    raise
+                raise ConnectionFailure(f"connection to {self._server} closed") from error
             rest = self._buffer[self._offset :]
             self._buffer = rest + chunk if rest else chunk
             self._offset = 0

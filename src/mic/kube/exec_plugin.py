@@ -116,8 +116,11 @@ class ExecPlugin:
     run the plugin again (many requests failing at once cost one run, as in client-go).
 
     When the plugin returns a client certificate it is loaded into `ssl_context`, which
-    affects connections opened afterwards; the HTTP client should drop pooled connections when
-    `invalidate()` returns True so the retry handshakes with the new certificate.
+    affects connections opened afterwards only: a TLS connection keeps the certificate it shook
+    hands with. A different certificate bumps `certificate_generation`, and the HTTP client
+    then closes every connection it opened before (as client-go's exec authenticator closes its
+    tracked connections on rotation), so neither the retry of a 401 nor a re-opened watch goes
+    out over a connection that still presents the old certificate.
     """
 
     def __init__(
@@ -136,6 +139,13 @@ class ExecPlugin:
         self._refresh_grace = refresh_grace
         self._credential: _Credential | None = None
         self._lock = asyncio.Lock()
+        self._certificate: tuple[str, str] | None = None
+        self._certificate_generation = 0
+
+    @property
+    def certificate_generation(self) -> int:
+        """How many different client certificates the plugin has returned (see the class doc)."""
+        return self._certificate_generation
 
     async def authorization(self) -> str | None:
         credential = self._credential
@@ -238,12 +248,16 @@ class ExecPlugin:
             raise ExecPluginError(f"{name} returned a client certificate, but the server is not https")
         if not isinstance(cert, str) or not isinstance(key, str):
             raise ExecPluginError(f"{name} returned client certificate data that is not PEM text")
+        if (cert, key) == self._certificate:
+            return  # the same pair again: connections already present it
         load_client_certificate(
             self._ssl_context,
             cert_data=cert.encode(),
             key_data=key.encode(),
             what=f"client certificate from {name}",
         )
+        self._certificate = (cert, key)
+        self._certificate_generation += 1
 
     def __repr__(self) -> str:
         return f"ExecPlugin(command={self.config.command!r}, api_version={self.config.api_version!r})"

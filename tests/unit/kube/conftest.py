@@ -33,6 +33,8 @@ class Certs:
     client_crt: Path
     client_key: Path
     other_key: Path  # a key that matches no certificate
+    bob_crt: Path  # a second client certificate (CN bob), for rotations
+    bob_key: Path
 
     @staticmethod
     def b64(path: Path) -> str:
@@ -68,6 +70,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     )  # fmt: skip
     _signed("server", "/CN=kubernetes.test", "subjectAltName=DNS:kubernetes.test\n", directory)
     _signed("client", "/CN=alice/O=system:masters", "extendedKeyUsage=clientAuth\n", directory)
+    _signed("bob", "/CN=bob", "extendedKeyUsage=clientAuth\n", directory)
     _new_key("other.key", directory)
     return Certs(
         dir=directory,
@@ -77,6 +80,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
         client_crt=directory / "client.crt",
         client_key=directory / "client.key",
         other_key=directory / "other.key",
+        bob_crt=directory / "bob.crt",
+        bob_key=directory / "bob.key",
     )
 
 
