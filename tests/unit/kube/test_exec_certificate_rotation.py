@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from mic.kube.client import KubeClient
+from mic.kube.connection import ClusterConnection
 from mic.kube.errors import ApiError, ConnectionFailure
 from mic.kube.kubeconfig import load_kubeconfig
 
@@ -86,76 +87,26 @@ async def server(certs: Certs) -> AsyncIterator[CertificateServer]:
     await runner.cleanup()
 
 
-def use(current: Path, crt: Path, key: Path) -> None:
-    current.write_text(f"{crt} {key}")
+@dataclass
+class Rotating:
+    """A `KubeClient` whose exec plugin hands out alice's certificate until `rotate()`."""
+
+    client: KubeClient
+    connection: ClusterConnection
+    current: Path
+    certs: Certs
+
+    def rotate(self) -> None:
+        """From now on the plugin hands out bob's certificate."""
+        self.current.write_text(f"{self.certs.bob_crt} {self.certs.bob_key}")
 
 
-async def test_a_rotated_certificate_is_not_sent_over_old_connections(
+@pytest_asyncio.fixture
+async def rotating(
     server: CertificateServer, certs: Certs, kubeconfig: Kubeconfig, tmp_path: Path
-) -> None:
+) -> AsyncIterator[Rotating]:
     current = tmp_path / "current"
-    use(current, certs.client_crt, certs.client_key)
-    plugin = tmp_path / "plugin"
-    plugin.write_text(ROTATING_PLUGIN.format(python=sys.executable, current=str(current)))
-    plugin.chmod(0o755)
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
-                     "interactiveMode": "Never"}}  # fmt: skip
-    cluster = {"server": server.url, "certificate-authority": str(certs.ca_crt),
-               "tls-server-name": "kubernetes.test"}  # fmt: skip
-    client = KubeClient(load_kubeconfig(kubeconfig(cluster=cluster, user=user)))
-    try:
-        assert (await client.get_json("/api"))["user"] == "alice"
-        assert (await client.get_json("/api"))["user"] == "alice"  # over the pooled connection
-        # The plugin now hands out bob's certificate and the server stops accepting alice's.
-        # A 401 within a second of a plugin run is taken for a request that left before it.
-        await asyncio.sleep(1.05)
-        use(current, certs.bob_crt, certs.bob_key)
-        server.revoked.add("alice")
-        assert (await client.get_json("/api"))["user"] == "bob"
-        assert server.seen == ["alice", "alice", "alice", "bob"]
-        assert server.ports[3] not in server.ports[:3]  # a new connection
-        assert (await client.get_json("/api"))["user"] == "bob"
-    finally:
-        await client.close()
-
-
-async def test_a_rotation_ends_watches_opened_with_the_old_certificate(
-    server: CertificateServer, certs: Certs, kubeconfig: Kubeconfig, tmp_path: Path
-) -> None:
-    """The informer then watches again from its last resourceVersion, with the new certificate."""
-    current = tmp_path / "current"
-    use(current, certs.client_crt, certs.client_key)
-    plugin = tmp_path / "plugin"
-    plugin.write_text(ROTATING_PLUGIN.format(python=sys.executable, current=str(current)))
-    plugin.chmod(0o755)
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
-                     "interactiveMode": "Never"}}  # fmt: skip
-    cluster = {"server": server.url, "certificate-authority": str(certs.ca_crt),
-               "tls-server-name": "kubernetes.test"}  # fmt: skip
-    client = KubeClient(load_kubeconfig(kubeconfig(cluster=cluster, user=user)))
-    try:
-        async with client.watch("/api/v1/configmaps", {}) as stream:
-            assert [event["type"] for event in await stream.next_batch() or []] == ["BOOKMARK"]
-            await asyncio.sleep(1.05)
-            use(current, certs.bob_crt, certs.bob_key)
-            server.revoked.add("alice")
-            assert (await client.get_json("/api"))["user"] == "bob"
-            try:
-                ended = await asyncio.wait_for(stream.next_batch(), timeout=5)
-            except ConnectionFailure:
-                ended = None
-            assert ended is None
-    finally:
-        await client.close()
-
-
-async def test_the_same_certificate_again_keeps_the_connections(
-    server: CertificateServer, certs: Certs, kubeconfig: Kubeconfig, tmp_path: Path
-) -> None:
-    """A plugin run that returns the certificate already in use (a 401 for another reason, an
-    expiry refresh) does not cut open watches."""
-    current = tmp_path / "current"
-    use(current, certs.client_crt, certs.client_key)
+    current.write_text(f"{certs.client_crt} {certs.client_key}")
     plugin = tmp_path / "plugin"
     plugin.write_text(ROTATING_PLUGIN.format(python=sys.executable, current=str(current)))
     plugin.chmod(0o755)
@@ -165,16 +116,62 @@ async def test_the_same_certificate_again_keeps_the_connections(
                "tls-server-name": "kubernetes.test"}  # fmt: skip
     connection = load_kubeconfig(kubeconfig(cluster=cluster, user=user))
     client = KubeClient(connection)
-    try:
-        await client.get_json("/api")
-        generation = connection.authenticator.certificate_generation
-        await asyncio.sleep(1.05)
+    yield Rotating(client, connection, current, certs)
+    await client.close()
+
+
+async def after_refresh_grace() -> None:
+    """A 401 within a second of a plugin run is taken for a request sent before that run, and
+    does not run the plugin again."""
+    await asyncio.sleep(1.05)
+
+
+async def test_a_rotated_certificate_is_not_sent_over_old_connections(
+    server: CertificateServer, rotating: Rotating
+) -> None:
+    client = rotating.client
+    assert (await client.get_json("/api"))["user"] == "alice"
+    assert (await client.get_json("/api"))["user"] == "alice"  # over the pooled connection
+    await after_refresh_grace()
+    rotating.rotate()
+    server.revoked.add("alice")
+    assert (await client.get_json("/api"))["user"] == "bob"
+    assert server.seen == ["alice", "alice", "alice", "bob"]
+    assert server.ports[3] not in server.ports[:3]  # a new connection
+    assert (await client.get_json("/api"))["user"] == "bob"
+
+
+async def test_a_rotation_ends_watches_opened_with_the_old_certificate(
+    server: CertificateServer, rotating: Rotating
+) -> None:
+    """The informer then watches again from its last resourceVersion, with the new certificate."""
+    client = rotating.client
+    async with client.watch("/api/v1/configmaps", {}) as stream:
+        assert [event["type"] for event in await stream.next_batch() or []] == ["BOOKMARK"]
+        await after_refresh_grace()
+        rotating.rotate()
         server.revoked.add("alice")
-        with pytest.raises(ApiError) as caught:
-            await client.get_json("/api")  # 401, the plugin runs again, same certificate: 401
-        assert caught.value.status == 401
-        assert connection.authenticator.certificate_generation == generation
-        assert server.seen == ["alice", "alice", "alice"]
-        assert len(set(server.ports)) == 1  # one connection throughout
-    finally:
-        await client.close()
+        assert (await client.get_json("/api"))["user"] == "bob"
+        try:
+            ended = await asyncio.wait_for(stream.next_batch(), timeout=5)
+        except ConnectionFailure:
+            ended = None
+        assert ended is None
+
+
+async def test_the_same_certificate_again_keeps_the_connections(
+    server: CertificateServer, rotating: Rotating
+) -> None:
+    """A plugin run that returns the certificate already in use (a 401 for another reason, an
+    expiry refresh) does not cut open watches."""
+    authenticator = rotating.connection.authenticator
+    await rotating.client.get_json("/api")
+    generation = authenticator.certificate_generation
+    await after_refresh_grace()
+    server.revoked.add("alice")
+    with pytest.raises(ApiError) as caught:
+        await rotating.client.get_json("/api")  # 401, the plugin runs again, same certificate: 401
+    assert caught.value.status == 401
+    assert authenticator.certificate_generation == generation
+    assert server.seen == ["alice", "alice", "alice"]
+    assert len(set(server.ports)) == 1  # one connection throughout
