@@ -19,6 +19,7 @@ from aiohttp import web
 from mic.kube.client import KubeClient
 from mic.kube.connection import ClusterConnection
 from mic.kube.errors import ApiError, ConnectionFailure
+from mic.kube.exec_plugin import ExecPlugin
 from mic.kube.kubeconfig import load_kubeconfig
 
 Certs = Any  # conftest.Certs
@@ -165,6 +166,7 @@ async def test_the_same_certificate_again_keeps_the_connections(
     """A plugin run that returns the certificate already in use (a 401 for another reason, an
     expiry refresh) does not cut open watches."""
     authenticator = rotating.connection.authenticator
+    assert isinstance(authenticator, ExecPlugin)
     await rotating.client.get_json("/api")
     generation = authenticator.certificate_generation
     await after_refresh_grace()
