@@ -68,16 +68,26 @@ PURGE_INTERVAL = 60.0
 
 
 @dataclass
+class _DeferredSnapshot:
+    """A snapshot of one (cluster, watch) waiting for its informer's first list to complete."""
+
+    send: bool
+    """Send the objects (ADDED), or only align the ledger."""
+    routed: set[tuple[str, str]] = field(default_factory=set)
+    """(uid, resourceVersion) of every event of that informer routed to the subscription since
+    the snapshot was asked for, so the snapshot does not send them again."""
+
+
+@dataclass
 class _Subscription:
     spec: SubscriptionSpec
     matcher: SubscriptionMatcher
     lane: SubscriptionLane
     watches: list[WatchSpec] = field(default_factory=list)
     resources: set[str] = field(default_factory=set)
-    routed: dict[tuple[str, WatchSpec], set[tuple[str, str]]] = field(default_factory=dict)
-    """For each (cluster, watch) whose snapshot waits for its informer's first list: (uid,
-    resourceVersion) of every event of that informer routed to the subscription meanwhile, so
-    the snapshot does not send them again. Dropped once that snapshot is taken."""
+    deferred: dict[tuple[str, WatchSpec], _DeferredSnapshot] = field(default_factory=dict)
+    """The snapshots that wait for an informer's first list, per (cluster, watch): at most one
+    each (asked again meanwhile, it starts over); dropped once taken."""
 
 
 class UnknownSubscriptionError(LookupError):
@@ -339,14 +349,14 @@ class DeliveryEngine:
         self, cluster: str, key: InformerKey, subscriptions: Sequence[_Subscription]
     ) -> dict[str, list[set[tuple[str, str]]]] | None:
         """Per subscription, the `routed` sets of its deferred snapshots this informer feeds."""
-        if not any(subscription.routed for subscription in subscriptions):
+        if not any(subscription.deferred for subscription in subscriptions):
             return None
         specs = self._hub.specs_for(cluster, key)
         found: dict[str, list[set[tuple[str, str]]]] = {}
         for subscription in subscriptions:
-            for (routed_cluster, watch), routed in subscription.routed.items():
-                if routed_cluster == cluster and watch in specs:
-                    found.setdefault(subscription.spec.name, []).append(routed)
+            for (deferred_cluster, watch), deferred in subscription.deferred.items():
+                if deferred_cluster == cluster and watch in specs:
+                    found.setdefault(subscription.spec.name, []).append(deferred.routed)
         return found or None
 
     def _route(
@@ -557,15 +567,21 @@ class DeliveryEngine:
                 # else: its first list is still to come and will be routed (and aligns the
                 # ledger) as it arrives.
         if deferred:
+            # Asked again while a snapshot of the same (cluster, watch) waits (two PUTs in a
+            # row): that one starts over, of the view as it is now, rather than a second one
+            # running beside it and sending every object twice. It sends if either asked to.
+            fresh = [pair for pair in deferred if pair not in subscription.deferred]
             for pair in deferred:
-                subscription.routed[pair] = set()
-            self._tasks.start(
-                f"snapshot {subscription.spec.name}",
-                self._deferred_snapshot(subscription, deferred, send=send),
-            )
+                waiting = subscription.deferred.get(pair)
+                also_send = waiting is not None and waiting.send
+                subscription.deferred[pair] = _DeferredSnapshot(send or also_send)
+            if fresh:
+                self._tasks.start(
+                    f"snapshot {subscription.spec.name}", self._deferred_snapshot(subscription, fresh)
+                )
 
     async def _deferred_snapshot(
-        self, subscription: _Subscription, waiting: list[tuple[str, WatchSpec]], *, send: bool
+        self, subscription: _Subscription, waiting: list[tuple[str, WatchSpec]]
     ) -> None:
         """Take the snapshots of informers whose first list was under way, as each completes."""
         try:
@@ -573,7 +589,7 @@ class DeliveryEngine:
                 for cluster, watch in list(waiting):
                     if cluster not in self._hub.cluster_names():
                         waiting.remove((cluster, watch))
-                        subscription.routed.pop((cluster, watch), None)
+                        subscription.deferred.pop((cluster, watch), None)
                         continue
                     informer = self._hub.informer(cluster, watch)
                     if informer is None or not informer.synced:
@@ -581,17 +597,17 @@ class DeliveryEngine:
                     async with self._route_lock:
                         if self._subscriptions.get(subscription.spec.name) is not subscription:
                             return  # removed meanwhile
-                        routed = subscription.routed.pop((cluster, watch), None)
-                        if watch in subscription.watches:
+                        deferred = subscription.deferred.pop((cluster, watch), None)
+                        if deferred is not None and watch in subscription.watches:
                             await self._snapshot_informer(
-                                subscription, cluster, watch, send=send, skip=routed
+                                subscription, cluster, watch, send=deferred.send, skip=deferred.routed
                             )
                     waiting.remove((cluster, watch))
                 if waiting:
                     await asyncio.sleep(SNAPSHOT_POLL)
         finally:
             for pair in waiting:
-                subscription.routed.pop(pair, None)
+                subscription.deferred.pop(pair, None)
 
     async def _snapshot_informer(
         self,

@@ -48,15 +48,15 @@ async def test_relabelling_out_and_in_sends_new_ids_even_with_a_selected_cluster
     assert len({event["id"] for event in recipient.events()}) == 4
 
     # What the deferred snapshot of the down cluster remembers is only that cluster's.
-    routed = pipeline.engine._subscriptions["prod"].routed
-    await eventually(lambda: [cluster for cluster, _ in routed] == ["down"])  # c1's was taken
+    deferred = pipeline.engine._subscriptions["prod"].deferred
+    await eventually(lambda: [cluster for cluster, _ in deferred] == ["down"])  # c1's was taken
     for _ in range(50):
         kube_emulator.patch("configmaps", "web", {"data": {"v": "x"}})
         kube_emulator.patch("configmaps", "web", {"data": {"v": "y"}})
     await pipeline.hub.set_cluster_labels(kube_emulator.name, {"env": "prod"})
     await recipient.wait_events(lambda events: len(events) >= 5)
-    assert [cluster for cluster, _ in routed] == ["down"]
-    assert all(not seen for seen in routed.values())
+    assert [cluster for cluster, _ in deferred] == ["down"]
+    assert all(not snapshot.routed for snapshot in deferred.values())
 
 
 async def test_a_delete_racing_a_relabel_out_is_delivered(
@@ -68,7 +68,7 @@ async def test_a_delete_racing_a_relabel_out_is_delivered(
     await pipeline.subscribe("prod", recipient, filter={"clusterSelector": "env=prod"})
     await recipient.wait_events(lambda events: len(events) == 2)
     subscription = pipeline.engine._subscriptions["prod"]
-    await eventually(lambda: not subscription.routed)
+    await eventually(lambda: not subscription.deferred)
     informer = pipeline.hub.informer(kube_emulator.name, subscription.watches[0])
     assert informer is not None
 
@@ -127,7 +127,7 @@ async def test_a_cluster_put_changing_connection_and_labels_sends_the_newly_sele
         await pipeline.subscribe("prod", recipient, filter={"clusterSelector": "env=prod"})
         assert await pipeline.hub.wait_synced(timeout=5)
         await pipeline.engine._writer.flush()  # the first list is in the ledger
-        await eventually(lambda: not pipeline.engine._subscriptions["prod"].routed)  # snapshot taken
+        await eventually(lambda: not pipeline.engine._subscriptions["prod"].deferred)  # snapshot taken
         assert recipient.events() == []
 
         current = await pipeline.store.get_cluster("c1")
