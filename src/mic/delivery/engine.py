@@ -29,7 +29,7 @@ from mic.delivery.lane import Pending, SubscriptionLane, object_key
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
-from mic.delivery.writer import OutboxWriter, RoutedBatch
+from mic.delivery.writer import OutboxWriter, RoutedBatch, Written
 from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
@@ -408,14 +408,15 @@ class DeliveryEngine:
                         routed.add((event.uid, event.resource_version))
         return RoutedBatch(ledger, stored, deliveries, owners)
 
-    def _written(self, batch: RoutedBatch, ids: list[int | None]) -> None:
+    def _written(self, batch: RoutedBatch, written: list[Written]) -> None:
         """A batch is committed: its rows join their lanes (in commit order, so in id order)."""
         now = time.time()
         per_lane: dict[str, tuple[_Subscription, list[Pending]]] = {}
-        for delivery_id, (subscription, event, key) in zip(ids, batch.owners, strict=True):
-            if delivery_id is None:
+        for stored, (subscription, event, key) in zip(written, batch.owners, strict=True):
+            if stored is None:
                 continue  # its subscription was deleted meanwhile
-            pending = Pending(delivery_id, key, event, now)
+            delivery_id, event_seq = stored
+            pending = Pending(delivery_id, key, event, now, event_seq)
             per_lane.setdefault(subscription.spec.name, (subscription, []))[1].append(pending)
         for name, (subscription, rows) in per_lane.items():
             if self._subscriptions.get(name) is subscription:  # not removed while queued
@@ -423,11 +424,11 @@ class DeliveryEngine:
 
     async def _write_until_stored(
         self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
-    ) -> list[int | None]:
+    ) -> list[Written]:
         """Write, retrying while the store fails (routing waits once the writer's queue is full,
         so the informers wait and nothing is lost).
 
-        Returns the delivery ids in the order of `deliveries`; None for a delivery dropped
+        Returns (delivery id, event seq) in the order of `deliveries`; None for a delivery dropped
         because its subscription was deleted while the batch was on its way (a cluster deleted
         meanwhile likewise loses its ledger changes).
         """
@@ -460,10 +461,10 @@ class DeliveryEngine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            ids: list[int | None] = [None] * len(deliveries)
-            for index, delivery_id in zip(keep, written, strict=True):
-                ids[index] = delivery_id
-            return ids
+            stored: list[Written] = [None] * len(deliveries)
+            for index, delivery_id, event_seq in zip(keep, written, written.event_seqs, strict=True):
+                stored[index] = (delivery_id, event_seq)
+            return stored
 
     async def on_cluster_labels(
         self, cluster: str, old: Mapping[str, str], new: Mapping[str, str], apply: Callable[[], None]

@@ -64,6 +64,9 @@ class Pending:
     object_key: str
     event: Event
     created_at: float
+    seq: int
+    """The event's `seq` in the outbox: the order events were routed in, which a replay keeps
+    (its delivery gets a new id). Coalescing keeps the event of each object routed last."""
     attempts: int = 0
     next_attempt_at: float = 0.0
 
@@ -236,12 +239,14 @@ class SubscriptionLane:
         (deleted, then the name created again) keeps its last event, its DELETED, so a
         recipient that tracks uids also learns that it is gone.
         """
-        # The newest by observation, not by position: a replayed dead letter joins the end of
-        # the queue, but an older state it is (ties keep the later position).
+        # The newest by routing order (`Pending.seq`), not by position: a replayed dead letter
+        # joins the end of the queue, but an older state it is. Nor by observation time: what
+        # MIC sends on its own (a farewell DELETED when the view narrows) is stamped when it is
+        # sent, and a change observed just before but routed after it is the newer word.
         last_of_uid: dict[str, Pending] = {}
         for pending in queue.items:
             current = last_of_uid.get(pending.event.uid)
-            if current is None or pending.event.observed_at >= current.event.observed_at:
+            if current is None or pending.seq >= current.seq:
                 last_of_uid[pending.event.uid] = pending
         if len(last_of_uid) == len(queue.items):
             return
@@ -601,6 +606,7 @@ def _pending_from_row(row: DeliveryRow) -> Pending:
         object_key=object_key(event),
         event=event,
         created_at=row.created_at.timestamp(),
+        seq=row.event.seq,
         attempts=row.attempts,
         next_attempt_at=next_at,
     )

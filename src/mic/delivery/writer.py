@@ -53,13 +53,17 @@ class RoutedBatch:
         return max(len(self.events), len(self.ledger), 1)
 
 
-WriteFunction = Callable[
-    [Sequence[LedgerChange], Sequence[Event], Sequence[NewDelivery]], Awaitable[list[int | None]]
-]
-"""Writes one transaction (retrying until it is stored); returns delivery ids (None: dropped)."""
+Written = tuple[int, int] | None
+"""A delivery as stored: (its id, its event's seq), or None when it was dropped (its
+subscription deleted meanwhile)."""
 
-DoneFunction = Callable[[RoutedBatch, list[int | None]], None]
-"""Called for each batch, in order, once its transaction committed, with its delivery ids."""
+WriteFunction = Callable[
+    [Sequence[LedgerChange], Sequence[Event], Sequence[NewDelivery]], Awaitable[list[Written]]
+]
+"""Writes one transaction (retrying until it is stored); returns each delivery as `Written`."""
+
+DoneFunction = Callable[[RoutedBatch, list[Written]], None]
+"""Called for each batch, in order, once its transaction committed, with its deliveries."""
 
 
 class OutboxWriter:
@@ -155,11 +159,11 @@ class OutboxWriter:
             deliveries.extend(
                 NewDelivery(d.subscription, d.event_index + offset, d.object_key) for d in batch.deliveries
             )
-        ids = await self._write(ledger, events, deliveries)
+        written = await self._write(ledger, events, deliveries)
         start = 0
         for batch in group:
             end = start + len(batch.deliveries)
-            self._done(batch, ids[start:end])
+            self._done(batch, written[start:end])
             start = end
             if not batch.written.done():
                 batch.written.set_result(None)
@@ -174,4 +178,4 @@ class OutboxWriter:
         return group
 
 
-__all__ = ["MAX_GROUP", "MAX_QUEUED", "OutboxWriter", "RoutedBatch"]
+__all__ = ["MAX_GROUP", "MAX_QUEUED", "OutboxWriter", "RoutedBatch", "Written"]

@@ -155,6 +155,20 @@ class NewDelivery:
     object_key: str
 
 
+class RecordedDeliveries(list[int]):
+    """What `Store.record_changes` returns: the new delivery ids (a list, in the order of the
+    deliveries given), and `event_seqs`, the `seq` of each one's event.
+
+    An event's seq is its place in the order events were routed, which a replay keeps (a
+    replayed delivery gets a new id; its event stays the same row): what tells the newer of two
+    queued events about one object (coalescing).
+    """
+
+    def __init__(self, ids: list[int] | None = None, event_seqs: list[int] | None = None) -> None:
+        super().__init__(ids or [])
+        self.event_seqs: list[int] = event_seqs or []
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryRow:
     """One queued (or dead) delivery of an event to a subscription, with the event itself.

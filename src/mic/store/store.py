@@ -51,6 +51,7 @@ from mic.store.records import (
     LedgerChange,
     LedgerEntry,
     NewDelivery,
+    RecordedDeliveries,
     StoredEvent,
     SubscriptionCounts,
     SubscriptionRecord,
@@ -631,7 +632,7 @@ class Store:
         deliveries: Sequence[NewDelivery],
         *,
         acknowledged: Mapping[str, Sequence[int]] | None = None,
-    ) -> list[int]:
+    ) -> RecordedDeliveries:
         """Update the ledger and queue `deliveries` of `events`, all in one transaction.
 
         `acknowledged` (subscription -> delivery ids) are deliveries that reached their
@@ -642,8 +643,9 @@ class Store:
         with a store opened `durable=True`), and the ledger says they were seen, so they are not
         emitted again after a restart. If anything fails, nothing is written, so the caller can
         retry the whole batch. (Cancelling the call does not stop a transaction SQLite has begun
-        in its thread: it may still commit.) Returns the new delivery ids, in the order of `deliveries`; ids
-        increase with every call and are never reused, so they order each subscription's queue.
+        in its thread: it may still commit.) Returns the new delivery ids, in the order of
+        `deliveries`, with the seq of each one's event (`RecordedDeliveries`); ids increase with
+        every call and are never reused, so they order each subscription's queue.
 
         * `ledger`: applied in order per key (the last change of a uid wins); `entry` None
           forgets the uid.
@@ -673,7 +675,7 @@ class Store:
         if not latest and not deliveries:
             if acknowledged:
                 await self.delivered_many(acknowledged)
-            return []
+            return RecordedDeliveries()
         now = _now()
         # Sorted: PostgreSQL writers lock rows in one order.
         changes = [change for _, change in sorted(latest.items())]
@@ -698,7 +700,14 @@ class Store:
             first = await self._write_outbox(plan)
         except IntegrityError as e:
             raise await self._explain(e, latest.values(), deliveries) from e
-        return list(range(first + len(used), first + len(used) + len(deliveries))) if deliveries else []
+        if not deliveries:
+            return RecordedDeliveries()
+        # Events take the first ids, in `used` order, deliveries the rest (`OutboxWrite.rows`).
+        seq_of = {index: first + n for n, index in enumerate(used)}
+        return RecordedDeliveries(
+            list(range(first + len(used), first + len(used) + len(deliveries))),
+            [seq_of[delivery.event_index] for delivery in deliveries],
+        )
 
     async def _run_outbox_write(self, conn: AsyncConnection, sql: BulkSQL, plan: OutboxWrite) -> int:
         """`OutboxWrite.run_sqlite` for other databases: statement by statement on the loop."""

@@ -103,10 +103,10 @@ async def start(
     assert story(recipient) == [("added", rv(emulator))]
 
 
-async def put_filter(pipeline: Pipeline, *, cel: str | None) -> None:
-    """PUT the subscription with the same filter but `cel` (None: without CEL)."""
+async def put_filter(pipeline: Pipeline, *, cel: str | None, **changes: Any) -> None:
+    """PUT the subscription with the same filter but `cel` (None: without CEL), and `changes`."""
     record = await pipeline.store.get_subscription("s")
-    spec = dict(record.spec)
+    spec = {**record.spec, **changes}
     new_filter = {key: value for key, value in spec["filter"].items() if key != "cel"}
     if cel is not None:
         new_filter["cel"] = cel
@@ -373,3 +373,52 @@ async def test_narrowing_and_widening_puts_in_quick_succession_end_with_the_curr
     between = [] if coalesce else [("modified", modified), ("deleted", modified)]
     # One snapshot of the widened view, not one per PUT: the object's current state comes once.
     assert story(recipient) == [("added", added), *between, ("added", modified)]
+
+
+# -- a change observed before the farewell, routed after it ---------------------------------------
+
+
+@pytest.mark.parametrize(("coalesce", "batching"), LANES)
+async def test_a_change_routed_after_the_farewell_has_the_last_word(
+    pipeline: Pipeline,
+    recipient: Recipient,
+    kube_emulator: Any,
+    coalesce: bool,
+    batching: dict[str, int] | None,
+) -> None:
+    """The change that brings SUBJECT into the narrowed filter is observed just before the PUT
+    and waits for the route lock while the PUT sends its farewell: routed after the farewell,
+    under the new filter, it arrives as ADDED, and it must stay the last word (the farewell is
+    stamped later than that change was observed, but speaks of an older state). The PUT also
+    turns `initialState` off, so no snapshot of the new view follows the farewell to mend it."""
+    await start(pipeline, recipient, kube_emulator, coalesce=coalesce, batching=batching)
+    added = rv(kube_emulator)
+    other = await Recipient().start()  # shares the informer, which the PUT then keeps running
+    try:
+        await pipeline.subscribe("other", other)
+        await other.wait_events(lambda events: len(events) == 2)
+        go_down(recipient)
+        kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
+        modified = rv(kube_emulator)
+        await refused_and_waiting(pipeline, recipient, "modified")
+
+        engine = pipeline.engine
+        informer = pipeline.hub.informer(kube_emulator.name, engine._subscriptions["s"].watches[0])
+        assert informer is not None
+        await engine._route_lock.acquire()
+        narrowing = asyncio.create_task(put_filter(pipeline, cel=NARROW_CEL, initialState=False))
+        await eventually(lambda: bool(engine._route_lock._waiters))  # the PUT is first in line
+        kube_emulator.patch("configmaps", "web", {"data": {"lb": "keep"}})
+        back_in = rv(kube_emulator)
+        cached = lambda: (informer.cache.get("default", "web") or {})["metadata"]["resourceVersion"]  # noqa: E731
+        await eventually(lambda: cached() == back_in)  # observed; its batch waits behind the PUT
+        engine._route_lock.release()
+        await narrowing
+        await eventually(lambda: "added" in queued_types(pipeline) or back_in in str(story(recipient)))
+
+        come_back(recipient)
+        await settle(pipeline, recipient, "added")
+        between = [] if coalesce else [("modified", modified), ("deleted", modified)]
+        assert story(recipient) == [("added", added), *between, ("added", back_in)]
+    finally:
+        await other.stop()

@@ -17,6 +17,7 @@ from mic.store import (
     LedgerEntry,
     NewDelivery,
     NotFoundError,
+    RecordedDeliveries,
     Store,
     SubscriptionRecord,
     dialects,
@@ -71,7 +72,7 @@ async def ready(store: Store) -> Store:
     return store
 
 
-async def _queue(store: Store, subscription: str, events: Sequence[Event]) -> list[int]:
+async def _queue(store: Store, subscription: str, events: Sequence[Event]) -> RecordedDeliveries:
     """Queue each event for `subscription`, keyed by object name, with matching ledger entries."""
     return await store.record_changes(
         [LedgerChange(e.cluster, SCOPE, e.uid, _entry(e.name, int(e.resource_version))) for e in events],
@@ -164,6 +165,9 @@ async def test_record_changes_stores_events_once_and_returns_ids_in_order(ready:
 
     rows = await store.pending_deliveries("a")
     assert [r.id for r in rows] == [ids[0], ids[2]]
+    # Each delivery's event seq, as stored: routing order, shared by the deliveries of one event.
+    assert ids.event_seqs[0] == ids.event_seqs[1] < ids.event_seqs[2]
+    assert [r.event.seq for r in rows] == [ids.event_seqs[0], ids.event_seqs[2]]
     first = rows[0]
     assert (first.subscription, first.object_key, first.state, first.attempts, first.last_error) == (
         "a",
@@ -337,6 +341,7 @@ async def test_dead_letter_and_replay(ready: Store) -> None:
     assert [r.event.name for r in pending] == ["o0", "o3", "o2"]
     replayed = pending[-1]
     assert replayed.id > ids[3]
+    assert replayed.event.seq == ids.event_seqs[2]  # the same event row: its place is kept
     assert [r.id for r in await store.pending_deliveries("a", after_id=ids[3])] == [replayed.id]
     assert replayed.attempts == 0
     assert replayed.next_attempt_at >= before

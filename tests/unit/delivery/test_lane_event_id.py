@@ -28,7 +28,7 @@ def _event(occasion: str | None = None) -> Event:
 
 
 def _pending(id_: int, event: Event) -> Pending:
-    return Pending(id=id_, object_key=object_key(event), event=event, created_at=0.0)
+    return Pending(id=id_, object_key=object_key(event), event=event, created_at=0.0, seq=id_)
 
 
 def test_pending_event_id_is_the_body_id_with_or_without_an_occasion() -> None:

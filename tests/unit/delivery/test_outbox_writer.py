@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from mic.delivery.writer import OutboxWriter, RoutedBatch
+from mic.delivery.writer import OutboxWriter, RoutedBatch, Written
 from mic.events import Event, EventType
 from mic.store import LedgerChange, NewDelivery
 
@@ -44,7 +44,7 @@ class Store:
 
     async def write(
         self, ledger: Sequence[LedgerChange], events: Sequence[Event], deliveries: Sequence[NewDelivery]
-    ) -> list[int | None]:
+    ) -> list[Written]:
         self.called.set()
         await self.gate.wait()
         if self.fail_next:
@@ -53,9 +53,10 @@ class Store:
         self.transactions.append(
             ([e.name for e in events], [(d.subscription, d.event_index, d.object_key) for d in deliveries])
         )
-        ids: list[int | None] = list(range(self.next_id, self.next_id + len(deliveries)))
+        # (delivery id, event seq): the event seq stands in as the id's negative.
+        written: list[Written] = [(n, -n) for n in range(self.next_id, self.next_id + len(deliveries))]
         self.next_id += len(deliveries)
-        return ids
+        return written
 
 
 @contextlib.asynccontextmanager
@@ -102,8 +103,12 @@ async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(
                 ],
             ),
         ]
-        # Each batch learns its own ids, in commit order.
-        assert [ids for _, ids in done] == [[1], [2, 3, 4, 5], [6]]
+        # Each batch learns its own deliveries (id, event seq), in commit order.
+        assert [written for _, written in done] == [
+            [(1, -1)],
+            [(2, -2), (3, -3), (4, -4), (5, -5)],
+            [(6, -6)],
+        ]
         assert done[1][0] == [("s1", "b"), ("s2", "b"), ("s1", "c"), ("s2", "c")]
         assert all(b.written.done() for b in (first, second, third))
 
