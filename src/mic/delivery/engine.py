@@ -34,7 +34,8 @@ from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
 from mic.kube.fingerprint import content_hash
-from mic.kube.informer import KnownObject, tombstone
+from mic.kube.informer import Informer, KnownObject, tombstone
+from mic.kube.resources import ResourceInfo
 from mic.kube.tasks import OwnedTasks
 from mic.routing.matcher import SubscriptionMatcher
 from mic.routing.spec import InvalidSubscriptionError, SubscriptionSpec
@@ -323,11 +324,7 @@ class DeliveryEngine:
             names.update(self._by_watch.get(watch, ()))
         found = [self._subscriptions[name] for name in sorted(names) if name in self._subscriptions]
         for subscription in found:
-            if key.qualified_resource not in subscription.resources:
-                subscription.resources.add(key.qualified_resource)
-                subscription.matcher = SubscriptionMatcher(
-                    subscription.spec, frozenset(subscription.resources)
-                )
+            _learn_resource(subscription, key)
         return found
 
     async def on_batch(self, cluster: str, key: InformerKey, events: list[Event]) -> None:
@@ -506,28 +503,46 @@ class DeliveryEngine:
         matcher routes them, with the cluster's `labels` as they were), except those that
         `stays` keeps in view; the ledger does not change (the objects did not)."""
         for watch in subscription.watches:
-            events = await self._last_routed_states(cluster, watch)
+            key, events = await self._last_routed_states(cluster, watch)
+            if key is not None:
+                _learn_resource(subscription, key)  # a stand-in's (see `_ledger_tombstones`)
             if stays is not None:
                 events = [event for event in events if not stays(event)]
             if events:
                 await self._writer.submit(self._route(cluster, dict(labels), [subscription], events, []))
 
-    async def _last_routed_states(self, cluster: str, watch: WatchSpec) -> list[Event]:
+    async def _last_routed_states(
+        self, cluster: str, watch: WatchSpec
+    ) -> tuple[InformerKey | None, list[Event]]:
         """A DELETED (with a new occasion) for every object the ledger of `watch`'s informer
         scope holds: its cached state where the cache holds the very version routed last, else
-        a tombstone. The cache alone runs ahead of routing: a change cached but still waiting
-        for the route lock (a delete, say) would then be missing. The caller holds the route
-        lock. Without an informer (a cluster down since MIC started) there is nothing to name
-        the scope by, and nothing is returned.
+        a tombstone; and the informer's key. The cache alone runs ahead of routing: a change
+        cached but still waiting for the route lock (a delete, say) would then be missing. The
+        caller holds the route lock.
+
+        A cluster down since MIC started has no informer (its resource was never resolved
+        there): the informer of another cluster that resolved the same watch stands in, for
+        the ledger's scope (which leaves the version out) and the resource's kind; every
+        object is a tombstone then. With no such cluster the objects cannot be named: logged.
         """
         informer = self._hub.informer(cluster, watch)
         key = self._hub.informer_key(cluster, watch)
+        cached = informer.cache.items() if informer is not None else ()
         if informer is None or key is None:
-            return []
+            informer, key = self._stand_in(cluster, watch)
+            cached = ()
+            if informer is None or key is None:
+                log.warning(
+                    "cluster %s left a subscription's view, but its %s were never resolved there or "
+                    "in another cluster: no DELETED can be sent for them",
+                    cluster,
+                    watch.resource,
+                )
+                return None, []
         await self._writer.flush()
         ledger = await self._store.load_ledger(cluster, key.scope)
         routed_states: dict[str, KubeObject] = {}
-        for _, obj in informer.cache.items():
+        for _, obj in cached:
             metadata = obj.get("metadata")
             if isinstance(metadata, dict):
                 uid = str(metadata.get("uid") or "")
@@ -541,10 +556,18 @@ class DeliveryEngine:
             if state is None:
                 known = KnownObject(entry.namespace, entry.name, entry.resource_version, entry.content_hash)
                 state = tombstone(uid, known, informer.resource)
-            event = informer.make_event(EventType.DELETED, state)
-            event.occasion = occasion
-            events.append(event)
-        return events
+            events.append(_deleted(cluster, informer.resource, state, occasion))
+        return key, events
+
+    def _stand_in(self, cluster: str, watch: WatchSpec) -> tuple[Informer | None, InformerKey | None]:
+        """Another cluster's informer for `watch`, and its key (see `_last_routed_states`)."""
+        for other in self._hub.cluster_names():
+            if other == cluster:
+                continue
+            informer, key = self._hub.informer(other, watch), self._hub.informer_key(other, watch)
+            if informer is not None and key is not None:
+                return informer, key
+        return None, None
 
     async def _snapshot(
         self, subscription: _Subscription, *, send: bool = True, clusters: Sequence[str] | None = None
@@ -755,6 +778,33 @@ class DeliveryEngine:
             purged = await self._store.purge_delivered_events()
             if purged:
                 log.debug("purged %d delivered events", purged)
+
+
+def _learn_resource(subscription: _Subscription, key: InformerKey) -> None:
+    """Let the subscription's matcher route events of `key`'s resource, as resolved there."""
+    if key.qualified_resource not in subscription.resources:
+        subscription.resources.add(key.qualified_resource)
+        subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))
+
+
+def _deleted(cluster: str, resource: ResourceInfo, state: KubeObject, occasion: str) -> Event:
+    """A DELETED of `state` in `cluster` that MIC sends on its own initiative (`occasion`)."""
+    metadata = state.get("metadata") or {}
+    return Event(
+        EventType.DELETED,
+        cluster,
+        resource.group,
+        resource.version,
+        resource.kind,
+        resource.resource,
+        metadata.get("namespace") or None,
+        metadata.get("name") or "",
+        metadata.get("uid") or "",
+        metadata.get("resourceVersion") or "",
+        state,
+        observed_at=time.time(),
+        occasion=occasion,
+    )
 
 
 def _retyped(event: Event, event_type: EventType) -> Event:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
+import pytest
 from delivery_helpers import Pipeline, Recipient, eventually, summary
 
 from mic.kube.direct import from_token
@@ -137,3 +139,49 @@ async def test_a_cluster_put_changing_connection_and_labels_sends_the_newly_sele
         assert kinds(recipient) == [("added", "default/web")]
     finally:
         await supervisor.close()
+
+
+async def test_relabelling_out_a_cluster_down_since_the_start_deletes_what_its_ledger_holds(
+    pipeline: Pipeline, recipient: Recipient, kube_emulators: Any
+) -> None:
+    """MIC restarts while one selected cluster is down; it is then relabelled out (perhaps
+    because it is down). That cluster has no informer to name its scopes by: another cluster
+    watching the same resource stands in, and its ledger's objects are sent as DELETED."""
+    up = await kube_emulators("up")
+    gone = await kube_emulators("gone")
+    up.create(configmap("web"))
+    gone.create(configmap("api"))
+    gone.create(configmap("db"))
+    await pipeline.add_cluster(up, labels={"env": "prod"})
+    await pipeline.add_cluster(gone, labels={"env": "prod"})
+    await pipeline.subscribe("prod", recipient, filter={"clusterSelector": "env=prod"})
+    await recipient.wait_events(lambda events: len(events) == 3)
+    await eventually(lambda: pipeline.engine.status("prod").backlog == 0)
+
+    await gone.stop()
+    await pipeline.restart()
+    assert await pipeline.hub.wait_synced(timeout=1) is False  # "gone" cannot be listed
+    await pipeline.hub.set_cluster_labels("gone", {"env": "dev"})
+    await recipient.wait_events(lambda events: len(events) == 5)
+    farewells = recipient.events()[3:]
+    assert sorted((event["type"], event["subject"], event["cluster"]) for event in farewells) == [
+        ("io.mic.resource.deleted", "default/api", "gone"),
+        ("io.mic.resource.deleted", "default/db", "gone"),
+    ]
+    assert {event["kind"] for event in farewells} == {"ConfigMap"}
+
+
+async def test_relabelling_out_the_only_cluster_down_since_the_start_says_what_it_cannot_send(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No cluster resolved the subscription's resources: the objects cannot be named."""
+    kube_emulator.create(configmap("web"))
+    await pipeline.add_cluster(kube_emulator, labels={"env": "prod"})
+    await pipeline.subscribe("prod", recipient, filter={"clusterSelector": "env=prod"})
+    await recipient.wait_events(lambda events: len(events) == 1)
+    await kube_emulator.stop()
+    await pipeline.restart()
+    with caplog.at_level(logging.WARNING, logger="mic.delivery.engine"):
+        await pipeline.hub.set_cluster_labels(kube_emulator.name, {"env": "dev"})
+    assert "its configmaps were never resolved there or in another cluster" in caplog.text
+    assert await pipeline.store.backlog("prod") == 0
