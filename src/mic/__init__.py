@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         Hub,
         NotWatchedError,
         ResourceStatus,
+        StreamOverflowError,
         UnknownClusterError,
         WatchSpec,
     )
@@ -64,6 +65,7 @@ _EXPORTS = {
     "NotWatchedError": "mic.hub",
     "ResourceInfo": "mic.kube.resources",
     "ResourceStatus": "mic.hub",
+    "StreamOverflowError": "mic.hub",
     "UnknownClusterError": "mic.hub",
     "UnknownResourceError": "mic.kube.errors",
     "WatchSpec": "mic.hub",
@@ -107,6 +109,7 @@ __all__ = [
     "NotWatchedError",
     "ResourceInfo",
     "ResourceStatus",
+    "StreamOverflowError",
     "UnknownClusterError",
     "UnknownResourceError",
     "WatchSpec",

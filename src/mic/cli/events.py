@@ -52,6 +52,15 @@ def _tail_format(value: str) -> OutputFormat:
 events_app = typer.Typer(help="Watch changes across clusters as they happen.", no_args_is_help=True)
 
 
+def _error_text(data: str) -> str:
+    """The message of an SSE `error` event (JSON `{"message": ...}`), or its raw data."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data
+    return str(body.get("message", data)) if isinstance(body, dict) else data
+
+
 def event_line(body: dict[str, Any]) -> str:
     """`TIME TYPE CLUSTER RESOURCE NAMESPACE/NAME rv=N` from a CloudEvent, one line, no markup."""
     kind = str(body.get("type", "")).rsplit(".", 1)[-1].upper()
@@ -100,6 +109,8 @@ def tail(
     try:
         with connect(url, token) as api:
             for message in api.stream_events(params):
+                if message.get("event") == "error":  # MIC ended the stream, and says why
+                    raise MicError(f"MIC ended the stream: {_error_text(message.get('data', ''))}")
                 try:
                     body = json.loads(message.get("data", ""))
                 except ValueError:

@@ -3,7 +3,7 @@
 from mic.hub.hub import DuplicateClusterError, Handler, Hub, NotWatchedError, UnknownClusterError
 from mic.hub.spec import WatchSpec
 from mic.hub.status import ClusterState, ClusterStatus, ResourceStatus
-from mic.hub.stream import EventStream
+from mic.hub.stream import EventStream, StreamOverflowError
 
 __all__ = [
     "ClusterState",
@@ -14,6 +14,7 @@ __all__ = [
     "Hub",
     "NotWatchedError",
     "ResourceStatus",
+    "StreamOverflowError",
     "UnknownClusterError",
     "WatchSpec",
 ]

@@ -7,13 +7,13 @@ import builtins
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from mic.events import Event, EventType
 from mic.hub.cluster import ClusterRuntime, InformerKey, KnownStateLoader
 from mic.hub.spec import WatchSpec
 from mic.hub.status import ClusterStatus
-from mic.hub.stream import EventStream
+from mic.hub.stream import SLOW_CONSUMER_SECONDS, EventStream
 from mic.kube.connection import ClusterConnection
 from mic.kube.errors import KubeError
 from mic.kube.informer import Informer, InformerOptions, KnownObject
@@ -63,8 +63,10 @@ class Hub:
     One informer per (cluster, resource, namespaces, label selector) serves every consumer
     that asks for it. Clusters can be added and removed while it runs; a watch declared for
     all clusters extends to clusters added later. A dead or slow cluster never delays the
-    others: each has its own tasks, and back-pressure from a slow consumer only slows the
-    streams that consumer reads.
+    others: each has its own tasks. A slow consumer holds back the informers whose streams it
+    reads, and with them every consumer of those (cluster, resource) pairs, for at most
+    `slow_consumer_seconds`: then its stream is closed (`StreamOverflowError`). Handlers
+    (`on`) are the application's own code and hold them back for as long as they take.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Hub:
         informer_options: InformerOptions | None = None,
         discovery_refresh_interval: float = 30.0,
         stream_max_batches: int = 1024,
+        slow_consumer_seconds: float | None = SLOW_CONSUMER_SECONDS,
         known_state: KnownStateLoader | None = None,
     ) -> None:
         """`known_state(cluster, key)` returns what a caller last saw of an informer's objects
@@ -80,6 +83,7 @@ class Hub:
         self._informer_options = informer_options or InformerOptions()
         self._discovery_refresh_interval = discovery_refresh_interval
         self._stream_max_batches = stream_max_batches
+        self._slow_consumer_seconds = slow_consumer_seconds
         self.known_state = known_state
         self._listeners: list[BatchListener] = []
         self._label_listeners: list[LabelListener] = []
@@ -266,6 +270,7 @@ class Hub:
         namespaces: Iterable[str] | None = None,
         label_selector: str | LabelSelector | None = None,
         types: Iterable[EventType | str] | None = None,
+        max_wait: float | Literal["hub"] | None = "hub",
     ) -> EventStream:
         """A stream of the changes of `resource`: the current objects first (ADDED), then changes.
 
@@ -275,13 +280,20 @@ class Hub:
         async with await hub.events("services", namespaces=["shop"]) as stream:
             async for event in stream: ...
         ```
+        A consumer that falls `stream_max_batches` behind holds the informers back for at most
+        `max_wait` seconds (the hub's `slow_consumer_seconds` by default; None: no limit), then
+        its stream ends with `StreamOverflowError`.
         """
         spec = WatchSpec.build(
             resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
         )
         wanted_types = frozenset(EventType(t) for t in types) if types is not None else None
         stream = EventStream(
-            spec, types=wanted_types, max_batches=self._stream_max_batches, on_close=self._stream_closed
+            spec,
+            types=wanted_types,
+            max_batches=self._stream_max_batches,
+            max_wait=self._slow_consumer_seconds if max_wait == "hub" else max_wait,
+            on_close=self._stream_closed,
         )
         self._streams.setdefault(spec, []).append(stream)
         self._replay_cached(stream)
@@ -376,6 +388,7 @@ class Hub:
             namespaces=spec.namespaces,
             label_selector=spec.label_selector or None,
             types=types,
+            max_wait=None,  # the application's own code: back-pressure, never a lost event
         )
         async with stream:
             async for event in stream:

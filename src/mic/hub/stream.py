@@ -9,14 +9,27 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from mic.events import Event, EventType
 from mic.hub.spec import WatchSpec
 
+SLOW_CONSUMER_SECONDS = 30.0
+"""How long an informer waits for room in a full stream before closing it (`max_wait`)."""
+
+
+class StreamOverflowError(Exception):
+    """The consumer fell so far behind that its stream was closed (see `EventStream`): what it
+    read was in order and complete up to here; open a new stream, which starts with the
+    current objects, to go on."""
+
 
 class EventStream:
     """Events for one `WatchSpec`, consumed with `async for`.
 
     Batches from informers are queued as they come; the queue holds at most `max_batches`
-    batches, and when it is full the informer that feeds it waits. That back-pressure slows
-    only the (cluster, resource) streams this consumer is behind on, never other clusters,
-    and never drops an event. `close()` (or leaving `async with`) ends the iteration.
+    batches, and when it is full the informer that feeds it waits: back-pressure, which never
+    drops an event. The informer feeds the cache and every other consumer of that (cluster,
+    resource) too, the delivery engine included, so it waits at most `max_wait` seconds: then
+    the stream is closed, and once its consumer has read what was queued, the iteration raises
+    `StreamOverflowError` (as kube-apiserver ends the watch of a client that does not keep up).
+    `max_wait` None waits for as long as it takes. `close()` (or leaving `async with`) ends
+    the iteration.
     """
 
     def __init__(
@@ -25,12 +38,15 @@ class EventStream:
         *,
         types: Iterable[EventType] | None = None,
         max_batches: int = 1024,
+        max_wait: float | None = SLOW_CONSUMER_SECONDS,
         on_close: Callable[[EventStream], None] | None = None,
     ) -> None:
         self.spec = spec
         self.types = frozenset(types) if types is not None else None
         self._batches: deque[list[Event]] = deque()
         self._max_batches = max_batches
+        self._max_wait = max_wait
+        self._overflowed = False
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._not_full.set()
@@ -46,7 +62,12 @@ class EventStream:
                 return
         while len(self._batches) >= self._max_batches and not self._closed:
             self._not_full.clear()
-            await self._not_full.wait()
+            try:
+                async with asyncio.timeout(self._max_wait):
+                    await self._not_full.wait()
+            except TimeoutError:
+                self._overflowed = True
+                self.close()
         if self._closed:
             return
         self._batches.append(events)
@@ -79,6 +100,11 @@ class EventStream:
         return self._closed
 
     @property
+    def overflowed(self) -> bool:
+        """Closed because its consumer fell too far behind (see the class doc)."""
+        return self._overflowed
+
+    @property
     def backlog(self) -> int:
         """Events queued and not yet consumed."""
         return len(self._ready) + sum(len(batch) for batch in self._batches)
@@ -86,6 +112,13 @@ class EventStream:
     async def _next_queued(self) -> list[Event] | None:
         while not self._batches:
             if self._closed:
+                if self._overflowed:
+                    raise StreamOverflowError(
+                        f"the consumer of {self.spec.resource} fell {self._max_batches} batches "
+                        f"behind for {self._max_wait:g}s, so its stream was closed to let the "
+                        "cluster's other consumers go on; open a new stream (it starts with the "
+                        "current objects)"
+                    )
                 return None
             self._not_empty.clear()
             await self._not_empty.wait()

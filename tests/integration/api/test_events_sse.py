@@ -220,3 +220,23 @@ async def test_errors_are_plain_json_before_any_stream(served: Served, kube_emul
     async with served.client(None) as anonymous:
         assert (await anonymous.get("/v1/events", params={"resource": "configmaps"})).status_code == 401
     assert stream_count(served) == 0
+
+
+async def test_a_tail_that_could_not_keep_up_ends_with_an_error_event() -> None:
+    """Its stream was closed so that the informers (which feed the subscriptions too) go on:
+    the client gets what was queued, then an `error` event saying why, then the end."""
+    from mic.events import Event, EventType
+    from mic.hub import EventStream, WatchSpec
+
+    stream = EventStream(WatchSpec("configmaps"), max_batches=1, max_wait=0.01)
+    first = Event(EventType.ADDED, "c1", "", "v1", "ConfigMap", "configmaps", "default", "a", "u1", "1", {})
+    await stream.put([first])
+    await stream.put([first])  # no room for 0.01 s: the stream is closed
+    chunks = [chunk async for chunk in events_route._stream_body(stream, heartbeat=5.0)]
+    assert chunks[0] == b": stream open\n\n"
+    assert chunks[1].startswith(b"id: ")
+    assert b"event: ADDED" in chunks[1]
+    kind, data = chunks[2].decode().strip().split("\n")
+    assert kind == "event: error"
+    assert "fell 1 batches behind" in json.loads(data.removeprefix("data: "))["message"]
+    assert len(chunks) == 3

@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 import orjson
-from hub_helpers import connect, eventually
+import pytest
+from hub_helpers import FAST, connect, eventually
 
 from mic.events import Event, EventType
-from mic.hub import ClusterState, Hub
+from mic.hub import ClusterState, Hub, StreamOverflowError
 from mic.kube.informer import InformerState
 from mic.routing.changes import is_noop, json_is_noop
 from mic.testing import KubeEmulator
@@ -305,3 +306,37 @@ async def test_a_batch_a_consumer_failed_on_is_handed_over_again(
     await recorder.wait_for(lambda events: [e.type for e in events] == [EventType.ADDED, EventType.DELETED])
     (status,) = [r for r in hub.status("c1").resources if r.resource == "configmaps"]
     assert status.last_error is None
+
+
+async def test_a_stream_nobody_reads_holds_back_the_others_only_for_a_while(
+    kube_emulator: KubeEmulator,
+) -> None:
+    """A forgotten stream (or a tail whose client stopped reading) shares the informer with the
+    cache, other streams and handlers: once full, it is closed after `slow_consumer_seconds`
+    and everyone else goes on."""
+    async with Hub(informer_options=FAST, stream_max_batches=2, slow_consumer_seconds=0.3) as hub:
+        seen: list[str] = []
+
+        @hub.on("configmaps", types=["ADDED"])
+        async def handle(event: Event) -> None:
+            seen.append(event.name)
+
+        forgotten = await hub.events("configmaps")
+        reader = await hub.events("configmaps", types=["ADDED"])
+        await hub.add_cluster("c1", connect(kube_emulator))
+        assert await hub.wait_synced(timeout=5)
+        names = [f"cm-{i}" for i in range(20)]
+        read: list[str] = []
+        for name in names:  # one at a time: a batch each
+            kube_emulator.create(configmap(name))
+            read.append((await asyncio.wait_for(anext(reader), 5)).name)
+        assert read == names
+        await eventually(lambda: seen == names)
+        assert {name for name in names if hub.get("c1", "configmaps", name, namespace="default")} == set(
+            names
+        )
+        assert forgotten.overflowed
+        with pytest.raises(StreamOverflowError):
+            async for _ in forgotten:
+                pass
+        reader.close()

@@ -367,3 +367,18 @@ def test_events_tail_errors_are_one_line(mic: Run, fake_mic: FakeMic) -> None:
     assert result.exit_code == 1
     assert result.stderr == "error: cluster 'nope' not found (404)\n"
     assert mic("events", "tail", "pods", "-o", "yaml").exit_code == 2
+
+
+def test_events_tail_says_why_mic_ended_a_stream_it_could_not_keep(mic: Run, fake_mic: FakeMic) -> None:
+    body = SSE_BODY + (
+        b'event: error\ndata: {"message":"the consumer of ingresses fell 1024 batches behind for 5s, '
+        b'so its stream was closed"}\n\n'
+    )
+    fake_mic.on("GET", "/v1/events", (200, body))
+    result = mic("events", "tail", "ingresses")
+    assert len(result.stdout.splitlines()) == 2  # the events before it are printed
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: MIC ended the stream: the consumer of ingresses fell 1024 batches behind for 5s, "
+        "so its stream was closed\n"
+    )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mic.events import Event, EventType
 from mic.hub.spec import WatchSpec
-from mic.hub.stream import EventStream
+from mic.hub.stream import EventStream, StreamOverflowError
 
 
 def event(name: str, type_: EventType = EventType.ADDED) -> Event:
@@ -56,3 +58,32 @@ async def test_close_releases_a_waiting_producer() -> None:
     await asyncio.wait_for(producer, 1)
     assert [e.name async for e in stream] == ["1"]
     assert await stream.next_batch() is None
+
+
+async def test_a_consumer_that_stops_reading_loses_its_stream_not_the_producers_time() -> None:
+    """The producer (an informer, feeding every other consumer too) waits `max_wait` at most;
+    the consumer then reads what was queued, in order, and learns that its stream ended."""
+    stream = EventStream(WatchSpec("pods"), max_batches=2, max_wait=0.05)
+    await stream.put([event("1")])
+    await stream.put([event("2")])
+    await asyncio.wait_for(stream.put([event("3")]), 1)  # gave up waiting: the stream is closed
+    assert stream.closed
+    assert stream.overflowed
+    await stream.put([event("4")])  # later batches are not queued for it
+    assert [e.name for e in [await anext(stream), await anext(stream)]] == ["1", "2"]
+    with pytest.raises(StreamOverflowError, match="fell 2 batches behind"):
+        await anext(stream)
+    with pytest.raises(StreamOverflowError):
+        await stream.next_batch()
+
+
+async def test_without_max_wait_the_producer_waits_for_as_long_as_it_takes() -> None:
+    stream = EventStream(WatchSpec("pods"), max_batches=1, max_wait=None)
+    await stream.put([event("1")])
+    producer = asyncio.create_task(stream.put([event("2")]))
+    await asyncio.sleep(0.2)
+    assert not producer.done()
+    assert not stream.overflowed
+    assert (await anext(stream)).name == "1"
+    await asyncio.wait_for(producer, 1)
+    assert (await anext(stream)).name == "2"

@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
@@ -27,7 +28,7 @@ from mic.api.dependencies import get_service
 from mic.api.models import ErrorBody
 from mic.events import Event, EventType
 from mic.events.encodings import cloudevent_json, stable_event_id
-from mic.hub import EventStream
+from mic.hub import EventStream, StreamOverflowError
 from mic.kube.errors import AmbiguousResourceError, KubeError, UnknownResourceError
 from mic.kube.selectors import LabelSelector
 from mic.service.service import Service
@@ -40,6 +41,10 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 HEARTBEAT_SECONDS = 15.0
 """Idle time after which a comment line is sent."""
+
+TAIL_MAX_WAIT = 5.0
+"""Seconds a tail whose client stopped reading may hold back the informers (which also feed
+every subscription) before its stream is closed: a tail is for looking, not a durable feed."""
 
 RESOLVE_TIMEOUT = 5.0
 """How long the route waits for a cluster's discovery to say whether the resource exists."""
@@ -94,6 +99,11 @@ async def _stream_body(stream: EventStream, heartbeat: float) -> AsyncIterator[b
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
+            except StreamOverflowError as error:
+                # A client that stopped reading must not hold back the informers that
+                # deliver to subscriptions: its stream was closed, and it hears why last.
+                yield b"event: error\ndata: %s\n\n" % orjson.dumps({"message": str(error)})
+                return
             if batch is None:
                 return
             yield b"".join(sse_message(event) for event in batch)
@@ -109,7 +119,9 @@ async def _stream_body(stream: EventStream, heartbeat: float) -> AsyncIterator[b
         "current objects as ADDED, then each change. Not durable: changes that happen while no "
         "client is connected are not kept for it (use a subscription for that). Each message: "
         "`id` = CloudEvent id, `event` = type, `data` = CloudEvents structured JSON with Secret "
-        f"data redacted. A comment line every {HEARTBEAT_SECONDS:g} s while idle."
+        f"data redacted. A comment line every {HEARTBEAT_SECONDS:g} s while idle. A client that "
+        f"stops reading holds back the clusters' informers for at most {TAIL_MAX_WAIT:g} s: "
+        "then its stream ends with an `error` event saying so."
     ),
     response_class=StreamingResponse,
     responses={
@@ -149,7 +161,12 @@ async def tail_events(
         await service.store.get_cluster(name)  # NotFoundError -> 404
     await _check_resource(service, clusters or service.hub.cluster_names(), resource)
     stream = await service.hub.events(
-        resource, clusters=clusters, namespaces=namespaces, label_selector=selector, types=wanted
+        resource,
+        clusters=clusters,
+        namespaces=namespaces,
+        label_selector=selector,
+        types=wanted,
+        max_wait=TAIL_MAX_WAIT,
     )
     headers: dict[str, Any] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(
