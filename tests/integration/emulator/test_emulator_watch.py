@@ -113,6 +113,23 @@ async def test_bookmarks(kube_emulators: Any, cm: Callable[..., Any]) -> None:
             assert await asyncio.wait_for(response.content.readline(), 5) == b"", "no bookmarks unless asked"
 
 
+async def test_a_watch_at_the_current_version_gets_bookmarks_while_nothing_changes(
+    kube_emulators: Any, cm: Callable[..., Any]
+) -> None:
+    """A real cluster's version always moves on (leases, events), so its quiet watches get
+    bookmarks; an idle emulator sends them at the watch's own version rather than none."""
+    emu = await kube_emulators(name="idle", bookmark_interval=0.05)
+    emu.create(cm("a"))
+    current = emu.resource_version
+    async with aiohttp.ClientSession(emu.url) as session:
+        params = {"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": current}
+        async with session.get(CMS, params=params) as response:
+            for _ in range(2):
+                event = orjson.loads(await asyncio.wait_for(response.content.readline(), 5))
+                assert event["type"] == "BOOKMARK"
+                assert event["object"]["metadata"]["resourceVersion"] == current
+
+
 async def test_send_initial_events_ends_with_annotated_bookmark(
     kube_emulator: KubeEmulator, open_watch: Any, cm: Callable[..., Any]
 ) -> None:

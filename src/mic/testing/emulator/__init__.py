@@ -59,7 +59,9 @@ Known differences from kube-apiserver (do not build client behaviour on these):
 - BOOKMARK objects carry only kind, apiVersion and metadata (resourceVersion, plus the
   initial-events-end annotation); kube's typed bookmarks also serialize empty fields
   (`creationTimestamp: null`, empty spec). Bookmarks come every `bookmark_interval` seconds
-  on a quiet stream (kube: roughly every minute, and before a timeout).
+  on a quiet stream (kube: roughly every minute, and before a timeout), also when nothing at
+  all changed since the watch began (a real cluster's resourceVersion always moves on:
+  leases, events), carrying the watch's own version then.
 - No default watch timeout: a watch without timeoutSeconds lasts until the client, a fault
   or `stop()` ends it (kube ends watches after 30-60 min).
 - `limit` is always honoured, also with resourceVersion="0" (older kube served those from the

@@ -204,7 +204,11 @@ class Watcher:
                 return ENDED
             if self.bookmarks and now >= next_bookmark:
                 next_bookmark = now + self.bookmark_interval
-                if (current := self._current_rv()) > self.since_rv:
+                # At the watch's own version too: a real cluster's version never stands still
+                # (leases renew every few seconds), so its bookmarks keep coming on a quiet
+                # resource; an idle emulator's would not, and informers would take that
+                # silence for a stalled watch. Only a watch from the future stays silent.
+                if (current := self._current_rv()) >= self.since_rv:
                     await response.write(self._bookmark(current))
                 continue
             wait = (next_bookmark - now) if self.bookmarks else 3600.0
