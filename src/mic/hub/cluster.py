@@ -472,6 +472,8 @@ class ClusterRuntime:
         )
 
     def _overall_state(self, resources: list[ResourceStatus]) -> tuple[ClusterState, str | None]:
+        if self._closed:
+            return ClusterState.STOPPED, None
         if self._discovery_state is not ClusterState.READY:
             return self._discovery_state, self.last_error
         starting = [

@@ -55,10 +55,14 @@ class Hub:
 
     ```
     async with Hub() as hub:
-        await hub.add_cluster("eu-1", load_kubeconfig("~/.kube/eu-1"))
-        async for event in hub.events("ingresses"):
-            print(event.cluster, event.type, event.key)
+        await hub.add_cluster("eu-1", from_kubeconfig_file("~/.kube/eu-1"))
+        async with await hub.events("ingresses") as stream:
+            async for event in stream:
+                print(event.cluster, event.type, event.key)
     ```
+
+    Objects handed out (`Event.object`, `get`, `list`) are the cache's own: read them, never
+    change them (a copy is yours to change: `copy.deepcopy`).
 
     One informer per (cluster, resource, namespaces, label selector) serves every consumer
     that asks for it. Clusters can be added and removed while it runs; a watch declared for
@@ -104,6 +108,10 @@ class Hub:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Hub is closed; make a new one")
+
     async def close(self) -> None:
         """Stop every informer and handler, close every stream and connection."""
         if self._closed:
@@ -124,10 +132,13 @@ class Hub:
     ) -> None:
         """Start watching a cluster; returns at once (the cluster connects in the background).
 
-        Every watch declared for all clusters, or naming this one, applies to it.
+        Every watch declared for all clusters, or naming this one, applies to it. Handlers
+        (`on`) start with the first cluster if the hub was not entered with `async with`.
         """
+        self._check_open()
         if name in self._clusters:
             raise DuplicateClusterError(name)
+        self._start_handlers()
         runtime = ClusterRuntime(
             name,
             connection,
@@ -238,6 +249,7 @@ class Hub:
         Returns the spec to pass to `unwatch`. Calls with equal arguments share informers;
         each call must be matched by one `unwatch`.
         """
+        self._check_open()
         spec = WatchSpec.build(
             resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
         )
@@ -284,6 +296,7 @@ class Hub:
         `max_wait` seconds (the hub's `slow_consumer_seconds` by default; None: no limit), then
         its stream ends with `StreamOverflowError`.
         """
+        self._check_open()
         spec = WatchSpec.build(
             resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
         )
@@ -345,7 +358,7 @@ class Hub:
         *,
         clusters: Iterable[str] | None = None,
         namespaces: Iterable[str] | None = None,
-        label_selector: str | None = None,
+        label_selector: str | LabelSelector | None = None,
         types: Iterable[EventType | str] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register an async handler called for each event, in order, once the hub runs.

@@ -340,3 +340,24 @@ async def test_a_stream_nobody_reads_holds_back_the_others_only_for_a_while(
             async for _ in forgotten:
                 pass
         reader.close()
+
+
+async def test_handlers_run_without_async_with_and_a_closed_hub_refuses_new_work(
+    kube_emulator: KubeEmulator,
+) -> None:
+    """An application that manages the hub's lifetime itself (a lifespan, an exit stack)."""
+    hub = Hub(informer_options=FAST)
+    seen: list[str] = []
+
+    @hub.on("configmaps", types=["ADDED"])
+    async def handle(event: Event) -> None:
+        seen.append(event.name)
+
+    kube_emulator.create(configmap("web"))
+    await hub.add_cluster("c1", connect(kube_emulator))
+    await eventually(lambda: seen == ["web"])
+    await hub.close()
+    with pytest.raises(RuntimeError, match="this Hub is closed"):
+        await hub.add_cluster("c2", connect(kube_emulator))
+    with pytest.raises(RuntimeError, match="this Hub is closed"):
+        await hub.events("configmaps")
