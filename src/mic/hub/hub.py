@@ -156,7 +156,11 @@ class Hub:
                 await runtime.want(spec)
 
     async def remove_cluster(self, name: str) -> None:
-        """Stop watching a cluster and free its caches."""
+        """Stop watching a cluster and free its caches.
+
+        Streams and handlers get no DELETED for its objects (they were not deleted; a cluster
+        removed by mistake, or re-added with new credentials, must not look empty): a consumer
+        keeping state per cluster drops that cluster's itself."""
         runtime = self._clusters.pop(name, None)
         if runtime is None:
             raise UnknownClusterError(name)
@@ -429,7 +433,11 @@ class Hub:
     async def wait_synced(
         self, *, clusters: Iterable[str] | None = None, timeout: float | None = None
     ) -> bool:
-        """Wait until every informer in `clusters` (all by default) has completed its first list."""
+        """Wait until every informer in `clusters` (all by default) has completed its first list.
+
+        A watched resource that a cluster does not have (a typo, a CRD installed elsewhere)
+        starts no informer there, so it does not hold this back: `status(name).unresolved`
+        says which, and why (the cluster is `degraded`)."""
         names = list(clusters) if clusters is not None else list(self._clusters)
 
         async def one(name: str) -> bool:
@@ -495,7 +503,10 @@ class Hub:
         namespace: str | None = None,
         label_selector: str | LabelSelector | None = None,
     ) -> builtins.list[tuple[str, KubeObject]]:
-        """Cached objects across clusters as (cluster, object) pairs, clusters in name order."""
+        """Cached objects across clusters as (cluster, object) pairs, clusters in name order.
+
+        Raises as `list` does for the first cluster that cannot answer (not discovered yet, or
+        without the resource); to take what the others have, call `list` per cluster."""
         names = sorted(clusters) if clusters is not None else sorted(self._clusters)
         found: builtins.list[tuple[str, KubeObject]] = []
         for name in names:
