@@ -6,7 +6,9 @@ a few namespaces works) and a label selector (pushed down to the server). It rep
 change exactly once, in the order the server made it:
 
 * a dropped connection resumes the watch from the last resourceVersion seen (events or
-  bookmarks), so nothing is lost and nothing is repeated;
+  bookmarks), so nothing is lost and nothing is repeated, once one object listed "not older
+  than" that version shows the server still has the same history (`_same_history`: a server
+  back on a restored etcd, or another cluster at the same address, relists instead);
 * a 410 Gone (or a watch `ERROR` with code 410) relists and emits the exact difference between
   the cache and the new list: deletes that happened during the gap are reported, unchanged
   objects are not; so does a 504 "Too large resource version" (the server's history went
@@ -334,6 +336,7 @@ class Reflector:
         self._backoff = Backoff(initial=options.initial_backoff, maximum=options.max_backoff)
         self._path = informer.resource.collection_path(namespace)
         self._need_list = True
+        self._check_history = False  # the connection was lost: see `_same_history`
         self._first_list = True
         self._watch_open = False
         self._silent_stalls = 0  # stalls in a row with nothing received in between
@@ -359,12 +362,16 @@ class Reflector:
             try:
                 if self._need_list:
                     await self._list_and_sync()
+                elif self._check_history and not await self._same_history():
+                    self._relist_next()
+                    continue
                 await self._watch()
             except StalledWatch:
                 self._on_stall()
             except ApiError as error:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
+                self._check_history = True
                 await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
             except Exception as error:
                 # A defect here (a failing consumer is retried in `Informer.emit`): the stream
@@ -376,6 +383,40 @@ class Reflector:
             finally:
                 if self._watch_open:
                     self.watch_restarts += 1
+
+    async def _same_history(self) -> bool:
+        """Whether a server we lost the connection to still has the history our resourceVersion
+        belongs to, before the watch resumes from it (a resumed watch keeps every change made
+        meanwhile; a relist would fold them into one).
+
+        A server back from a restart on an etcd restored from a backup, or a cluster rebuilt
+        at the same address, may not have reached our resourceVersion yet: a watch from it
+        waits in silence, then reports only what comes after it. So we list one object not
+        older than our version: a server behind it answers "Too large resource version" (an
+        `ApiError` that relists, as does 410 Gone). One that went past it with other changes
+        has other objects: the object it lists must be the one we cache under that name (same
+        uid), and an empty answer while we cache objects is a change worth a list too.
+        """
+        params = self._params()
+        params.update(limit=1, resourceVersion=self.resource_version, resourceVersionMatch="NotOlderThan")
+        page = await self.informer.client.get_json(self._path, params)
+        self._check_history = False
+        items = page.get("items") or []
+        cache = self.informer.cache
+        if items:
+            metadata = items[0].get("metadata") or {}
+            cached = cache.get(metadata.get("namespace"), str(metadata.get("name") or ""))
+            same = cached is None or object_uid(cached) == metadata.get("uid")
+        else:
+            same = not any(self.namespace in (None, key[0]) for key, _ in cache.items())
+        if not same:
+            log.warning(
+                "%s: the server's objects are not those of resourceVersion %s (restored from a "
+                "backup, or another cluster at this address?); listing again",
+                self._where,
+                self.resource_version,
+            )
+        return same
 
     def _on_stall(self) -> None:
         self.stalls += 1

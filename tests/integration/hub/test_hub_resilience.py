@@ -14,7 +14,7 @@ from mic.events import Event, EventType
 from mic.hub import ClusterState, Hub, UnknownClusterError
 from mic.kube.direct import from_token
 from mic.kube.fingerprint import content_hash
-from mic.kube.informer import InformerState, KnownObject
+from mic.kube.informer import InformerOptions, InformerState, KnownObject
 from mic.testing import KubeEmulator, TokenPolicy
 from mic.testing.objects import configmap
 
@@ -204,3 +204,63 @@ async def test_a_consumer_joining_during_the_first_list_gets_every_object(
     await late.wait_for(lambda events: len({e.name for e in events}) == 30)
     await early.wait_count(30)
     assert {e.type for e in late.events} == {EventType.ADDED}
+
+
+async def test_a_server_back_with_another_history_is_listed_again_at_once(kube_emulators: Any) -> None:
+    """An API server down and back with another history (etcd restored from a backup, a
+    cluster rebuilt at the same address) may never reach the resourceVersion MIC resumes
+    from, or reach it by other changes: a resumed watch would show nothing, or only some.
+    Once it answers again after being unreachable, the informer lists, and reports exactly
+    what differs."""
+    old = await kube_emulators(name="c1")
+    for i in range(30):  # the old history runs well ahead of the new one
+        old.create(configmap(f"old-{i}"))
+    old.create(configmap("kept"))
+    patient = InformerOptions(stall_timeout=120.0, initial_backoff=0.05, max_backoff=0.3)
+    async with Hub(informer_options=patient) as hub:
+        await hub.add_cluster("c1", connect(old))
+        recorder = Recorder(await hub.events("configmaps"))
+        await recorder.wait_count(31)
+        await old.stop()
+        await eventually(lambda: hub.status("c1").state is ClusterState.UNREACHABLE)
+        new = await kube_emulators(name="c1", port=old.port)
+        new.create(configmap("kept"))
+        new.create(configmap("fresh"))
+        await recorder.wait_count(31 + 33, timeout=5)
+        changes = {(e.type.value, e.name) for e in recorder.events[31:]}
+        assert changes == {("DELETED", f"old-{i}") for i in range(30)} | {
+            ("DELETED", "kept"),  # another object of the same name: another uid
+            ("ADDED", "kept"),
+            ("ADDED", "fresh"),
+        }
+        assert len(recorder.events) == 31 + 33
+        await recorder.close()
+
+
+async def test_a_server_back_past_our_version_with_other_objects_is_listed_again(
+    kube_emulators: Any,
+) -> None:
+    """Another cluster at the same address whose history already went past the version MIC
+    resumes from: the watch would resume quietly on changes of another history. Its objects
+    give it away (the same name, another uid), and MIC lists."""
+    old = await kube_emulators(name="c1")
+    old.create(configmap("a-first"))
+    old.create(configmap("b-only-old"))
+    patient = InformerOptions(stall_timeout=120.0, initial_backoff=0.05, max_backoff=0.3)
+    async with Hub(informer_options=patient) as hub:
+        await hub.add_cluster("c1", connect(old))
+        recorder = Recorder(await hub.events("configmaps"))
+        await recorder.wait_count(2)
+        await old.stop()
+        await eventually(lambda: hub.status("c1").state is ClusterState.UNREACHABLE)
+        new = await kube_emulators(name="c1", port=old.port)
+        new.create(configmap("a-first"))  # same name, another uid
+        for i in range(10):  # its version goes well past the old one
+            new.create(configmap(f"c-new-{i}"))
+        await recorder.wait_count(2 + 13, timeout=5)
+        changes = sorted((e.type.value, e.name) for e in recorder.events[2:])
+        assert changes == sorted(
+            [("DELETED", "a-first"), ("ADDED", "a-first"), ("DELETED", "b-only-old")]
+            + [("ADDED", f"c-new-{i}") for i in range(10)]
+        )
+        await recorder.close()
