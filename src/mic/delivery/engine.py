@@ -100,10 +100,20 @@ class UnknownSubscriptionError(LookupError):
 class DeliveryEngine:
     """Routes informer batches to subscriptions and runs their lanes."""
 
-    def __init__(self, store: Store, hub: Hub, *, client: WebhookClient | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        *,
+        client: WebhookClient | None = None,
+        may_deliver: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`may_deliver()` is asked before each request to a sink (and ping): False holds it
+        back (the service's lease, see `StoreLease.current`)."""
         self._store = store
         self._hub = hub
         self._client = client or WebhookClient()
+        self._may_deliver = may_deliver
         self._subscriptions: dict[str, _Subscription] = {}
         self._by_watch: dict[WatchSpec, set[str]] = {}
         # Routing: no batch is routed while subscriptions change or a snapshot is taken.
@@ -245,7 +255,9 @@ class DeliveryEngine:
         self._acknowledgements.forget(name)
 
     async def _activate(self, spec: SubscriptionSpec, *, snapshot: bool) -> None:
-        lane = SubscriptionLane(spec, self._store, self._client, self._acknowledgements)
+        lane = SubscriptionLane(
+            spec, self._store, self._client, self._acknowledgements, may_deliver=self._may_deliver
+        )
         subscription = _Subscription(spec, SubscriptionMatcher(spec, frozenset()), lane)
         self._subscriptions[spec.name] = subscription
         await lane.start()

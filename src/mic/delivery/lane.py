@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
 
+MAY_DELIVER_POLL = 0.05
+"""Seconds between two looks at whether this MIC may deliver (see `may_deliver`)."""
+
 
 def object_key(event: Event) -> str:
     """What per-object ordering and coalescing are keyed by: the object's name in its cluster.
@@ -95,10 +98,12 @@ class SubscriptionLane:
         memory_limit: int = 10_000,
         page_size: int = 1_000,
         clock: Callable[[], float] = time.time,
+        may_deliver: Callable[[], bool] = lambda: True,
     ) -> None:
         self.spec = spec
         self._store = store
         self._client = client
+        self._may_deliver = may_deliver
         self._memory_limit = memory_limit
         self._page_size = page_size
         self._clock = clock
@@ -546,6 +551,10 @@ class SubscriptionLane:
         )
 
     async def _post(self, group: list[Pending], request: EncodedRequest) -> SendResult:
+        # Right before sending: a MIC that was frozen and may have lost its lease meanwhile
+        # waits here until it renews it, or learns that it lost it and stops.
+        while not self._may_deliver():  # noqa: ASYNC110 (a condition of the clock: nothing to wait on)
+            await asyncio.sleep(MAY_DELIVER_POLL)
         sink = self.spec.sink
         headers = dict(request.headers)
         headers.update(sink.headers)

@@ -88,6 +88,7 @@ class StoreLease:
         self.duration = duration
         self._clock = clock
         self._held: LeaseRecord | None = None
+        self._renewed_at = 0.0  # this process's clock when the lease was last taken or renewed
         self._observed: tuple[str, int, int] | None = None
         self._observed_at = 0.0
         self.other_holder: str | None = None
@@ -96,6 +97,15 @@ class StoreLease:
     @property
     def held(self) -> bool:
         return self._held is not None
+
+    def current(self) -> bool:
+        """Held, and renewed recently enough that no standby can have taken it over: checked
+        before each delivery. A holder frozen (SIGSTOP, a VM paused) for longer than a standby
+        waits wakes with a lease that says `held` until its next renewal fails; what it would
+        send meanwhile comes after, and behind, what the new holder sent. It sends nothing
+        while its last renewal is older than `duration * 2 / 3` s (where `keep` gives up), a
+        third of `duration` before any standby's clock can call it stale."""
+        return self._held is not None and self._clock() - self._renewed_at < self.duration * 2 / 3
 
     async def try_acquire(self) -> bool:
         """One attempt: take the lease if it is free, released, or stale; True if held now."""
@@ -126,6 +136,7 @@ class StoreLease:
             self._observed = None  # someone else moved first: watch the new row from now
             return False
         self._held = claimed
+        self._renewed_at = now
         self.other_holder = None
         log.info("lease %r taken by %s (epoch %d)", self.name, self.holder, claimed.epoch)
         return True
@@ -151,7 +162,7 @@ class StoreLease:
         held = self._held
         if held is None:
             raise LeaseLost(f"lease {self.name!r} is not held by {self.holder}")
-        renewed_at = self._clock()
+        renewed_at = self._renewed_at = self._clock()
         deadline = self.duration * 2 / 3
         while True:
             await asyncio.sleep(self.duration / 3)
@@ -170,7 +181,7 @@ class StoreLease:
             if not still_ours:
                 self._held = None
                 raise LeaseLost(f"lease {self.name!r} was taken over by another MIC")
-            renewed_at = self._clock()
+            renewed_at = self._renewed_at = self._clock()
 
     async def release(self) -> None:
         """Give the lease up so a standby takes over at once; a store error only costs it time."""

@@ -119,7 +119,7 @@ async def running_service(
             resync_interval=settings.resync_interval,
             sync_timeout=settings.resource_sync_timeout,
         )
-        engine = DeliveryEngine(store, hub)
+        engine = DeliveryEngine(store, hub, may_deliver=lease.current)
         keeper = asyncio.create_task(_keep(lease, on_lease_lost), name="mic-lease")
         try:
             await engine.start()

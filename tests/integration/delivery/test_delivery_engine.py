@@ -496,3 +496,20 @@ async def test_a_stored_spec_that_is_no_longer_valid_does_not_stop_the_others(
     record = await pipeline.store.replace_subscription(SubscriptionRecord(name="old", spec=fixed))
     await pipeline.engine.apply(record)
     assert pipeline.engine.names() == ["good", "old"]
+
+
+async def test_nothing_is_sent_while_this_mic_may_not_deliver(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """The service's lease gate (`StoreLease.current`): a holder frozen past its renewals
+    holds every request back until it renews, or exits for having lost the lease."""
+    gate = {"open": False}
+    pipeline.engine._may_deliver = lambda: gate["open"]
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    kube_emulator.create(configmap("a"))
+    await eventually(lambda: pipeline.engine.status("hooks").backlog == 1)
+    await asyncio.sleep(0.3)
+    assert recipient.requests == []
+    gate["open"] = True
+    await recipient.wait_events(lambda events: len(events) == 1)

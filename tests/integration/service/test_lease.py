@@ -115,3 +115,26 @@ def test_holder_ids_name_the_host_and_process() -> None:
     host, pid, random = new_holder_id().split(":")
     assert (host, int(pid)) == (socket.gethostname(), os.getpid())
     assert len(random) == 8
+
+
+async def test_a_holder_frozen_past_its_renewals_may_not_deliver_before_a_standby_could_take_over(
+    store: Store,
+) -> None:
+    """`current()` is asked before each delivery: a holder that wakes from a freeze (SIGSTOP,
+    a paused VM) still says `held` until its next renewal fails, but must send nothing."""
+    clock = ManualClock()
+    holder = StoreLease(store, holder="a", duration=15, clock=clock)
+    standby = StoreLease(store, holder="b", duration=15, clock=clock)
+    assert not holder.current()
+    assert await holder.try_acquire()
+    assert holder.current()
+    assert not await standby.try_acquire()
+    clock.now += 9.9  # under two thirds of the duration since it was taken
+    assert holder.current()
+    clock.now += 0.2
+    assert holder.held
+    assert not holder.current()  # a third of the duration before the standby may take it
+    assert not await standby.try_acquire()
+    clock.now += 5.0
+    assert await standby.try_acquire()
+    assert not holder.current()
