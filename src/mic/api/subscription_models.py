@@ -90,6 +90,10 @@ class SubscriptionFilterBody(RequestModel):
     )
 
 
+MAX_ROW_ID = 2**63 - 1
+"""The largest outbox id (a signed 64-bit column on every database): larger ones are a 422,
+not a database error."""
+
 MAX_PEM_LENGTH = 512 * 1024
 """PEM fields' limit: room for a large CA bundle (the Mozilla bundle is about 220 KB)."""
 
@@ -428,7 +432,7 @@ class ReplayRequest(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"ids": [41, 42]}, {}]})
 
-    ids: list[int] | None = Field(default=None, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(default=None, max_length=10_000)
 
 
 class ReplayResult(ApiModel):

@@ -369,6 +369,17 @@ async def test_dead_letter_query_checks_include(api: Api) -> None:
     assert (await api.post("/v1/subscriptions/lb/dead-letters/replay", json={})).json() == {"replayed": 0}
 
 
+async def test_ids_beyond_64_bits_are_a_422_not_a_database_error(api: Api) -> None:
+    await create(api)
+    huge = 2**64
+    replay = await api.post("/v1/subscriptions/lb/dead-letters/replay", json={"ids": [huge]})
+    assert replay.status_code == 422
+    assert "ids.0" in str(replay.json()["detail"])
+    page = await api.get("/v1/subscriptions/lb/dead-letters", params={"afterId": str(huge)})
+    assert page.status_code == 422
+    assert "afterId" in str(page.json()["detail"])
+
+
 async def test_openapi_documents_the_routes_and_the_write_only_fields(api: Api) -> None:
     document = (await api.get("/openapi.json")).json()
     paths = document["paths"]

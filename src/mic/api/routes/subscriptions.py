@@ -29,6 +29,7 @@ from mic.api.errors import describe_validation_errors
 from mic.api.models import ErrorBody
 from mic.api.subscription_models import (
     GENERATE,
+    MAX_ROW_ID,
     DeadLetter,
     DeadLetterList,
     PingResultView,
@@ -475,7 +476,9 @@ def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
 async def list_dead_letters(
     name: str,
     service: ServiceDep,
-    after_id: Annotated[int, Query(alias="afterId", ge=0, description="only ids greater than this")] = 0,
+    after_id: Annotated[
+        int, Query(alias="afterId", ge=0, le=MAX_ROW_ID, description="only ids greater than this")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     include: Annotated[str | None, Query(description="`object` to include each object")] = None,
 ) -> DeadLetterList:
