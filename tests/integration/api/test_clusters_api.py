@@ -345,6 +345,15 @@ async def test_put_replaces_and_patch_merges(api: Api, kube_emulator: KubeEmulat
     assert patched.json()["labels"] == {"d": "4"}
     assert patched.json()["resources"] == ["ingresses", "services"]
 
+    # RFC 7386: null removes the member: no labels left, the default (no) resources
+    cleared = await api.patch("/v1/clusters/eu-1", json={"labels": None, "resources": None})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["labels"] == {}
+    assert cleared.json()["resources"] == []
+    no_connection = await api.patch("/v1/clusters/eu-1", json={"connection": None})
+    assert no_connection.status_code == 422
+    assert "a cluster needs one" in no_connection.json()["detail"]
+
     # merging into the connection keeps the stored kubeconfig: only the context changes
     wrong_context = await api.patch("/v1/clusters/eu-1", json={"connection": {"context": "nope"}})
     assert wrong_context.status_code == 422

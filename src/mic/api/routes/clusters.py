@@ -153,7 +153,8 @@ async def replace_cluster(name: ClusterName, spec: ClusterReplacement, service: 
     summary="Change part of a cluster (JSON merge-patch)",
     description=(
         "Merge-patch (RFC 7386) over `labels`, `resources` and `connection`; a label set to null is "
-        "removed. A `connection` with a different `type` replaces the stored one. A change of a token "
+        "removed, `labels: null` removes them all, `resources: null` empties the list. A "
+        "`connection` with a different `type` replaces the stored one. A change of a token "
         "connection's `server`, `caData`, `insecureSkipTlsVerify` or `tlsServerName` must send the "
         "`token` again (422 otherwise): a stored token never follows a new destination. Fails with "
         "409 when the cluster changed concurrently."
@@ -187,14 +188,18 @@ async def patch_cluster(name: str, service: ServiceDep, patch: Annotated[Cluster
                     credentials=("token",),
                     where="connection",
                 )
-    merged = {
-        "name": name,
-        "labels": merge_patch(dict(record.labels), changes["labels"])
-        if changes.get("labels") is not None
-        else record.labels,
-        "resources": changes["resources"] if changes.get("resources") is not None else list(record.resources),
-        "connection": connection,
-    }
+    if "connection" in changes and new_connection is None:
+        raise HTTPException(422, "connection: a cluster needs one; send the fields to change instead of null")
+    merged: dict[str, Any] = {"name": name, "connection": connection}
+    # RFC 7386: a member set to null is removed (labels: none left; resources: none listed).
+    if "labels" not in changes:
+        merged["labels"] = record.labels
+    elif changes["labels"] is not None:
+        merged["labels"] = merge_patch(dict(record.labels), changes["labels"])
+    if "resources" not in changes:
+        merged["resources"] = list(record.resources)
+    elif changes["resources"] is not None:
+        merged["resources"] = changes["resources"]
     try:
         spec = ClusterSpec.model_validate(merged)
     except ValidationError as error:
