@@ -743,10 +743,10 @@ class DeliveryEngine:
         # Under the writer's lock: a commit between the replay's and `replayed` would put rows
         # with later ids in the lane first, and the lane reads the store only past those.
         async with self._store_lock:
-            count = await self._store.replay(name, ids)
-            if count:
-                subscription.lane.replayed(count)
-        return count
+            replayed = await self._store.replay(name, ids)
+            if replayed:
+                subscription.lane.replayed(replayed)
+        return len(replayed)
 
     async def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> list[DeliveryRow]:
         self._get(name)

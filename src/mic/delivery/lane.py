@@ -119,6 +119,13 @@ class SubscriptionLane:
         self._senders: set[asyncio.Task[None]] = set()
         self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
         self._refused: set[int] = set()  # over the backlog limit, still pending in the store
+        # A replayed dead letter joins the end of the queue, after what its object got since:
+        # sent then, it would put an older state last. So for the objects with dead letters,
+        # the newest event delivered (by `Pending.seq`) is remembered, and a replayed one older
+        # than that is dropped as superseded (since this process started; see `replayed`).
+        self._dead_keys: set[str] = set()
+        self._newest_delivered: dict[str, int] = {}
+        self._replayed: set[int] = set()
         self._refused_written: set[int] = set()  # ... and now dead in the store
         self._superseded_lock = asyncio.Lock()
         # counters (status)
@@ -140,6 +147,7 @@ class SubscriptionLane:
         self.dead = counts.dead
         self.dead_total = counts.dead_total
         self.delivered_total = counts.delivered_total
+        self._dead_keys = await self._store.dead_object_keys(self.spec.name)
         self._tasks.start("dispatch", self._dispatch_loop())
 
     async def close(self, *, grace: float = 2.0) -> None:
@@ -177,6 +185,7 @@ class SubscriptionLane:
             )
             refused_ids = [p.id for p in refused]
             self._refused.update(refused_ids)
+            self._dead_keys.update(p.object_key for p in refused)
             self._tasks.start("overflow", self._dead_letter_refused(refused_ids, self.last_error))
         self.backlog += len(rows)
         if self._spilled or self._in_memory + len(rows) > self._memory_limit:
@@ -215,6 +224,13 @@ class SubscriptionLane:
             if row.id <= self._max_loaded_id:
                 continue  # already read from the store
             self._max_loaded_id = row.id
+            if row.id in self._replayed:
+                self._replayed.discard(row.id)
+                if row.seq < self._newest_delivered.get(row.object_key, -1):
+                    self._superseded.append(row.id)  # deleted before the next request leaves
+                    self.backlog -= 1
+                    self.coalesced_total += 1
+                    continue
             queue = self._objects.get(row.object_key)
             if queue is None:
                 queue = self._objects[row.object_key] = _ObjectQueue()
@@ -446,6 +462,9 @@ class SubscriptionLane:
             self._acknowledgements.add(self.spec.name, [pending.id for pending in group])
             for pending in group:
                 self._finish(pending)
+                key = pending.object_key
+                if key in self._dead_keys and pending.seq > self._newest_delivered.get(key, -1):
+                    self._newest_delivered[key] = pending.seq
             self.delivered_total += len(group)
             return
         await self._record_failure(group, result)
@@ -467,6 +486,7 @@ class SubscriptionLane:
             )
         if dead:
             await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
+            self._dead_keys.update(p.object_key for p in dead)
         for pending in retry:
             self._objects[pending.object_key].in_flight = False
             heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
@@ -585,8 +605,12 @@ class SubscriptionLane:
             last_cel_error=last_cel_error,
         )
 
-    def replayed(self, count: int) -> None:
-        """Dead letters went back to the end of the queue in the store: read them from there."""
+    def replayed(self, ids: list[int]) -> None:
+        """Dead letters went back to the end of the queue in the store (under these new ids):
+        read them from there. One older than what its object got since is dropped, not sent
+        (see `_newest_delivered`)."""
+        count = len(ids)
+        self._replayed.update(ids)
         self.dead -= count
         self.backlog += count
         self._spilled = True

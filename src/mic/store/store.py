@@ -764,6 +764,13 @@ class Store:
         """
         return await self._deliveries(subscription, "pending", after_id, limit)
 
+    async def dead_object_keys(self, subscription: str) -> set[str]:
+        """The objects (`object_key`) `subscription` has dead letters of."""
+        d = deliveries
+        query = sa.select(d.c.object_key).where(d.c.subscription == subscription, d.c.state == "dead")
+        async with self._read() as conn:
+            return set((await conn.scalars(query.distinct())).all())
+
     async def dead_letters(
         self, subscription: str, *, after_id: int = 0, limit: int = 100
     ) -> list[DeliveryRow]:
@@ -858,10 +865,10 @@ class Store:
                 await self._add_totals(conn, subscription, dead=changed)
         return changed
 
-    async def replay(self, subscription: str, ids: Sequence[int] | None) -> int:
+    async def replay(self, subscription: str, ids: Sequence[int] | None) -> list[int]:
         """Queue dead letters again (all of them with `ids` None): pending, 0 attempts, due now.
 
-        Returns how many. Each gets a new id from the outbox sequence, so it joins the end of
+        Returns their new ids. Each gets a new id from the outbox sequence, so it joins the end of
         its subscription's queue: a reader paging with `after_id` finds it without starting
         over (and without reading again what it holds already). `last_error` is kept until
         the next attempt says otherwise.
@@ -881,7 +888,7 @@ class Store:
                     old_ids.extend(found.all())
                 old_ids.sort()
             if not old_ids:
-                return 0
+                return []
             if len(old_ids) > 1:
                 first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids) - 1) - 1
             await conn.execute(
@@ -890,7 +897,7 @@ class Store:
                 .values(id=sa.bindparam("new_id"), state="pending", attempts=0, next_attempt_at=_now()),
                 [{"old_id": old, "new_id": first + n} for n, old in enumerate(old_ids)],
             )
-        return len(old_ids)
+        return [first + n for n in range(len(old_ids))]
 
     async def drop_superseded(self, subscription: str, ids: Sequence[int]) -> int:
         """Coalescing: delete these pending rows of `subscription`; returns how many went.

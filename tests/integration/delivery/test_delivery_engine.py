@@ -513,3 +513,29 @@ async def test_nothing_is_sent_while_this_mic_may_not_deliver(
     assert recipient.requests == []
     gate["open"] = True
     await recipient.wait_events(lambda events: len(events) == 1)
+
+
+async def test_a_replayed_dead_letter_older_than_what_its_object_got_since_is_not_sent(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """v1 becomes a dead letter, v2 is delivered, then the dead letters are replayed: sending
+    v1 now would leave the recipient with a state that is gone. It is dropped; a dead letter of
+    another object, still the newest word on it, is sent."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 400
+    await pipeline.subscribe("hooks", recipient)
+    kube_emulator.create(configmap("web", v="1"))
+    kube_emulator.create(configmap("api", v="1"))
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 2)
+    recipient.status = 200
+    changed = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
+    await recipient.wait_events(lambda events: len(events) == 1)
+    assert await pipeline.engine.replay("hooks", None) == 2
+    await recipient.wait_events(lambda events: len(events) == 2)
+    await eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+    await asyncio.sleep(0.3)  # a stale v1 of web would have followed by now
+    assert [(e["subject"], e["resourceversion"]) for e in recipient.events()] == [
+        ("default/web", changed["metadata"]["resourceVersion"]),
+        ("default/api", kube_emulator.get("configmaps", "api")["metadata"]["resourceVersion"]),
+    ]
+    assert pipeline.engine.status("hooks").dead == 0

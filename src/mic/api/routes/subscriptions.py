@@ -493,7 +493,11 @@ async def list_dead_letters(
 @router.post(
     "/{name}/dead-letters/replay",
     summary="Deliver dead letters again",
-    description='`{"ids": [..]}` replays those dead letters, `{}` all of them; each gets fresh attempts.',
+    description=(
+        '`{"ids": [..]}` replays those dead letters, `{}` all of them; each gets fresh attempts. '
+        "One older than what its object was delivered since this MIC started is dropped instead "
+        "of sent (counted as coalesced): it would leave the recipient with a state that is gone."
+    ),
     response_model=ReplayResult,
     responses=NOT_FOUND,
 )
