@@ -57,7 +57,18 @@ def _left_by_a_dead_process(holder: str) -> bool:
         return True
     except OSError:
         return False  # exists, owned by someone else
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that ended (`kill -9`) but that its parent has not reaped yet still answers
+    `kill(pid, 0)`; Linux says what it is in /proc (elsewhere: taken to be alive)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses; the state follows the last ")".
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 class LeaseLost(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,23 @@ async def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(stor
 
     assert await StoreLease(store, duration=15, clock=ManualClock()).try_acquire()
     assert not await StoreLease(store, name="other", duration=15, clock=ManualClock()).try_acquire()
+
+
+async def test_a_lease_left_by_a_killed_process_not_reaped_yet_is_taken_at_once(store: Store) -> None:
+    """`kill -9`, and its parent has not waited for it yet: a zombie still answers kill(pid, 0)."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        child.kill()
+        stat = Path(f"/proc/{child.pid}/stat")
+        for _ in range(100):  # until the kernel has made it a zombie (never reaped here)
+            if stat.read_bytes().rpartition(b")")[2].split()[:1] == [b"Z"]:
+                break
+            await asyncio.sleep(0.01)
+        zombie = f"{socket.gethostname()}:{child.pid}:0000"
+        assert await store.claim_lease("delivery", zombie, replacing=None) is not None
+        assert await StoreLease(store, duration=15, clock=ManualClock()).try_acquire()
+    finally:
+        child.wait()
 
 
 async def test_the_holder_learns_it_lost_the_lease(store: Store) -> None:
