@@ -188,6 +188,7 @@ async def test_a_failed_registration_leaves_nothing_behind(
         ({"KubeServAcctToken": ""}, "KubeServAcctToken: required with KubeURL"),
         ({"KubeURL": ""}, "KubeURL: required with KubeServAcctToken"),
         ({"WatchEvents": ["deployments"]}, "WatchEvents: 'deployments' is not one of endpoints, services"),
+        ({"WatchEvents": []}, "WatchEvents: empty, so nothing would be sent to ServerURL"),
         ({"ClusterName": "bad name!"}, "ClusterName: 'bad name!' may only hold"),
         ({"ClusterName": "---"}, "ClusterName: '---' does not make a usable name"),
         ({"Namespaces": ["kube-system"]}, "Namespaces: kube-system is never delivered"),

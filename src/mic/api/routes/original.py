@@ -24,7 +24,8 @@ Differences from the original, on purpose: every route needs the bearer token of
 (admin to change, viewer to read); a duplicate POST is 409 (the original sent 304, which may
 carry no body and which HTTP caches treat as "not modified"); invalid bodies are 422 with a
 message (the original answered 400 for bad connection fields, 200 for the rest); unknown
-`WatchEvents` are refused (the original ignored them silently); `KubeServAcctToken` is
+`WatchEvents` are refused (the original ignored them silently), and so is a `ServerURL` with
+no `WatchEvents` (nothing could be sent to it; it would not even be kept); `KubeServAcctToken` is
 write-only, so GET shows it as ""; Secret data is redacted in events and in the GET routes.
 
 The cache routes (`GET /cic/nitro/v1/config/{endpoints|services|pods|secrets|ingresses}/...`)
@@ -216,6 +217,12 @@ def _plan(body: ControllerRegistration) -> tuple[ClusterRecord, list[Subscriptio
             "starting and ending with a letter or digit",
         )
     resources = _resources(body.watch_events)
+    if urls and not resources:
+        raise HTTPException(
+            422,
+            "WatchEvents: empty, so nothing would be sent to ServerURL; name what to watch "
+            f"({', '.join(WATCH_EVENTS)}), or leave ServerURL out to register the cluster alone",
+        )
     given = list(dict.fromkeys(ns.strip() for ns in body.namespaces or () if ns.strip()))
     # The original dropped every kube-system event, even from a namespace it was told to watch.
     namespaces = [ns for ns in given if ns != "kube-system"] or None
