@@ -274,7 +274,24 @@ def compile_cel(expression: str) -> CompiledExpression:
     functions = {
         name: _EXTENSION_FUNCTIONS[name] for name in (called | qualified) & _EXTENSION_FUNCTIONS.keys()
     }
-    return CompiledExpression(expression, program, frozenset(referenced & CEL_VARIABLES), functions)
+    compiled = CompiledExpression(expression, program, frozenset(referenced & CEL_VARIABLES), functions)
+    _check_result_type(compiled)
+    return compiled
+
+
+def _check_result_type(compiled: CompiledExpression) -> None:
+    """Refuse an expression that evaluates to something other than true or false (`1 + 1`,
+    `object.metadata.name`): it would match nothing, silently. Evaluated once with empty
+    variables; one that fails on them (a missing field, as most do) shows nothing and passes."""
+    try:
+        compiled({name: {} for name in CEL_VARIABLES})
+    except ExpressionEvaluationError as error:
+        if "not a bool" in str(error):
+            raise InvalidExpressionError(
+                compiled.source,
+                f"a filter must be true or false, but {str(error).removeprefix('the expression ')}"
+                " (compare it with something: == 'value', > 0, in [...])",
+            ) from None
 
 
 def _macro_bindings(code: str) -> set[str]:

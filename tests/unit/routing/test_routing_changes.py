@@ -149,6 +149,13 @@ def test_compile_cel_evaluates_to_bool() -> None:
     assert expression({"object": obj(name="other"), "oldObject": None}) is False
 
 
+@pytest.mark.parametrize("expression", ["1 + 1", "null", "'yes'", "has(object.spec) ? 1 : 2"])
+def test_an_expression_that_is_not_true_or_false_is_refused_when_written(expression: str) -> None:
+    """It would match nothing, silently; what shows only on some objects is caught per event."""
+    with pytest.raises(InvalidExpressionError, match="a filter must be true or false, but returned"):
+        compile_cel(expression)
+
+
 def test_compile_cel_reports_variables_only_it_uses() -> None:
     assert compile_cel("event.type == 'ADDED'").variables == {"event"}
     assert compile_cel("[1, 2].exists(x, x > 1)").variables == frozenset()
@@ -160,7 +167,7 @@ def test_compile_cel_reports_variables_only_it_uses() -> None:
         ("object.spec.missing == 1", {"object": {"spec": {}}}, "missing"),
         ("object.metadata.name", {"object": obj()}, "returned str 'cfg', not a bool"),
         ("object.metadata.name + 1 == 'x'", {"object": obj()}, "TypeError"),
-        ("null", {}, "returned NoneType"),
+        ("object.metadata.name == 'cfg' ? null : true", {"object": obj()}, "returned NoneType"),
     ],
 )
 def test_evaluation_failures_raise_one_error_type(
