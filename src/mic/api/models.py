@@ -298,6 +298,11 @@ class MultiClusterList(ApiModel):
 
     items: list[ClusterObject] = Field(description="objects of every cluster that answered")
     errors: dict[str, str] = Field(description="cluster name → why it could not answer")
+    stale: dict[str, str] = Field(
+        default_factory=dict,
+        description="cluster name → why its items are the objects as last seen, not as they are "
+        "now (it cannot be reached, or refuses MIC's credentials)",
+    )
 
 
 class ErrorBody(BaseModel):

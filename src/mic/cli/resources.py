@@ -141,6 +141,9 @@ def _print_across(answer: dict[str, Any], name: str | None, output: OutputFormat
     elif not errors:
         what = f"{name!r}" if name else "objects"
         print_notice(f"No {what} found in any cluster queried")
+    stale = answer.get("stale")
+    for cluster, message in sorted((stale if isinstance(stale, dict) else {}).items()):
+        typer.echo(f"warning: cluster '{cluster}': {' '.join(str(message).split())}", err=True)
     for cluster, message in sorted(errors.items()):
         typer.echo(f"error: cluster '{cluster}': {' '.join(str(message).split())}", err=True)
     if errors:

@@ -211,3 +211,26 @@ async def test_across_clusters(api: Api, kube_emulators: Any) -> None:
     unknown = (await api.get("/v1/resources/ingresss", params={"clusters": "eu-1"})).json()
     assert unknown["items"] == []
     assert "did you mean" in unknown["errors"]["eu-1"]
+
+
+async def test_a_cluster_gone_quiet_answers_from_its_cache_and_says_so(
+    api: Api, kube_emulator: KubeEmulator
+) -> None:
+    seed(kube_emulator)
+    await api.add_cluster("eu-1", kube_emulator)
+    fresh = (await api.get("/v1/resources/ingresses")).json()
+    assert len(fresh["items"]) == 3
+    assert fresh["stale"] == {}
+    await kube_emulator.stop()
+
+    async def stale() -> bool:
+        return "eu-1" in (await api.get("/v1/resources/ingresses")).json()["stale"]
+
+    from mic_api_harness import wait_until
+
+    await wait_until(stale, timeout=10, message=lambda: "the list never said eu-1's objects are stale")
+    body = (await api.get("/v1/resources/ingresses")).json()
+    assert len(body["items"]) == 3  # as last seen
+    assert body["stale"]["eu-1"].startswith("unreachable: ")
+    assert body["stale"]["eu-1"].endswith("; objects as last seen")
+    assert body["errors"] == {}

@@ -168,6 +168,16 @@ def test_named_clusters_and_name_filter(run: Run, fake_mic: FakeMic) -> None:
     ]
 
 
+def test_objects_as_last_seen_are_listed_with_a_warning(run: Run, fake_mic: FakeMic) -> None:
+    answer = across_answer()
+    answer["stale"] = {"eu-1": "unreachable: connection refused; objects as last seen"}
+    fake_mic.on("GET", "/v1/resources/ingresses", (200, answer))
+    result = run("resources", "get", "-A", "ingresses")
+    assert result.exit_code == 0
+    assert len(rows(result.stdout)) == 4
+    assert result.stderr == "warning: cluster 'eu-1': unreachable: connection refused; objects as last seen\n"
+
+
 def test_per_cluster_errors_are_shown_and_make_the_exit_code_1(run: Run, fake_mic: FakeMic) -> None:
     answer = across_answer()
     answer["errors"] = {

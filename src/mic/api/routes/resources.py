@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from mic.api.dependencies import get_service
 from mic.api.models import ErrorBody, MultiClusterList, ObjectList
 from mic.events.encodings import redact_secret
-from mic.hub import UnknownClusterError
+from mic.hub import ClusterState, UnknownClusterError
 from mic.kube.cache import KubeObject, ObjectKey, object_key
 from mic.kube.errors import KubeError
 from mic.kube.resources import ResourceInfo
@@ -185,7 +185,8 @@ async def get_cluster_scoped_object(cluster: str, resource: str, name: str, serv
     summary="List objects across clusters from the caches",
     description=(
         "Each item says which cluster it comes from. A cluster that cannot answer is reported in "
-        "`errors` and never fails the whole request."
+        "`errors` and never fails the whole request; one that cannot be reached now but was listed "
+        "before answers from its cache, and `stale` says so."
     ),
     response_model=MultiClusterList,
     responses={422: QUERY_ERRORS[422]},
@@ -213,6 +214,7 @@ async def list_across_clusters(
     by_cluster = _selector(cluster_selector)
     records = {record.name: record for record in await service.store.list_clusters()}
     errors: dict[str, str] = {}
+    stale: dict[str, str] = {}
     if clusters is not None:
         names = _split(clusters)
         for name in names:
@@ -239,4 +241,7 @@ async def list_across_clusters(
             raise result
         else:
             items.extend({"cluster": name, "object": redact_secret(obj)} for obj in result)
-    return JSONBytes({"items": items, "errors": errors})
+            status = service.hub.status(name)
+            if status.state in (ClusterState.UNREACHABLE, ClusterState.UNAUTHORIZED):
+                stale[name] = f"{status.state.value}: {status.last_error}; objects as last seen"
+    return JSONBytes({"items": items, "errors": errors, "stale": stale})
