@@ -35,7 +35,6 @@ from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
 from mic.kube.fingerprint import content_hash
 from mic.kube.informer import Informer, KnownObject, tombstone
-from mic.kube.resources import ResourceInfo
 from mic.kube.tasks import OwnedTasks
 from mic.routing.matcher import SubscriptionMatcher
 from mic.routing.spec import InvalidSubscriptionError, SubscriptionSpec
@@ -568,7 +567,10 @@ class DeliveryEngine:
             if state is None:
                 known = KnownObject(entry.namespace, entry.name, entry.resource_version, entry.content_hash)
                 state = tombstone(uid, known, informer.resource)
-            events.append(_deleted(cluster, informer.resource, state, occasion))
+            event = informer.make_event(EventType.DELETED, state)
+            event.cluster = cluster  # a stand-in's informer serves another cluster
+            event.occasion = occasion
+            events.append(event)
         return key, events
 
     def _stand_in(self, cluster: str, watch: WatchSpec) -> tuple[Informer | None, InformerKey | None]:
@@ -797,26 +799,6 @@ def _learn_resource(subscription: _Subscription, key: InformerKey) -> None:
     if key.qualified_resource not in subscription.resources:
         subscription.resources.add(key.qualified_resource)
         subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))
-
-
-def _deleted(cluster: str, resource: ResourceInfo, state: KubeObject, occasion: str) -> Event:
-    """A DELETED of `state` in `cluster` that MIC sends on its own initiative (`occasion`)."""
-    metadata = state.get("metadata") or {}
-    return Event(
-        EventType.DELETED,
-        cluster,
-        resource.group,
-        resource.version,
-        resource.kind,
-        resource.resource,
-        metadata.get("namespace") or None,
-        metadata.get("name") or "",
-        metadata.get("uid") or "",
-        metadata.get("resourceVersion") or "",
-        state,
-        observed_at=time.time(),
-        occasion=occasion,
-    )
 
 
 def _retyped(event: Event, event_type: EventType) -> Event:
