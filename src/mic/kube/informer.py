@@ -509,6 +509,7 @@ class Reflector:
         deletions = self._deletions(seen)
         self.resource_version = list_rv
         self._need_list = False
+        self._check_history = False  # a list is the answer to that question too
         self._first_list = False
         self._pending_known, self._known_uid_by_key = {}, {}
         self.synced = True
