@@ -156,6 +156,16 @@ async def refused_and_waiting(pipeline: Pipeline, recipient: Recipient, kind: st
     assert len(recipient.requests) > len(recipient.accepted)
 
 
+async def a_refused_modified(pipeline: Pipeline, recipient: Recipient, emulator: Any) -> str:
+    """The recipient goes down and SUBJECT changes: its MODIFIED is refused and waits for its
+    retry. Returns that MODIFIED's resourceVersion."""
+    go_down(recipient)
+    emulator.patch("configmaps", "web", {"data": {"v": "1"}})
+    modified = rv(emulator)
+    await refused_and_waiting(pipeline, recipient, "modified")
+    return modified
+
+
 async def ledger_holds(pipeline: Pipeline, emulator: Any, resource_version: str) -> None:
     """Wait until the ledger (what routing has recorded) holds SUBJECT at `resource_version`."""
     async with asyncio.timeout(10):
@@ -193,10 +203,7 @@ async def test_farewell_after_a_queued_modified_is_the_last_word(
     await start(pipeline, recipient, kube_emulator, coalesce=coalesce, batching=batching)
     added = rv(kube_emulator)
 
-    go_down(recipient)
-    kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
-    modified = rv(kube_emulator)
-    await refused_and_waiting(pipeline, recipient, "modified")
+    modified = await a_refused_modified(pipeline, recipient, kube_emulator)
 
     await narrow(pipeline, kube_emulator, trigger)
     await eventually(lambda: "deleted" in queued_types(pipeline))
@@ -267,10 +274,7 @@ async def test_farewell_after_a_queued_modified_survives_a_restart(
     await start(pipeline, recipient, kube_emulator, coalesce=coalesce, batching=batching)
     added = rv(kube_emulator)
 
-    go_down(recipient)
-    kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
-    modified = rv(kube_emulator)
-    await refused_and_waiting(pipeline, recipient, "modified")
+    modified = await a_refused_modified(pipeline, recipient, kube_emulator)
     await narrow(pipeline, kube_emulator, "put")
     await eventually(lambda: "deleted" in queued_types(pipeline))
 
@@ -329,10 +333,7 @@ async def test_narrowed_and_widened_with_a_modified_queued_ends_with_the_current
     await start(pipeline, recipient, kube_emulator, coalesce=coalesce, batching=batching)
     added = rv(kube_emulator)
 
-    go_down(recipient)
-    kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
-    modified = rv(kube_emulator)
-    await refused_and_waiting(pipeline, recipient, "modified")
+    modified = await a_refused_modified(pipeline, recipient, kube_emulator)
     await narrow(pipeline, kube_emulator, trigger)
     await eventually(lambda: "deleted" in queued_types(pipeline))
     await widen(pipeline, kube_emulator, trigger)
@@ -358,10 +359,7 @@ async def test_narrowing_and_widening_puts_in_quick_succession_end_with_the_curr
     await start(pipeline, recipient, kube_emulator, coalesce=coalesce, batching=batching)
     added = rv(kube_emulator)
 
-    go_down(recipient)
-    kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
-    modified = rv(kube_emulator)
-    await refused_and_waiting(pipeline, recipient, "modified")
+    modified = await a_refused_modified(pipeline, recipient, kube_emulator)
     await narrow(pipeline, kube_emulator, "put", settle_snapshot=False)
     assert pipeline.engine._subscriptions["s"].deferred  # its snapshot is still deferred
     await widen(pipeline, kube_emulator, "put")
@@ -397,10 +395,7 @@ async def test_a_change_routed_after_the_farewell_has_the_last_word(
     try:
         await pipeline.subscribe("other", other)
         await other.wait_events(lambda events: len(events) == 2)
-        go_down(recipient)
-        kube_emulator.patch("configmaps", "web", {"data": {"v": "1"}})
-        modified = rv(kube_emulator)
-        await refused_and_waiting(pipeline, recipient, "modified")
+        modified = await a_refused_modified(pipeline, recipient, kube_emulator)
 
         engine = pipeline.engine
         informer = pipeline.hub.informer(kube_emulator.name, engine._subscriptions["s"].watches[0])
