@@ -419,6 +419,10 @@ class DeadLetter(ApiModel):
     attempts: int
     last_error: str | None
     created_at: datetime
+    superseded_at: datetime | None = Field(
+        default=None,
+        description="when a newer event of its object was delivered: a replay drops this one",
+    )
     object: dict[str, Any] | None = Field(default=None, description="Secret data redacted")
 
 
@@ -437,3 +441,11 @@ class ReplayRequest(RequestModel):
 
 class ReplayResult(ApiModel):
     replayed: int = Field(description="dead letters queued for delivery again")
+    superseded: int = Field(
+        default=0,
+        description=(
+            "dead letters dropped instead: a newer event of their object was delivered since, or"
+            " is queued (sent after it, the older one would leave the recipient with a state that"
+            " is gone)"
+        ),
+    )

@@ -498,7 +498,7 @@ def dead_letters(
                 _text(item.get("cluster")),
                 _text(item.get("resource")),
                 "/".join(p for p in (_text(item.get("namespace")), _text(item.get("name"))) if p),
-                _text(item.get("type")),
+                _text(item.get("type")) + (" (superseded)" if item.get("supersededAt") else ""),
                 _text(item.get("attempts")),
                 age(item.get("createdAt")),
                 " ".join(_text(item.get("lastError")).split()),
@@ -531,7 +531,14 @@ def replay(
         print_data(answer, output)
     else:
         count = answer.get("replayed", 0)
-        print_message(f"{count} dead letter{'' if count == 1 else 's'} of '{name}' queued for delivery again")
+        message = f"{count} dead letter{'' if count == 1 else 's'} of '{name}' queued for delivery again"
+        superseded = answer.get("superseded", 0)
+        if superseded:
+            message += (
+                f"; {superseded} dropped: a newer event of {'its' if superseded == 1 else 'their'}"
+                " object was delivered since, or is queued"
+            )
+        print_message(message)
 
 
 @subscriptions_app.command("remove")

@@ -44,6 +44,7 @@ from mic.store import (
     LedgerEntry,
     NewDelivery,
     NotFoundError,
+    Replayed,
     Store,
     StoreError,
     SubscriptionRecord,
@@ -448,7 +449,11 @@ class DeliveryEngine:
                     acknowledged = self._acknowledgements.take()
                     try:
                         written = await self._store.record_changes(
-                            ledger, events, [deliveries[i] for i in keep], acknowledged=acknowledged
+                            ledger,
+                            events,
+                            [deliveries[i] for i in keep],
+                            acknowledged=acknowledged.ids,
+                            superseding=acknowledged.superseding,
                         )
                     except BaseException:
                         self._acknowledgements.back(acknowledged)
@@ -739,16 +744,18 @@ class DeliveryEngine:
             duration_ms=result.duration_ms,
         )
 
-    async def replay(self, name: str, ids: Sequence[int] | None) -> int:
-        """Put dead letters (all, or the given ids) back in line; returns how many."""
+    async def replay(self, name: str, ids: Sequence[int] | None) -> Replayed:
+        """Put dead letters (all, or the given ids) back in line, but for those a newer event
+        of their object superseded (dropped: see `Store.replay`)."""
         subscription = self._get(name)
         # Under the writer's lock: a commit between the replay's and `replayed` would put rows
-        # with later ids in the lane first, and the lane reads the store only past those.
+        # with later ids in the lane first, and the lane reads the store only past those. It
+        # also keeps the acknowledgements that mark dead letters superseded from landing
+        # between the replay's read and its write.
         async with self._store_lock:
             replayed = await self._store.replay(name, ids)
-            if replayed:
-                subscription.lane.replayed(replayed)
-        return len(replayed)
+            subscription.lane.replayed(replayed)
+        return replayed
 
     async def dead_letters(self, name: str, *, after_id: int = 0, limit: int = 100) -> list[DeliveryRow]:
         self._get(name)
@@ -781,7 +788,7 @@ class DeliveryEngine:
         if not taken:
             return
         try:
-            await self._store.delivered_many(taken)
+            await self._store.delivered_many(taken.ids, superseding=taken.superseding)
         except BaseException:
             self._acknowledgements.back(taken)  # not known to be written: the next write has them
             raise

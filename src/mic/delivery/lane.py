@@ -37,7 +37,7 @@ from mic.events import Event
 from mic.events.encodings import EncodedRequest, encode, stable_event_id
 from mic.kube.tasks import OwnedTasks
 from mic.routing.spec import SubscriptionSpec
-from mic.store import DeliveryRow, Store, StoreError
+from mic.store import DeliveryRow, Replayed, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,9 @@ class SubscriptionLane:
         self._senders: set[asyncio.Task[None]] = set()
         self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
         self._refused: set[int] = set()  # over the backlog limit, still pending in the store
-        # A replayed dead letter joins the end of the queue, after what its object got since:
-        # sent then, it would put an older state last. So for the objects with dead letters,
-        # the newest event delivered (by `Pending.seq`) is remembered, and a replayed one older
-        # than that is dropped as superseded (since this process started; see `replayed`).
+        # The objects with dead letters: what is delivered of them is acknowledged with the
+        # seq of its event, which marks their older dead letters superseded (`Store.replay`).
         self._dead_keys: set[str] = set()
-        self._newest_delivered: dict[str, int] = {}
-        self._replayed: set[int] = set()
         self._refused_written: set[int] = set()  # ... and now dead in the store
         self._superseded_lock = asyncio.Lock()
         # counters (status)
@@ -224,13 +220,6 @@ class SubscriptionLane:
             if row.id <= self._max_loaded_id:
                 continue  # already read from the store
             self._max_loaded_id = row.id
-            if row.id in self._replayed:
-                self._replayed.discard(row.id)
-                if row.seq < self._newest_delivered.get(row.object_key, -1):
-                    self._superseded.append(row.id)  # deleted before the next request leaves
-                    self.backlog -= 1
-                    self.coalesced_total += 1
-                    continue
             queue = self._objects.get(row.object_key)
             if queue is None:
                 queue = self._objects[row.object_key] = _ObjectQueue()
@@ -459,12 +448,13 @@ class SubscriptionLane:
         if result.outcome is Outcome.DELIVERED:
             self.last_delivered_at = self._clock()
             self.last_error = None
-            self._acknowledgements.add(self.spec.name, [pending.id for pending in group])
+            superseding: dict[str, int] = {}
             for pending in group:
                 self._finish(pending)
                 key = pending.object_key
-                if key in self._dead_keys and pending.seq > self._newest_delivered.get(key, -1):
-                    self._newest_delivered[key] = pending.seq
+                if key in self._dead_keys and pending.seq > superseding.get(key, -1):
+                    superseding[key] = pending.seq
+            self._acknowledgements.add(self.spec.name, [pending.id for pending in group], superseding)
             self.delivered_total += len(group)
             return
         await self._record_failure(group, result)
@@ -605,13 +595,14 @@ class SubscriptionLane:
             last_cel_error=last_cel_error,
         )
 
-    def replayed(self, ids: list[int]) -> None:
-        """Dead letters went back to the end of the queue in the store (under these new ids):
-        read them from there. One older than what its object got since is dropped, not sent
-        (see `_newest_delivered`)."""
-        count = len(ids)
-        self._replayed.update(ids)
-        self.dead -= count
+    def replayed(self, replayed: Replayed) -> None:
+        """Dead letters went back to the end of the queue in the store (under new ids): read
+        them from there. Those the store dropped as superseded count as coalesced."""
+        count = len(replayed.ids)
+        self.dead -= count + replayed.superseded
+        self.coalesced_total += replayed.superseded
+        if not count:
+            return
         self.backlog += count
         self._spilled = True
         self._more_in_store = True

@@ -52,6 +52,10 @@ _SQLITE_FORGET_LEDGER = "DELETE FROM ledger WHERE cluster = ? AND scope = ? AND 
 _SQLITE_ADD_DELIVERED = (
     "UPDATE subscription_stats SET delivered_total = delivered_total + ? WHERE subscription = ?"
 )
+_SQLITE_SUPERSEDE_DEAD = (
+    "UPDATE deliveries SET superseded_at = ? WHERE subscription = ? AND state = 'dead'"
+    " AND object_key = ? AND event_seq < ? AND superseded_at IS NULL"
+)
 
 
 def _sqlite_remove_delivered(count: int) -> str:
@@ -100,8 +104,8 @@ def bulk_sql(dialect: Dialect) -> BulkSQL:
     if cached is not None:
         return cached
 
-    def positional(statement: sa.Insert, table: sa.Table) -> str:
-        columns = [c.name for c in table.c]
+    def positional(statement: sa.Insert, table: sa.Table, *, leave_out: str | None = None) -> str:
+        columns = [c.name for c in table.c if c.name != leave_out]
         compiled = statement.compile(dialect=dialect, column_keys=columns)
         if list(compiled.positiontup or ()) != columns:  # a named paramstyle, or a reordering
             raise NotImplementedError(f"bulk insert into {table.name} needs positional parameters")
@@ -122,7 +126,10 @@ def bulk_sql(dialect: Dialect) -> BulkSQL:
             ledger_table,
         ),
         events_insert=positional(sa.insert(events_table), events_table),
-        deliveries_insert=positional(sa.insert(deliveries_table), deliveries_table),
+        # `superseded_at` is only ever set later (on dead letters): new rows leave it NULL.
+        deliveries_insert=positional(
+            sa.insert(deliveries_table), deliveries_table, leave_out="superseded_at"
+        ),
         timestamp=timestamp,
         in_driver_thread=dialect.name == "sqlite",
     )
@@ -138,11 +145,15 @@ def _sqlite_datetime_text(value: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class OutboxWrite:
     """Everything one `record_changes` transaction writes, in the order it is written:
-    acknowledged deliveries removed, ids allocated, ledger entries forgotten and set, events
+    acknowledged deliveries removed (and the dead letters they supersede marked), ids
+    allocated, ledger entries forgotten and set, events
     and deliveries inserted. The rows that hold ids are built once the ids are known (`rows`)."""
 
     acknowledged: Sequence[tuple[str, list[int]]]
     """(subscription, distinct delivery ids, sorted) to remove and count as delivered."""
+    superseding: Sequence[tuple[str, str, int]]
+    """(subscription, object key, event seq) just delivered to an object with dead letters:
+    its dead letters of older events get `superseded_at` (see `Store.replay`)."""
     forget: Sequence[tuple[str, str, str]]
     """(cluster, scope, uid) of ledger entries to delete."""
     ledger_rows: Sequence[Row]
@@ -180,6 +191,9 @@ class OutboxWrite:
                     chunk = ids[start : start + IDS_PER_STATEMENT]
                     cursor.execute(_sqlite_remove_delivered(len(chunk)), (subscription, *chunk))
                 cursor.execute(_SQLITE_ADD_DELIVERED, (len(ids), subscription))
+            if self.superseding:
+                stamp = self.stamp
+                cursor.executemany(_SQLITE_SUPERSEDE_DEAD, [(stamp, *marked) for marked in self.superseding])
             first = self._allocate_sqlite(cursor) if self.ids_needed else 0
             if self.forget:
                 cursor.executemany(_SQLITE_FORGET_LEDGER, self.forget)

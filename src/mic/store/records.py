@@ -185,6 +185,24 @@ class DeliveryRow:
     last_error: str | None
     created_at: datetime
     event: StoredEvent
+    superseded_at: datetime | None = None
+    """A dead letter only: when a newer event of its object reached the recipient (a replay
+    drops it rather than put an older state last)."""
+
+
+Superseding = Mapping[str, Mapping[str, int]]
+"""subscription -> object key -> seq of the newest event of that object just delivered to it,
+for objects with dead letters: written with the acknowledgement, it marks the dead letters of
+older events `superseded_at` (`Store.record_changes`, `Store.delivered_many`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What `Store.replay` did: the new ids of the dead letters queued again, in queue order,
+    and how many it dropped as superseded instead."""
+
+    ids: list[int]
+    superseded: int = 0
 
 
 @dataclass(frozen=True, slots=True)

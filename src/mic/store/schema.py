@@ -212,6 +212,14 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Migration 0006: set on a dead letter when a newer event of its object is delivered to the
+    # subscription; `Store.replay` drops such a dead letter (it would put an older state last).
+    Column(
+        "superseded_at",
+        UTCDateTime,
+        nullable=True,
+        comment="a dead letter's object got a newer event delivered since, at this time",
+    ),
     CheckConstraint("state IN ('pending', 'dead')", name="state"),
     # A lane reads its queue in order: WHERE subscription = ? AND state = ? AND id > ? ORDER BY id.
     Index("ix_deliveries_subscription_state_id", "subscription", "state", "id"),

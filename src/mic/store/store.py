@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
@@ -52,9 +52,11 @@ from mic.store.records import (
     LedgerEntry,
     NewDelivery,
     RecordedDeliveries,
+    Replayed,
     StoredEvent,
     SubscriptionCounts,
     SubscriptionRecord,
+    Superseding,
     TokenRecord,
     TokenRole,
 )
@@ -75,6 +77,8 @@ from mic.store.schema import events as events_table
 from mic.store.schema import ledger as ledger_table
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 """`find_token` records a token's use at most this often, so authentication stays a read."""
@@ -632,12 +636,14 @@ class Store:
         deliveries: Sequence[NewDelivery],
         *,
         acknowledged: Mapping[str, Sequence[int]] | None = None,
+        superseding: Superseding | None = None,
     ) -> RecordedDeliveries:
         """Update the ledger and queue `deliveries` of `events`, all in one transaction.
 
         `acknowledged` (subscription -> delivery ids) are deliveries that reached their
         recipients: they are removed in the same transaction (as `delivered_many` does), so a
-        busy engine pays one commit for both directions of the outbox.
+        busy engine pays one commit for both directions of the outbox. `superseding` says
+        which of them were the newest word on an object with dead letters (see `Superseding`).
 
         This is the outbox write: once it returns, the events are MIC's responsibility (durably,
         with a store opened `durable=True`), and the ledger says they were seen, so they are not
@@ -674,7 +680,7 @@ class Store:
             latest[(change.cluster, change.scope, change.uid)] = change
         if not latest and not deliveries:
             if acknowledged:
-                await self.delivered_many(acknowledged)
+                await self.delivered_many(acknowledged, superseding=superseding)
             return RecordedDeliveries()
         now = _now()
         # Sorted: PostgreSQL writers lock rows in one order.
@@ -682,12 +688,14 @@ class Store:
         upserts = [(c, c.entry) for c in changes if c.entry is not None]
         used = sorted({d.event_index for d in deliveries})
         acked = [(name, sorted(set(ids))) for name, ids in sorted((acknowledged or {}).items()) if ids]
+        marks = _superseding_rows(superseding)
         forget = [(c.cluster, c.scope, c.uid) for c in changes if c.entry is None]
 
         def plan(sql: BulkSQL) -> OutboxWrite:
             stamp = sql.timestamp(now)
             return OutboxWrite(
                 acknowledged=acked,
+                superseding=marks,
                 forget=forget,
                 ledger_rows=[(c.cluster, c.scope, c.uid, *_ledger_values(e), stamp) for c, e in upserts],
                 events=events,
@@ -713,6 +721,11 @@ class Store:
         """`OutboxWrite.run_sqlite` for other databases: statement by statement on the loop."""
         for subscription, ids in plan.acknowledged:
             await self._remove_delivered(conn, subscription, ids)
+        if plan.superseding:
+            await conn.execute(
+                _SUPERSEDE_DEAD,
+                [{"at": _now(), "s": s, "k": k, "seq": seq} for s, k, seq in plan.superseding],
+            )
         first = await self._allocate(conn, OUTBOX_SEQUENCE, plan.ids_needed) if plan.ids_needed else 0
         if plan.forget:
             await conn.execute(_FORGET_LEDGER, [{"c": c, "s": s, "u": u} for c, s, u in plan.forget])
@@ -812,14 +825,26 @@ class Store:
         """
         await self.delivered_many({subscription: ids})
 
-    async def delivered_many(self, acknowledged: Mapping[str, Sequence[int]]) -> None:
-        """`delivered` for several subscriptions in one transaction (one commit, one fsync)."""
+    async def delivered_many(
+        self, acknowledged: Mapping[str, Sequence[int]], *, superseding: Superseding | None = None
+    ) -> None:
+        """`delivered` for several subscriptions in one transaction (one commit, one fsync);
+        `superseding` as in `record_changes`."""
         acked = [(name, sorted(set(ids))) for name, ids in sorted(acknowledged.items()) if ids]
         if not acked:
             return
+        marks = _superseding_rows(superseding)
+        now = _now()
         await self._write_outbox(
             lambda sql: OutboxWrite(
-                acked, forget=[], ledger_rows=[], events=[], deliveries=[], used=[], stamp=None
+                acked,
+                superseding=marks,
+                forget=[],
+                ledger_rows=[],
+                events=[],
+                deliveries=[],
+                used=[],
+                stamp=sql.timestamp(now),
             )
         )
 
@@ -865,30 +890,47 @@ class Store:
                 await self._add_totals(conn, subscription, dead=changed)
         return changed
 
-    async def replay(self, subscription: str, ids: Sequence[int] | None) -> list[int]:
+    async def replay(self, subscription: str, ids: Sequence[int] | None) -> Replayed:
         """Queue dead letters again (all of them with `ids` None): pending, 0 attempts, due now.
 
-        Returns their new ids. Each gets a new id from the outbox sequence, so it joins the end of
-        its subscription's queue: a reader paging with `after_id` finds it without starting
-        over (and without reading again what it holds already). `last_error` is kept until
-        the next attempt says otherwise.
+        Each gets a new id from the outbox sequence, so it joins the end of its subscription's
+        queue: a reader paging with `after_id` finds it without starting over (and without
+        reading again what it holds already). `last_error` is kept until the next attempt says
+        otherwise. Returns the new ids.
+
+        At the end of the queue a dead letter would come after whatever its object got since;
+        if that is newer (its event's seq is higher), the recipient would end on a state that is
+        gone. So a dead letter is dropped (deleted, counted in `Replayed.superseded`) when a
+        newer event of its object was delivered since (`superseded_at`, written with that
+        acknowledgement) or is still queued.
         """
         d = deliveries
         where = (d.c.subscription == subscription, d.c.state == "dead")
+        columns = (d.c.id, d.c.object_key, d.c.event_seq, d.c.superseded_at)
         async with self._write() as conn:
             # Allocating first takes the sequence's lock (PostgreSQL): a concurrent replay waits
             # here, then finds these rows pending, not dead. Unused values are simply skipped.
             first = await self._allocate(conn, OUTBOX_SEQUENCE, 1)
             if ids is None:
-                old_ids = list((await conn.scalars(sa.select(d.c.id).where(*where).order_by(d.c.id))).all())
+                found = list((await conn.execute(sa.select(*columns).where(*where))).all())
             else:
-                old_ids = []
+                found = []
                 for chunk in _chunks(sorted(set(ids))):
-                    found = await conn.scalars(sa.select(d.c.id).where(*where, d.c.id.in_(chunk)))
-                    old_ids.extend(found.all())
-                old_ids.sort()
+                    query = sa.select(*columns).where(*where, d.c.id.in_(chunk))
+                    found.extend((await conn.execute(query)).all())
+            queued = await _newest_pending(conn, subscription, sorted({row.object_key for row in found}))
+            old_ids: list[int] = []
+            superseded: list[int] = []
+            for id_, key, seq, superseded_at in found:
+                if superseded_at is not None or seq < queued.get(key, -1):
+                    superseded.append(id_)
+                else:
+                    old_ids.append(id_)
+            for chunk in _chunks(sorted(superseded)):
+                await conn.execute(sa.delete(d).where(d.c.id.in_(chunk)))
             if not old_ids:
-                return []
+                return Replayed([], len(superseded))
+            old_ids.sort()
             if len(old_ids) > 1:
                 first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids) - 1) - 1
             await conn.execute(
@@ -897,7 +939,7 @@ class Store:
                 .values(id=sa.bindparam("new_id"), state="pending", attempts=0, next_attempt_at=_now()),
                 [{"old_id": old, "new_id": first + n} for n, old in enumerate(old_ids)],
             )
-        return [first + n for n in range(len(old_ids))]
+        return Replayed([first + n for n in range(len(old_ids))], len(superseded))
 
     async def drop_superseded(self, subscription: str, ids: Sequence[int]) -> int:
         """Coalescing: delete these pending rows of `subscription`; returns how many went.
@@ -1041,6 +1083,24 @@ _FORGET_LEDGER = sa.delete(ledger_table).where(
     ledger_table.c.uid == sa.bindparam("u"),
 )
 
+_SUPERSEDE_DEAD = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.subscription == sa.bindparam("s"),
+        deliveries.c.state == "dead",
+        deliveries.c.object_key == sa.bindparam("k"),
+        deliveries.c.event_seq < sa.bindparam("seq"),
+        deliveries.c.superseded_at.is_(None),
+    )
+    .values(superseded_at=sa.bindparam("at"))
+)
+
+
+def _superseding_rows(superseding: Superseding | None) -> list[tuple[str, str, int]]:
+    """(subscription, object key, event seq), sorted: PostgreSQL writers lock rows in one order."""
+    return sorted((name, key, seq) for name, keys in (superseding or {}).items() for key, seq in keys.items())
+
+
 _DELIVERY_COLUMNS = (
     deliveries.c.id,
     deliveries.c.subscription,
@@ -1050,6 +1110,7 @@ _DELIVERY_COLUMNS = (
     deliveries.c.next_attempt_at,
     deliveries.c.last_error,
     deliveries.c.created_at,
+    deliveries.c.superseded_at,
 )
 
 _EVENT_COLUMNS = tuple(
@@ -1089,6 +1150,7 @@ def _delivery(row: Row[Any]) -> DeliveryRow:
         next_attempt_at,
         last_error,
         created_at,
+        superseded_at,
         seq,
         event_id,
         cluster,
@@ -1115,6 +1177,7 @@ def _delivery(row: Row[Any]) -> DeliveryRow:
         next_attempt_at=next_attempt_at,
         last_error=last_error,
         created_at=created_at,
+        superseded_at=superseded_at,
         event=StoredEvent(
             seq=seq,
             event_id=event_id,
@@ -1146,6 +1209,20 @@ def _utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), IDS_PER_STATEMENT):
-        yield ids[start : start + IDS_PER_STATEMENT]
+def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(values), IDS_PER_STATEMENT):
+        yield values[start : start + IDS_PER_STATEMENT]
+
+
+async def _newest_pending(conn: AsyncConnection, subscription: str, keys: Sequence[str]) -> dict[str, int]:
+    """object key -> the highest event seq `subscription` has queued (pending) for it."""
+    d = deliveries
+    newest: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        query = (
+            sa.select(d.c.object_key, sa.func.max(d.c.event_seq))
+            .where(d.c.subscription == subscription, d.c.state == "pending", d.c.object_key.in_(chunk))
+            .group_by(d.c.object_key)
+        )
+        newest.update((key, int(seq)) for key, seq in (await conn.execute(query)).all())
+    return newest

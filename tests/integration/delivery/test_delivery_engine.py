@@ -6,12 +6,14 @@ import asyncio
 import itertools
 from collections import defaultdict
 from typing import Any
+from unittest.mock import ANY
 
 import orjson
 from delivery_helpers import LockedStore, Pipeline, eventually, summary
 from standardwebhooks.webhooks import Webhook
 
 from mic.delivery.signing import generate_secret
+from mic.store import Replayed
 from mic.testing.objects import configmap
 from mic.testing.recipient import Received
 from mic.testing.recipient import WebhookRecipient as Recipient
@@ -84,7 +86,7 @@ async def test_permanent_failure_becomes_a_dead_letter_and_replay_delivers_it(
     assert [row.event.name for row in letters] == ["rejected"]
     assert len(recipient.requests) == 1, "a permanent 4xx must not be retried"
     recipient.status = 200
-    assert await pipeline.engine.replay("hooks", None) == 1
+    assert len((await pipeline.engine.replay("hooks", None)).ids) == 1
     await recipient.wait_events(lambda events: [e["subject"] for e in events] == ["default/rejected"])
     await eventually(lambda: pipeline.engine.status("hooks").dead == 0)
 
@@ -447,7 +449,7 @@ async def test_a_replay_is_not_overtaken_by_rows_committed_meanwhile(
         return count
 
     pipeline.store.replay = replay_then_a_change  # type: ignore[method-assign]
-    assert await engine.replay("hooks", None) == 1
+    assert len((await engine.replay("hooks", None)).ids) == 1
     await recipient.wait_events(lambda events: len(events) == 2)  # what it accepted
     assert sorted(e["subject"] for e in recipient.events()) == ["default/later", "default/rejected"]
     await eventually(lambda: engine.status("hooks").backlog == 0)
@@ -534,7 +536,7 @@ async def test_a_replayed_dead_letter_older_than_what_its_object_got_since_is_no
     recipient.status = 200
     changed = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
     await recipient.wait_events(lambda events: len(events) == 1)
-    assert await pipeline.engine.replay("hooks", None) == 2
+    assert await pipeline.engine.replay("hooks", None) == Replayed(ids=ANY, superseded=1)
     await recipient.wait_events(lambda events: len(events) == 2)
     await eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
     assert pipeline.engine.status("hooks").coalesced_total == 1  # web's v1: dropped, not sent
@@ -543,3 +545,53 @@ async def test_a_replayed_dead_letter_older_than_what_its_object_got_since_is_no
         ("default/api", kube_emulator.get("configmaps", "api")["metadata"]["resourceVersion"]),
     ]
     assert pipeline.engine.status("hooks").dead == 0
+
+
+async def test_a_dead_letter_superseded_before_a_restart_is_not_sent_by_a_replay_after_it(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """What the recipient got since a dead letter is kept with the dead letter in the store
+    (`superseded_at`), so a replay after a restart still knows that v1 would undo v2."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 400
+    await pipeline.subscribe("hooks", recipient)
+    kube_emulator.create(configmap("web", v="1"))
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    recipient.status = 200
+    changed = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
+    await recipient.wait_events(lambda events: len(events) == 1)
+    await eventually(lambda: pipeline.engine.status("hooks").delivered_total == 1)
+    await pipeline.restart()
+    assert await pipeline.engine.replay("hooks", None) == Replayed(ids=[], superseded=1)
+    status = pipeline.engine.status("hooks")
+    assert (status.dead, status.backlog, status.coalesced_total) == (0, 0, 1)
+    assert await pipeline.store.dead_letters("hooks") == []
+    kube_emulator.patch("configmaps", "web", {"data": {"v": "3"}})  # the lane still sends
+    await recipient.wait_events(lambda events: len(events) == 2)
+    assert recipient.events()[0]["resourceversion"] == changed["metadata"]["resourceVersion"]
+
+
+async def test_a_dead_letter_is_not_replayed_behind_a_newer_event_of_its_object_still_queued(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """v1 dead, v2 waiting for a retry, replay: v1 would go after v2 and stay the last word."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 400
+    await pipeline.subscribe(
+        "hooks", recipient, delivery={"initialBackoffSeconds": 0.2, "maxBackoffSeconds": 0.2}
+    )
+    kube_emulator.create(configmap("web", v="1"))
+    kube_emulator.create(configmap("api", v="1"))
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 2)
+    recipient.status = 503
+    changed = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
+    await eventually(lambda: pipeline.engine.status("hooks").retrying == 1)
+    assert await pipeline.engine.replay("hooks", None) == Replayed(ids=ANY, superseded=1)  # api's v1 only
+    recipient.status = 200
+    await recipient.wait_events(lambda events: len(events) == 2)
+    await eventually(lambda: pipeline.engine.status("hooks").backlog == 0)
+    assert sorted((e["subject"], e["resourceversion"]) for e in recipient.events()) == [
+        ("default/api", kube_emulator.get("configmaps", "api")["metadata"]["resourceVersion"]),
+        ("default/web", changed["metadata"]["resourceVersion"]),
+    ]
+    assert pipeline.engine.status("hooks").coalesced_total == 1

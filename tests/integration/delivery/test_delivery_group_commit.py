@@ -76,9 +76,9 @@ async def test_acknowledgements_ride_with_the_writers_commits_while_it_is_busy(
         taken_along.append(dict(kwargs.get("acknowledged") or {}))
         return await record_changes(*args, **kwargs)
 
-    async def counting(acknowledged: dict[str, Sequence[int]]) -> None:
+    async def counting(acknowledged: dict[str, Sequence[int]], **kwargs: Any) -> None:
         written_alone.append(dict(acknowledged))
-        await delivered_many(acknowledged)
+        await delivered_many(acknowledged, **kwargs)
 
     monkeypatch.setattr(pipeline.store, "delivered_many", counting)
     monkeypatch.setattr(pipeline.store, "record_changes", hanging)

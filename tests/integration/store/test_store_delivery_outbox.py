@@ -18,6 +18,7 @@ from mic.store import (
     NewDelivery,
     NotFoundError,
     RecordedDeliveries,
+    Replayed,
     Store,
     SubscriptionRecord,
     dialects,
@@ -334,7 +335,7 @@ async def test_dead_letter_and_replay(ready: Store) -> None:
     assert await store.backlog("a") == 2
 
     before = datetime.now(UTC)
-    assert len(await store.replay("a", [ids[2], ids[0]])) == 1  # ids[0] is pending, not dead
+    assert len((await store.replay("a", [ids[2], ids[0]])).ids) == 1  # ids[0] is pending, not dead
     # A replayed row joins the end of the queue under a new id: a lane paging with `after_id`
     # finds it without reading the queue again from the start.
     pending = await store.pending_deliveries("a")
@@ -345,7 +346,7 @@ async def test_dead_letter_and_replay(ready: Store) -> None:
     assert [r.id for r in await store.pending_deliveries("a", after_id=ids[3])] == [replayed.id]
     assert replayed.attempts == 0
     assert replayed.next_attempt_at >= before
-    assert len(await store.replay("a", None)) == 1
+    assert len((await store.replay("a", None)).ids) == 1
     assert await store.dead_letters("a") == []
     pending = await store.pending_deliveries("a")
     assert [r.event.name for r in pending] == ["o0", "o3", "o2", "o1"]
@@ -354,12 +355,52 @@ async def test_dead_letter_and_replay(ready: Store) -> None:
     assert (counts.pending, counts.dead, counts.dead_total) == (4, 0, 2)  # the total is history
 
 
+async def test_a_delivery_marks_older_dead_letters_of_its_object_and_replay_drops_them(ready: Store) -> None:
+    """The mark goes with the acknowledgement (both write paths): only older dead letters of
+    that object and subscription; a replay drops marked ones and those behind a queued newer
+    event, and queues the rest."""
+    store = ready
+    old = await _queue(store, "a", [_event("web", 1), _event("api", 1), _event("db", 1)])
+    other = await _queue(store, "b", [_event("web", 1)])
+    await store.dead_letter("a", old, "HTTP 400")
+    await store.dead_letter("b", other, "HTTP 400")
+    newer = await _queue(store, "a", [_event("web", 2), _event("api", 2)])
+    await store.delivered_many({"a": [newer[0]]}, superseding={"a": {"web": newer.event_seqs[0]}})
+    marked = {r.event.name: r.superseded_at for r in await store.dead_letters("a")}
+    assert marked["web"] is not None
+    assert marked["api"] is None
+    assert marked["db"] is None
+    assert (await store.dead_letters("b"))[0].superseded_at is None  # another subscription's
+
+    async def acknowledge_with_an_outbox_write(db_seq: int) -> None:
+        """As a busy engine acknowledges: along with the next events it records."""
+        event = _event("x", db_seq)
+        await store.record_changes(
+            [LedgerChange(event.cluster, SCOPE, event.uid, _entry("x", db_seq))],
+            [event],
+            [NewDelivery("b", 0, "x")],
+            acknowledged={"b": [10**9]},
+            superseding={"a": {"db": db_seq}},
+        )
+
+    await acknowledge_with_an_outbox_write(old.event_seqs[2])  # db's own event: not older
+    assert [r.superseded_at for r in await store.dead_letters("a") if r.event.name == "db"] == [None]
+    await acknowledge_with_an_outbox_write(old.event_seqs[2] + 1)
+    assert [r.superseded_at is None for r in await store.dead_letters("a") if r.event.name == "db"] == [False]
+
+    replayed = await store.replay("a", None)
+    assert replayed == Replayed([], 3)  # web and db delivered since, api's v2 still queued
+    assert [r.event.name for r in await store.pending_deliveries("a")] == ["api"]
+    assert await store.dead_letters("a") == []
+    assert len(await store.dead_letters("b")) == 1
+
+
 async def test_replay_of_another_subscription_does_nothing(ready: Store) -> None:
     store = ready
     ids = await _queue(store, "a", [_event("x", 1)])
     await store.dead_letter("a", ids, "boom")
-    assert await store.replay("b", None) == []
-    assert await store.replay("b", ids) == []
+    assert await store.replay("b", None) == Replayed([], 0)
+    assert await store.replay("b", ids) == Replayed([], 0)
     assert len(await store.dead_letters("a")) == 1
 
 

@@ -457,6 +457,7 @@ def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
         attempts=row.attempts,
         last_error=row.last_error,
         created_at=row.created_at,
+        superseded_at=row.superseded_at,
         object=redact_secret(event.object) if with_object else None,
     )
 
@@ -495,8 +496,9 @@ async def list_dead_letters(
     summary="Deliver dead letters again",
     description=(
         '`{"ids": [..]}` replays those dead letters, `{}` all of them; each gets fresh attempts. '
-        "One older than what its object was delivered since this MIC started is dropped instead "
-        "of sent (counted as coalesced): it would leave the recipient with a state that is gone."
+        "One whose object got a newer event delivered since (`supersededAt`), or has one still "
+        "queued, is dropped instead of sent (`superseded`, counted as coalesced): it would leave "
+        "the recipient with a state that is gone."
     ),
     response_model=ReplayResult,
     responses=NOT_FOUND,
@@ -507,4 +509,4 @@ async def replay_dead_letters(
     await service.store.get_subscription(name)
     ids = body.ids if body is not None else None
     replayed = await service.engine.replay(name, ids)
-    return ReplayResult(replayed=replayed)
+    return ReplayResult(replayed=len(replayed.ids), superseded=replayed.superseded)
