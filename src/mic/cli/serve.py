@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from mic.service.defaults import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS
+from mic.service.defaults import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS, MAX_EVENT_TAILS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -89,6 +89,14 @@ def serve(
             "take over this many seconds after it stops renewing its lease (at once after a clean stop).",
         ),
     ] = DEFAULT_LEASE_SECONDS,
+    max_event_tails: Annotated[
+        int,
+        typer.Option(
+            envvar="MIC_MAX_EVENT_TAILS",
+            min=1,
+            help="Live tails (GET /v1/events) served at once, all tokens together; one more is answered 503.",
+        ),
+    ] = MAX_EVENT_TAILS,
     tls_cert_file: Annotated[
         Path | None,
         typer.Option(
@@ -130,6 +138,7 @@ def serve(
         log_level=level,
         cache_mode=cache_mode.lower(),
         lease_seconds=lease_seconds,
+        max_event_tails=max_event_tails,
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
     )

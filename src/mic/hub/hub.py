@@ -314,7 +314,11 @@ class Hub:
         )
         self._streams.setdefault(spec, []).append(stream)
         self._replay_cached(stream)
-        await self._add_spec(spec)
+        try:
+            await self._add_spec(spec)
+        except BaseException:
+            stream.close()  # nobody will: its caller never gets it (cancelled); releases the watch
+            raise
         return stream
 
     def _replay_cached(self, stream: EventStream) -> None:

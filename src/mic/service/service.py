@@ -118,6 +118,7 @@ async def running_service(
             policy,
             resync_interval=settings.resync_interval,
             sync_timeout=settings.resource_sync_timeout,
+            cache_idle_seconds=settings.cache_idle_seconds,
         )
         engine = DeliveryEngine(store, hub, may_deliver=lease.current)
         keeper = asyncio.create_task(_keep(lease, on_lease_lost), name="mic-lease")

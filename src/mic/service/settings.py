@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mic.kube.informer import InformerOptions
-from mic.service.defaults import DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS
+from mic.service.defaults import CACHE_IDLE_SECONDS, DEFAULT_DATA_DIR, DEFAULT_LEASE_SECONDS, MAX_EVENT_TAILS
 from mic.store import TOKEN_ROLES, TokenRole, default_database_url
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -66,6 +66,11 @@ class ServiceSettings:
     """How long a resource query waits for a newly started cache to complete its first list."""
     resync_interval: float = 30.0
     """How often the supervisor re-reads the store (other replicas' changes, connections to retry)."""
+    cache_idle_seconds: float = CACHE_IDLE_SECONDS
+    """How long a cache that a resource query started stays once no query uses it."""
+    max_event_tails: int = MAX_EVENT_TAILS
+    """How many live tails (`GET /v1/events`) MIC serves at once, all tokens together; one more is
+    answered 503. Each tail may open watches in every cluster it names (one per namespace)."""
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     """How long the store's delivery lease lasts unrenewed: a standby MIC takes over this long
     after the active one stops renewing it (at once after a clean stop). See `mic.service.lease`."""

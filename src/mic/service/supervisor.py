@@ -13,13 +13,20 @@ does the least that makes them equal:
 
 A periodic pass re-reads the store, which picks up changes made by another MIC sharing the
 database and retries connections that could not be built (a kubeconfig file fixed on disk).
+
+A query on a resource no watch covers starts a cache for it (`ensure_cached`); such an
+on-demand cache is released once no query has used it for `cache_idle_seconds`, so queries
+(a viewer's too) cannot grow what MIC watches for good.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +44,7 @@ from mic.service.connections import (
     parse_connection,
     source_fingerprint,
 )
+from mic.service.defaults import CACHE_IDLE_SECONDS
 from mic.store import ClusterRecord, NotFoundError, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -63,8 +71,18 @@ class _Applied:
     """Digest of the host files the connection was built from (`source_fingerprint`)."""
     watches: dict[str, WatchSpec] = field(default_factory=dict)
     """Default resources (as stored) → the hub watch declared for each."""
-    on_demand: dict[str, WatchSpec] = field(default_factory=dict)
-    """Caches started by resource queries (qualified resource name → watch), kept for the process."""
+    on_demand: dict[str, _OnDemand] = field(default_factory=dict)
+    """Caches started by resource queries (qualified resource name → watch), released when idle."""
+    querying: Counter[str] = field(default_factory=Counter)
+    """Queries waiting in `ensure_cached` now, per qualified resource name: their cache is in use."""
+
+
+@dataclass
+class _OnDemand:
+    """A cache a query started: its watch, and when a query last used it (`time.monotonic`)."""
+
+    spec: WatchSpec
+    last_used: float
 
 
 @dataclass(frozen=True)
@@ -91,11 +109,15 @@ class Supervisor:
         *,
         resync_interval: float = 30.0,
         sync_timeout: float = 10.0,
+        cache_idle_seconds: float = CACHE_IDLE_SECONDS,
     ) -> None:
+        """`cache_idle_seconds`: an on-demand cache no query
+        used for this long is released."""
         self.store = store
         self.hub = hub
         self.policy = policy
         self.sync_timeout = sync_timeout
+        self.cache_idle_seconds = cache_idle_seconds
         self._resync_interval = resync_interval
         self._applied: dict[str, _Applied] = {}
         self._lock = asyncio.Lock()
@@ -113,6 +135,7 @@ class Supervisor:
         await self.reconcile_all()
         self._ready = True
         self._tasks.start("resync", self._resync_loop())
+        self._tasks.start("release idle caches", self._release_idle_loop())
 
     async def close(self) -> None:
         """Stop the background pass; the hub (closed by its owner) stops the clusters."""
@@ -135,6 +158,36 @@ class Supervisor:
                 # This loop is what retries connections and follows other replicas: it must
                 # outlive any one failure.
                 log.exception("supervisor: resync pass failed; trying again in %gs", self._resync_interval)
+
+    async def _release_idle_loop(self) -> None:
+        while True:
+            # Checked several times per idle period, so a cache lives at most ~1.25 of it.
+            await asyncio.sleep(min(max(self.cache_idle_seconds / 4, 0.01), 30.0))
+            try:
+                await self.release_idle_caches()
+            except Exception:
+                log.exception("supervisor: releasing idle on-demand caches failed; trying again")
+
+    async def release_idle_caches(self) -> None:
+        """Release the on-demand caches no query has used for `cache_idle_seconds`.
+
+        Only the supervisor's own watch is released: an informer that configured resources,
+        subscriptions or tails also use goes on serving them (the hub counts its users).
+        """
+        async with self._lock:
+            now = time.monotonic()
+            for name, applied in list(self._applied.items()):
+                for resource, entry in list(applied.on_demand.items()):
+                    if applied.querying[resource] or now - entry.last_used < self.cache_idle_seconds:
+                        continue
+                    del applied.on_demand[resource]
+                    await self.hub.unwatch(entry.spec)
+                    log.info(
+                        "cluster %s: released the on-demand cache of %s (no query for %gs)",
+                        name,
+                        resource,
+                        self.cache_idle_seconds,
+                    )
 
     def _source_changed(self, applied: _Applied) -> bool:
         if applied.source is None or applied.connection is None:
@@ -273,7 +326,7 @@ class Supervisor:
                 applied.watches[resource] = await self.hub.watch(resource, clusters=[name])
 
     async def _stop(self, name: str, applied: _Applied) -> None:
-        for spec in [*applied.watches.values(), *applied.on_demand.values()]:
+        for spec in [*applied.watches.values(), *(entry.spec for entry in applied.on_demand.values())]:
             await self.hub.unwatch(spec)
         if applied.connection is not None:
             await self.hub.remove_cluster(name)
@@ -307,10 +360,11 @@ class Supervisor:
         """Make sure `resource` in `cluster` is cached and synced, starting a cache if needed.
 
         Decision: a query on a resource that is not watched starts caching it (all namespaces,
-        no selector) and keeps that cache for the life of the process (until the cluster is
-        deleted), rather than doing one live list: the second query is then as fast as any
-        and the resource stays fresh at the cost of one watch. Waits up to `timeout` (default
-        `sync_timeout`) for the first list.
+        no selector) rather than doing one live list: the next queries are then as fast as
+        any, at the cost of one watch. That cache is kept while queries use it and released
+        once none has for `cache_idle_seconds` (`release_idle_caches`), so what queries start
+        does not add up for good. Waits up to `timeout` (default `sync_timeout`) for the
+        first list.
 
         Raises UnknownClusterError, UnknownResourceError, AmbiguousResourceError,
         ClusterUnavailableError, CacheNotReadyError.
@@ -326,11 +380,28 @@ class Supervisor:
             async with asyncio.timeout(limit):
                 info = await self.hub.resolve(cluster, resource)
                 stage = f"did not complete the first list of {info.qualified_name}"
-                await self._wait_cache(cluster, applied, resource, info)
+                with self._using(applied, info.qualified_name):
+                    await self._wait_cache(cluster, applied, resource, info)
         except TimeoutError:
             detail = self._cache_error(cluster, stage)
             raise CacheNotReadyError(f"cluster {cluster!r} {stage} within {limit:g}s{detail}") from None
         return info
+
+    @contextmanager
+    def _using(self, applied: _Applied, resource: str) -> Iterator[None]:
+        """A query uses the cache of `resource`: not released meanwhile, idle from its end on.
+
+        The caller reads the cache right after, without awaiting, so no release falls between."""
+        applied.querying[resource] += 1
+        try:
+            yield
+        finally:
+            applied.querying[resource] -= 1
+            if not applied.querying[resource]:
+                del applied.querying[resource]
+            entry = applied.on_demand.get(resource)
+            if entry is not None:
+                entry.last_used = time.monotonic()
 
     async def _wait_cache(self, cluster: str, applied: _Applied, resource: str, info: ResourceInfo) -> None:
         while True:
@@ -343,9 +414,8 @@ class Supervisor:
                         info.qualified_name not in applied.on_demand
                         and self._full_cache_status(cluster, info) is None
                     ):
-                        applied.on_demand[info.qualified_name] = await self.hub.watch(
-                            resource, clusters=[cluster]
-                        )
+                        spec = await self.hub.watch(resource, clusters=[cluster])
+                        applied.on_demand[info.qualified_name] = _OnDemand(spec, time.monotonic())
                         log.info("cluster %s: caching %s on demand", cluster, info.qualified_name)
             elif entry.synced:
                 return

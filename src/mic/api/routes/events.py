@@ -9,26 +9,33 @@ Each event is one SSE message: `id:` the CloudEvent id (stable across restarts, 
 consumer can deduplicate), `event:` the type (ADDED, MODIFIED, DELETED), `data:` the
 CloudEvents structured JSON with Secret data redacted. A comment line every
 `HEARTBEAT_SECONDS` keeps proxies from closing an idle stream and lets the server notice a
-client that went away. When the client disconnects, Starlette cancels the body generator and
-its `finally` closes the hub stream, which releases the watch.
+client that went away. When the response ends (the client disconnected, or the stream closed),
+`TailResponse` closes the hub stream, which releases the watch, even if the body never started.
+
+A tail opens watches in every cluster it covers, one per namespace it names, on behalf of
+whoever holds a token (a viewer's too): so one tail names at most `MAX_TAIL_NAMESPACES`
+namespaces (422 beyond), and MIC serves at most `ServiceSettings.max_event_tails` tails at once
+(503 beyond; `TailSlots`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from mic.api.dependencies import get_service
 from mic.api.models import ErrorBody
 from mic.events import Event, EventType
 from mic.events.encodings import cloudevent_json, stable_event_id
-from mic.hub import EventStream, StreamOverflowError
+from mic.hub import EventStream, Hub, StreamOverflowError
 from mic.kube.errors import AmbiguousResourceError, KubeError, UnknownResourceError
 from mic.kube.selectors import LabelSelector
 from mic.service.service import Service
@@ -49,6 +56,12 @@ every subscription) before its stream is closed: a tail is for looking, not a du
 RESOLVE_TIMEOUT = 5.0
 """How long the route waits for a cluster's discovery to say whether the resource exists."""
 
+MAX_TAIL_NAMESPACES = 20
+"""Most namespaces one tail may name: each is one more watch in every cluster it covers."""
+
+TAILS_RETRY_AFTER = 30
+"""Seconds a client turned away because MIC serves as many tails as it may is told to wait."""
+
 SSE_EXAMPLE = (
     "id: 5f0c0d1e9a7b4c2d8e6f1a2b3c4d5e6f\n"
     "event: ADDED\n"
@@ -62,6 +75,67 @@ def _split(values: list[str] | None) -> list[str]:
     """Repeated and comma-separated query values as one list, in order, without duplicates."""
     parts = (part.strip() for value in values or () for part in value.split(","))
     return list(dict.fromkeys(part for part in parts if part))
+
+
+class TailSlots:
+    """The tails one MIC (one hub) serves now, so that their number stays bounded.
+
+    A tail takes a slot before its hub stream is made (`reserve`, so concurrent requests cannot
+    all pass the check while one waits) and holds it as long as its stream is open: a stream
+    closed for any reason (client gone, fell behind, hub closed) frees its slot.
+    """
+
+    def __init__(self) -> None:
+        self._streams: set[EventStream] = set()
+        self._reserved = 0
+
+    def in_use(self) -> int:
+        self._streams = {stream for stream in self._streams if not stream.closed}
+        return len(self._streams) + self._reserved
+
+    def reserve(self, limit: int) -> None:
+        """Take a slot for a tail about to open; 503 when all `limit` are taken."""
+        if self.in_use() >= limit:
+            raise HTTPException(
+                503,
+                f"MIC already serves {limit} live tails, the most it serves at once "
+                "(max_event_tails); close one or try again later, or use a subscription "
+                "for a lasting feed",
+                headers={"Retry-After": str(TAILS_RETRY_AFTER)},
+            )
+        self._reserved += 1
+
+    def fill(self, stream: EventStream | None) -> None:
+        """The reserved slot is now held by `stream` (None: the tail failed to open)."""
+        self._reserved -= 1
+        if stream is not None and not stream.closed:
+            self._streams.add(stream)
+
+
+_slots: weakref.WeakKeyDictionary[Hub, TailSlots] = weakref.WeakKeyDictionary()
+
+
+def tail_slots(hub: Hub) -> TailSlots:
+    """The tail slots of the MIC that owns `hub`."""
+    slots = _slots.get(hub)
+    if slots is None:
+        slots = _slots[hub] = TailSlots()
+    return slots
+
+
+class TailResponse(StreamingResponse):
+    """The SSE response; closes its hub stream when done, even if the body never started
+    (a client gone before the first chunk), so neither the watch nor the slot leaks."""
+
+    def __init__(self, stream: EventStream, content: AsyncIterator[bytes], headers: dict[str, Any]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
 def sse_message(event: Event) -> bytes:
@@ -121,13 +195,22 @@ async def _stream_body(stream: EventStream, heartbeat: float) -> AsyncIterator[b
         "`id` = CloudEvent id, `event` = type, `data` = CloudEvents structured JSON with Secret "
         f"data redacted. A comment line every {HEARTBEAT_SECONDS:g} s while idle. A client that "
         f"stops reading holds back the clusters' informers for at most {TAIL_MAX_WAIT:g} s: "
-        "then its stream ends with an `error` event saying so."
+        "then its stream ends with an `error` event saying so. A tail names at most "
+        f"{MAX_TAIL_NAMESPACES} namespaces (or none: all of them), and MIC serves a bounded "
+        "number of tails at once (`max_event_tails`, 64 by default): one more is answered 503 "
+        "with `Retry-After`."
     ),
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
         404: {"model": ErrorBody, "description": "unknown cluster or resource"},
-        422: {"model": ErrorBody, "description": "missing resource, invalid selector or type"},
+        422: {
+            "model": ErrorBody,
+            "description": (
+                f"missing resource, invalid selector or type, more than {MAX_TAIL_NAMESPACES} namespaces"
+            ),
+        },
+        503: {"model": ErrorBody, "description": "MIC already serves as many tails as it may"},
     },
 )
 async def tail_events(
@@ -137,7 +220,12 @@ async def tail_events(
         list[str] | None, Query(description="cluster name(s), repeated or comma-separated; default all")
     ] = None,
     namespace: Annotated[
-        list[str] | None, Query(description="namespace(s), repeated or comma-separated; default all")
+        list[str] | None,
+        Query(
+            description=(
+                f"namespace(s), repeated or comma-separated, at most {MAX_TAIL_NAMESPACES}; default all"
+            )
+        ),
     ] = None,
     label_selector: Annotated[
         str | None, Query(alias="labelSelector", description="label selector, e.g. app=web")
@@ -148,6 +236,13 @@ async def tail_events(
 ) -> StreamingResponse:
     clusters = _split(cluster) or None
     namespaces = _split(namespace) or None
+    if namespaces is not None and len(namespaces) > MAX_TAIL_NAMESPACES:
+        raise HTTPException(
+            422,
+            f"namespace: {len(namespaces)} namespaces named, a tail may name at most "
+            f"{MAX_TAIL_NAMESPACES} (each one is a watch in every cluster): tail all namespaces "
+            "(leave namespace out, and narrow with labelSelector) or name fewer",
+        )
     selector = LabelSelector.parse(label_selector) if label_selector else None
     wanted: list[EventType] | None = None
     if types:
@@ -160,15 +255,19 @@ async def tail_events(
     for name in clusters or ():
         await service.store.get_cluster(name)  # NotFoundError -> 404
     await _check_resource(service, clusters or service.hub.cluster_names(), resource)
-    stream = await service.hub.events(
-        resource,
-        clusters=clusters,
-        namespaces=namespaces,
-        label_selector=selector,
-        types=wanted,
-        max_wait=TAIL_MAX_WAIT,
-    )
+    slots = tail_slots(service.hub)
+    slots.reserve(service.settings.max_event_tails)
+    stream: EventStream | None = None
+    try:
+        stream = await service.hub.events(
+            resource,
+            clusters=clusters,
+            namespaces=namespaces,
+            label_selector=selector,
+            types=wanted,
+            max_wait=TAIL_MAX_WAIT,
+        )
+    finally:
+        slots.fill(stream)
     headers: dict[str, Any] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _stream_body(stream, HEARTBEAT_SECONDS), media_type="text/event-stream", headers=headers
-    )
+    return TailResponse(stream, _stream_body(stream, HEARTBEAT_SECONDS), headers)

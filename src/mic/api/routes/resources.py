@@ -1,8 +1,9 @@
 """Kubernetes objects served from MIC's informer caches, for one cluster or many.
 
 A resource that is not cached yet in a cluster starts being cached on first query (all
-namespaces) and stays cached for the life of the process; the query waits for the first list
-(see `Supervisor.ensure_cached`). Names are accepted as kubectl accepts them (`ing`,
+namespaces), and the query waits for the first list; that cache stays while queries use it and
+is released once none has for a few minutes (see `Supervisor.ensure_cached`), so queries, a
+viewer's too, never grow what MIC watches for good. Names are accepted as kubectl accepts them (`ing`,
 `ingress`, `ingresses.networking.k8s.io`).
 
 Responses are encoded with orjson straight from the cached dicts: the objects are already
