@@ -86,12 +86,67 @@ def _bounded_range(n: int) -> list[int]:
     return list(range(n))
 
 
+MAX_STRING_LENGTH: Final = 2 * 1024 * 1024
+"""The longest string the string extensions (`replace`, `join`, `base64.encode`,
+`strings.quote`) may make, in characters: more than any field of a Kubernetes object (etcd
+stores at most 1.5 MB per object), far less than what would stall MIC. Each of them can make a
+string longer than it is given, and a chain multiplies that: 8 links of
+`.replace("s", "ssssssss")` on a 24-character name ask for 400 MB, 10 links for 17 GB, all while
+holding the interpreter lock. Nothing in the expression's text tells how long the strings will
+be (they come from the objects), so the bound is checked for each event, before the string is
+made: a longer one fails that event (counted and shown as a CEL error), not MIC."""
+
+
+def _check_length(function: str, length: int) -> None:
+    if length > MAX_STRING_LENGTH:
+        raise ValueError(
+            f"{function}() would make a string of {length:,} characters; at most"
+            f" {MAX_STRING_LENGTH:,} are allowed"
+        )
+
+
+def _bounded_replace(s: str, old: str, new: str, limit: int = -1) -> str:
+    """`replace`, sized before it runs (see `MAX_STRING_LENGTH`)."""
+    count = s.count(old) if limit < 0 else min(s.count(old), limit)
+    _check_length("replace", len(s) + count * (len(new) - len(old)))
+    return s.replace(old, new) if limit < 0 else s.replace(old, new, limit)
+
+
+def _bounded_join(items: list[Any], sep: str = "") -> str:
+    """`join`, sized before it runs (see `MAX_STRING_LENGTH`)."""
+    length = sum(len(item) for item in items if isinstance(item, str))
+    _check_length("join", length + len(sep) * max(0, len(items) - 1))
+    return sep.join(items)
+
+
+def _bounded_after(name: str, function: Callable[..., str]) -> Callable[..., str]:
+    """`function`, whose result is at most a few times its input's length, checked after it
+    runs (see `MAX_STRING_LENGTH`): base64 (4/3) and quoting (6 for escapes)."""
+
+    def bounded(*args: Any) -> str:
+        result = function(*args)
+        _check_length(name, len(result))
+        return result
+
+    return bounded
+
+
+_BOUNDED: Final[Mapping[str, Callable[..., Any]]] = {
+    "lists.range": _bounded_range,
+    "replace": _bounded_replace,
+    "join": _bounded_join,
+    "base64.encode": _bounded_after("base64.encode", EXTENSIONS["encoders"]["base64.encode"]),
+    "strings.quote": _bounded_after("strings.quote", EXTENSIONS["strings"]["strings.quote"]),
+}
+
+
 # The extension libraries Kubernetes users know from validation rules (strings: lowerAscii,
 # split, substring...; lists; math; sets; base64), registered only for an expression that
 # calls one (evaluating through a context costs ~15 µs more per event). `contains` is left to
-# CEL's own string function, which the lists library's would shadow; `lists.range` is bounded.
+# CEL's own string function, which the lists library's would shadow; what can grow without
+# bound is bounded (`MAX_RANGE_ITEMS`, `MAX_STRING_LENGTH`).
 _EXTENSION_FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
-    name: _bounded_range if name == "lists.range" else function
+    name: _BOUNDED.get(name, function)
     for library in EXTENSIONS.values()
     for name, function in library.items()
     if name != "contains"

@@ -373,6 +373,23 @@ def test_a_map_beside_or_before_other_comprehensions_is_fine() -> None:
     assert compile_cel("1 in [1].map(a, a) && [[1]].map(b, b + b)[0].size() == 2")({}) is True
 
 
+def test_strings_the_extensions_would_make_too_long_fail_that_event_before_they_are_made() -> None:
+    """A chain of growing calls multiplies the length (8 links of x8 on 24 characters: 400 MB):
+    each call is sized first, so the event fails at once with what to fix, and MIC goes on."""
+    chain = compile_cel("object.metadata.name" + '.replace("s", "ssssssss")' * 8 + ' == "x"')
+    with pytest.raises(ExpressionEvaluationError, match=r"replace\(\) would make a string of 6,291,456"):
+        chain({"object": obj(name="s" * 24)})
+    assert chain({"object": obj(name="a" * 24)}) is False  # nothing to replace: nothing grows
+    joined = compile_cel('lists.range(1000).map(i, object.metadata.name).join(object.metadata.name) != ""')
+    assert joined({"object": obj(name="a" * 1000)}) is True  # ~2 MB
+    with pytest.raises(ExpressionEvaluationError, match=r"join\(\) would make a string"):
+        joined({"object": obj(name="a" * 1100)})
+    encoded = compile_cel('base64.encode(object.metadata.name.replace("a", object.metadata.name)) != ""')
+    with pytest.raises(ExpressionEvaluationError, match=r"base64.encode\(\) would make a string"):
+        encoded({"object": obj(name="a" * 1400)})  # 1.96 M characters, 2.6 M once encoded
+    assert compile_cel('object.metadata.name.replace("-", "_", 1) == "a_b-c"')({"object": obj(name="a-b-c")})
+
+
 def test_lists_range_is_bounded() -> None:
     assert compile_cel("lists.range(1000).size() == 1000")({}) is True
     with pytest.raises(
