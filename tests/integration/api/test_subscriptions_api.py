@@ -366,7 +366,10 @@ async def test_dead_letter_query_checks_include(api: Api) -> None:
     assert response.json()["detail"] == "include must be 'object', not 'everything'"
     empty = (await api.get("/v1/subscriptions/lb/dead-letters")).json()
     assert empty == {"items": [], "nextAfterId": None}
-    assert (await api.post("/v1/subscriptions/lb/dead-letters/replay", json={})).json() == {"replayed": 0}
+    assert (await api.post("/v1/subscriptions/lb/dead-letters/replay", json={})).json() == {
+        "replayed": 0,
+        "superseded": 0,
+    }
 
 
 async def test_ids_beyond_64_bits_are_a_422_not_a_database_error(api: Api) -> None:
