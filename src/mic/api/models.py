@@ -145,6 +145,10 @@ class ConnectionView(ApiModel):
     path: str | None = Field(
         default=None, description="kubeconfigFile only: the file, relative to MIC_KUBECONFIG_DIR"
     )
+    insecure_skip_tls_verify: bool | None = Field(
+        default=None,
+        description="token only: true when the server's certificate is not verified (null for other types)",
+    )
 
 
 class ResourceStatusView(ApiModel):

@@ -68,6 +68,15 @@ def serve(
             help="Let kubeconfig text from the API refer to files on this host (certificates, token files).",
         ),
     ] = False,
+    original_api_insecure_tls: Annotated[
+        bool,
+        typer.Option(
+            "--original-api-insecure-tls",
+            envvar="MIC_ORIGINAL_API_INSECURE_TLS",
+            help="Let the original MIC API (/cic/nitro/...) register an https KubeURL without KubeCAData and "
+            "connect to it without verifying its certificate, as the original did.",
+        ),
+    ] = False,
     log_level: Annotated[
         str, typer.Option(envvar="MIC_LOG_LEVEL", help=f"One of {', '.join(LOG_LEVELS)}.")
     ] = "info",
@@ -135,6 +144,7 @@ def serve(
         tokens_file=tokens_file,
         allow_kubeconfig_exec=allow_kubeconfig_exec,
         allow_kubeconfig_files=allow_kubeconfig_files,
+        original_api_insecure_tls=original_api_insecure_tls,
         log_level=level,
         cache_mode=cache_mode.lower(),
         lease_seconds=lease_seconds,

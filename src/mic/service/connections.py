@@ -153,6 +153,7 @@ def public_view(stored: Any, server: str | None = None) -> dict[str, Any]:
         "server": shown_url(shown) if isinstance(shown, str) else None,
         "context": mapping.get("context"),
         "path": mapping.get("path") if kind == "kubeconfigFile" else None,
+        "insecureSkipTlsVerify": mapping.get("insecureSkipTlsVerify") is True if kind == "token" else None,
     }
 
 

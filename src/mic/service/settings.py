@@ -59,6 +59,9 @@ class ServiceSettings:
     tokens_file: Path | None = None
     allow_kubeconfig_exec: bool = False
     allow_kubeconfig_files: bool = False
+    original_api_insecure_tls: bool = False
+    """Let the original MIC API register an https `KubeURL` without `KubeCAData`, connecting
+    without verifying the server's certificate, as the original did (see `api.routes.original`)."""
     log_level: str = "info"
     cache_mode: str = "compact"
     """One of CACHE_MODES."""

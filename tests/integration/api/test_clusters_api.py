@@ -34,6 +34,7 @@ async def test_register_get_list_and_status_becomes_ready(api: Api, kube_emulato
         "server": kube_emulator.url,
         "context": None,
         "path": None,
+        "insecureSkipTlsVerify": None,
     }
     assert created["generation"] > 0
     assert created["createdAt"]
@@ -216,6 +217,7 @@ async def test_kubeconfig_file_inside_the_operator_directory(
         "server": kube_emulator.url,
         "context": None,
         "path": "eu-1.yaml",
+        "insecureSkipTlsVerify": None,
     }
     await api.wait_cluster("eu-1", lambda c: c["status"]["state"] == "ready")
 
@@ -366,7 +368,13 @@ async def test_put_replaces_and_patch_merges(api: Api, kube_emulator: KubeEmulat
     server = kube_emulator.url
     switched = await api.patch("/v1/clusters/eu-1", json={"connection": {"type": "token", "server": server}})
     assert switched.status_code == 200, switched.text
-    assert switched.json()["connection"] == {"type": "token", "server": server, "context": None, "path": None}
+    assert switched.json()["connection"] == {
+        "type": "token",
+        "server": server,
+        "context": None,
+        "path": None,
+        "insecureSkipTlsVerify": False,
+    }
 
     bad = await api.patch("/v1/clusters/eu-1", json={"labels": {"ok": 5}})
     assert bad.status_code == 422

@@ -4,16 +4,17 @@ subscriptions, and the cache routes with the original's status codes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mic_api_harness import VIEWER_TOKEN, Api, wait_until
+from mic_api_harness import VIEWER_TOKEN, Api, run_app, wait_until
 from webhook_recipient import Recipient, serving_recipient
 
 from mic.api.routes.original import ORIGIN_LABEL, mic_cluster_name
 from mic.service.settings import ServiceSettings
+from mic.testing import TokenPolicy
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
@@ -59,6 +60,37 @@ async def register(api: Api, body: dict[str, Any]) -> None:
     assert response.text == "Controller Added"
 
 
+async def test_an_https_kube_url_is_verified_and_needs_the_cluster_ca(
+    api: Api, kube_emulators: Any, recipients: tuple[Recipient, Recipient]
+) -> None:
+    """The original skipped verification (client-go Insecure: true), which hands the token to
+    whoever is on the path: MIC refuses that unless the operator allows it, and verifies with
+    `KubeCAData`."""
+    secure = await kube_emulators(name="secure", tls=True, tokens={TOKEN: TokenPolicy.allow_all()})
+    body = registration(secure, [recipients[0].url])
+    refused = await api.post(CONTROLLER, json=body)
+    assert refused.status_code == 422
+    assert "KubeCAData: required with an https KubeURL" in refused.json()["detail"]
+    assert "--original-api-insecure-tls" in refused.json()["detail"]
+    assert (await api.get("/v1/clusters")).json()["items"] == []
+
+    await register(api, {**body, "KubeCAData": secure.ca_pem.decode()})
+    cluster = await api.wait_cluster("clusterabc", lambda c: c["status"]["state"] == "ready")
+    assert cluster["connection"]["insecureSkipTlsVerify"] is False
+
+
+async def test_the_operator_may_restore_the_original_unverified_connections(
+    replace_settings: Callable[..., ServiceSettings],
+    kube_emulators: Any,
+    recipients: tuple[Recipient, Recipient],
+) -> None:
+    secure = await kube_emulators(name="secure", tls=True, tokens={TOKEN: TokenPolicy.allow_all()})
+    async with run_app(replace_settings(original_api_insecure_tls=True)) as api:
+        await register(api, registration(secure, [recipients[0].url]))
+        cluster = await api.wait_cluster("clusterabc", lambda c: c["status"]["state"] == "ready")
+        assert cluster["connection"]["insecureSkipTlsVerify"] is True  # shown, not hidden
+
+
 def test_cluster_names_become_dns_labels() -> None:
     assert mic_cluster_name("ClusterABC") == "clusterabc"
     assert mic_cluster_name("my_cluster.1") == "my-cluster-1"
@@ -78,8 +110,7 @@ async def test_post_maps_to_a_cluster_and_one_mic_v1_subscription_per_server(
     assert cluster["connection"]["type"] == "token"
     assert cluster["connection"]["server"] == kube_emulator.url
     assert TOKEN not in json.dumps(cluster)
-    stored = await api.service.store.get_cluster("clusterabc")
-    assert stored.connection["insecureSkipTlsVerify"] is True, "as the original (client-go Insecure: true)"
+    assert cluster["connection"]["insecureSkipTlsVerify"] is False  # plain http: nothing to skip
 
     subscriptions = (await api.get("/v1/subscriptions")).json()["items"]
     assert [s["name"] for s in subscriptions] == ["clusterabc-1", "clusterabc-2"]

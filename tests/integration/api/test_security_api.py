@@ -137,7 +137,7 @@ async def test_credentials_never_come_back_nor_reach_the_log(
         assert ca_marker not in response.text
     assert secret_token not in caplog.text
     for cluster in (await api.get("/v1/clusters")).json()["items"]:
-        assert set(cluster["connection"]) == {"type", "server", "context", "path"}
+        assert set(cluster["connection"]) == {"type", "server", "context", "path", "insecureSkipTlsVerify"}
 
 
 async def test_a_password_in_a_stored_server_url_is_never_shown(

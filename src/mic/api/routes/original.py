@@ -15,10 +15,13 @@ receive its events. Here that becomes what MIC is made of:
   ingresses), in `Namespaces` (empty: all) and never `kube-system`, as the original.
 
 TLS (a decision): the original connected with `KubeURL` without verifying the server
-certificate (client-go `Insecure: true`), and its body has no field for a CA. Verifying would
-break every registration of a cluster with a private CA, which is nearly all of them, so MIC
-does the same by default and logs a warning; it also accepts `KubeCAData` (PEM), an addition
-of ours, to verify properly. `/v1/clusters` is the way to a fully specified connection.
+certificate (client-go `Insecure: true`), and its body has no field for a CA. Doing the same
+would hand the cluster's service-account token to anyone on the path, silently, so MIC verifies:
+an https `KubeURL` needs `KubeCAData` (PEM), an addition of ours, and is refused (422, saying
+so) without it, unless the operator started MIC with `--original-api-insecure-tls`, which
+restores the original's unverified connections for this API only. A connection registered that
+way shows `insecureSkipTlsVerify: true` in `/v1/clusters`. `/v1/clusters` is the way to a fully
+specified connection.
 
 Differences from the original, on purpose: every route needs the bearer token of `/v1`
 (admin to change, viewer to read); a duplicate POST is 409 (the original sent 304, which may
@@ -166,8 +169,9 @@ def subscription_name(cluster: str, number: int) -> str:
     return f"{cluster}-{number}"
 
 
-def _connection(body: ControllerRegistration) -> dict[str, Any]:
-    """The connection the original would have used, as `/v1` spells it."""
+def _connection(body: ControllerRegistration, *, allow_insecure: bool) -> dict[str, Any]:
+    """The connection the original would have used, as `/v1` spells it, but verified (see
+    the module's TLS decision): `allow_insecure` is the operator's `--original-api-insecure-tls`."""
     if body.config_file_name:
         return {"type": "kubeconfigFile", "path": body.config_file_name}
     if body.kube_url and body.kube_serv_acct_token:
@@ -176,10 +180,20 @@ def _connection(body: ControllerRegistration) -> dict[str, Any]:
             "type": "token",
             "server": body.kube_url,
             "token": body.kube_serv_acct_token,
-            "insecureSkipTlsVerify": not body.kube_ca_data,
         }
         if body.kube_ca_data:
             connection["caData"] = body.kube_ca_data
+        elif body.kube_url.strip().lower().startswith("https:"):  # plain http has nothing to verify
+            if not allow_insecure:
+                raise HTTPException(
+                    422,
+                    "KubeCAData: required with an https KubeURL, because MIC verifies the API "
+                    "server's certificate (the original MIC did not). Send the cluster's CA "
+                    "certificate (PEM: a kubeconfig's certificate-authority-data, base64-decoded), "
+                    "or have the operator start mic serve with --original-api-insecure-tls to "
+                    "connect without verifying, as the original did",
+                )
+            connection["insecureSkipTlsVerify"] = True
         return connection
     if body.kube_url:
         raise HTTPException(422, "KubeServAcctToken: required with KubeURL (the cluster's bearer token)")
@@ -199,7 +213,9 @@ def _resources(watch_events: list[str] | None) -> list[str]:
     return resources
 
 
-def _plan(body: ControllerRegistration) -> tuple[ClusterRecord, list[SubscriptionSpec]]:
+def _plan(
+    body: ControllerRegistration, *, allow_insecure: bool
+) -> tuple[ClusterRecord, list[SubscriptionSpec]]:
     """The cluster and subscriptions a registration stands for; 422 when it cannot be one."""
     name = mic_cluster_name(body.cluster_name)
     urls = [url.strip() for url in body.server_url or () if url.strip()]
@@ -232,7 +248,7 @@ def _plan(body: ControllerRegistration) -> tuple[ClusterRecord, list[Subscriptio
         )
     cluster = ClusterRecord(
         name=name,
-        connection=_connection(body),
+        connection=_connection(body, allow_insecure=allow_insecure),
         labels={ORIGIN_LABEL: body.cluster_name},
         resources=tuple(resources),
     )
@@ -252,7 +268,8 @@ def _plan(body: ControllerRegistration) -> tuple[ClusterRecord, list[Subscriptio
     if cluster.connection.get("insecureSkipTlsVerify"):
         log.warning(
             "original API: cluster %s connects to %s without verifying its certificate, as the "
-            "original MIC did; send KubeCAData (or use /v1/clusters with caData) to verify it",
+            "original MIC did (allowed by --original-api-insecure-tls); send KubeCAData (or use "
+            "/v1/clusters with caData) to verify it",
             name,
             shown_url(body.kube_url),
         )
@@ -352,7 +369,7 @@ async def list_controllers(service: ServiceDep) -> Response:
     },
 )
 async def add_controller(body: ControllerRegistration, service: ServiceDep) -> PlainTextResponse:
-    cluster, specs = _plan(body)
+    cluster, specs = _plan(body, allow_insecure=service.settings.original_api_insecure_tls)
     created = await service.supervisor.create(cluster)
     done: list[str] = []
     try:
@@ -387,7 +404,7 @@ async def _undo(service: Service, cluster: str, subscriptions: list[str]) -> Non
 )
 async def replace_controller(body: ControllerRegistration, service: ServiceDep) -> PlainTextResponse:
     existing = await _owned_cluster(service, body.cluster_name)
-    cluster, specs = _plan(body)
+    cluster, specs = _plan(body, allow_insecure=service.settings.original_api_insecure_tls)
     await service.supervisor.replace(cluster)
     wanted = {spec.name: spec for spec in specs}
     for record in await _owned_subscriptions(service, existing.name):
