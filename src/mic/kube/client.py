@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -44,20 +45,44 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def api_error_from(status: int, body: bytes, retry_after: str | None) -> ApiError:
-    """Build an ApiError from a response, using its `Status` body when there is one."""
-    message = body.decode("utf-8", "replace").strip()[:1000] or f"HTTP {status}"
-    reason = ""
-    parsed: JsonObject | None = None
+def api_error_from(
+    status: int, body: bytes, retry_after: str | None, content_type: str | None = None
+) -> ApiError:
+    """Build an ApiError from a response, using its `Status` body when there is one.
+
+    Any other body is described (size and content type), never quoted: the message becomes a
+    cluster's `status.lastError`, which viewers read, and log lines, while the body may come
+    from whatever the server URL points at (a proxy, an internal service) and hold its data.
+    A `Status` message is the API server's own words for users, so it is kept.
+    """
     try:
         decoded = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         decoded = None
     if isinstance(decoded, dict) and decoded.get("kind") == "Status":
-        parsed = decoded
-        message = str(decoded.get("message") or message)
-        reason = str(decoded.get("reason") or "")
-    return ApiError(status, message, reason=reason, retry_after=parse_retry_after(retry_after), body=parsed)
+        return ApiError(
+            status,
+            str(decoded.get("message") or f"HTTP {status}"),
+            reason=str(decoded.get("reason") or ""),
+            retry_after=parse_retry_after(retry_after),
+            body=decoded,
+        )
+    return ApiError(
+        status, describe_body(status, body, content_type), retry_after=parse_retry_after(retry_after)
+    )
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
+
+
+def describe_body(status: int, body: bytes, content_type: str | None) -> str:
+    """`HTTP 500 (a non-Status body of 123 bytes, content-type text/plain)`: what a response
+    was, in words that quote nothing of it but a well-formed media type."""
+    if not body:
+        return f"HTTP {status}"
+    media_type = (content_type or "").partition(";")[0].strip()
+    shown = media_type if _MEDIA_TYPE.fullmatch(media_type) else "missing" if not media_type else "unusable"
+    return f"HTTP {status} (a non-Status body of {len(body)} bytes, content-type {shown})"
 
 
 def api_error_from_status_object(status: JsonObject) -> ApiError:
@@ -181,7 +206,12 @@ class KubeClient:
                             continue
                     if response.status >= 400:
                         raw = await response.read()
-                        raise api_error_from(response.status, raw, response.headers.get("Retry-After"))
+                        raise api_error_from(
+                            response.status,
+                            raw,
+                            response.headers.get("Retry-After"),
+                            response.headers.get("Content-Type"),
+                        )
                     yield response
                     return
             except ApiError:
@@ -324,5 +354,13 @@ def _decode_event(line: bytes) -> JsonObject:
 def _describe_connection_error(server: str, error: BaseException) -> str:
     if isinstance(error, asyncio.TimeoutError):
         return f"timed out talking to {server}"
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        return f"cannot reach {server}: the proxy answered HTTP {error.status}"
+    # aiohttp quotes the bytes it could not parse: whatever answered (an SMTP banner, a
+    # database's greeting) would end up in status.lastError. Name the kind of error only.
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"cannot reach {server}: the answer is not valid HTTP ({type(error).__name__})"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return f"cannot reach {server}: the answer's body was cut short or malformed ({type(error).__name__})"
     detail = str(error) or type(error).__name__
     return f"cannot reach {server}: {detail}"

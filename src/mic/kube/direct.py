@@ -79,11 +79,13 @@ def split_url(url: str, what: str) -> SplitResult:
 
 
 def check_server_url(server: str, what: str) -> SplitResult:
-    """The parts of an API server URL, which must be http(s), have a host and no user info.
+    """The parts of an API server URL: http(s), a host, no user info, no query, no fragment.
 
     A `user:password@` would be shown wherever the server is (the API, status errors, logs),
     and aiohttp refuses to send it together with a bearer token, so it is refused here with
-    a pointer to the ways Kubernetes does accept credentials.
+    a pointer to the ways Kubernetes does accept credentials. API paths are appended to the
+    URL as text, so a `?` or `#` (even an empty one, which `urlsplit` does not report) would
+    turn them into a query or a fragment and send the request to another path.
     """
     parts = split_url(server, what)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -93,6 +95,11 @@ def check_server_url(server: str, what: str) -> SplitResult:
             f"{what} must not contain a user name or password (user:password@host): it would be "
             "shown wherever the server URL is; authenticate with a token or a client certificate "
             "instead"
+        )
+    if "?" in server or "#" in server:
+        raise ConfigError(
+            f"{what} must not contain a query (?...) or a fragment (#...): API paths are appended "
+            "to the server URL; remove everything from the first ? or #"
         )
     return parts
 
