@@ -11,7 +11,8 @@ letter). The check uses only the standard library, to show what any recipient ha
 
 It accepts every body format MIC sends: CloudEvents structured (the default), CloudEvents
 batches, CloudEvents binary (`ce-*` headers), the original `mic-v1` envelope and `raw`.
-Duplicates (same `webhook-id`, possible after MIC is killed) are reported and not printed twice.
+Duplicates (same `webhook-id`, possible after MIC is killed) are reported and not printed twice;
+the last 10,000 ids are remembered. Bodies over 10 MiB are refused with 413.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import hmac
 import json
 import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 TOLERANCE = 300  # seconds a webhook-timestamp may differ from this host's clock
+MAX_BODY = 10 * 1024 * 1024  # bytes; a larger request is refused with 413
+REMEMBERED_IDS = 10_000  # webhook-ids kept to spot duplicates; the oldest are forgotten
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> str | None:
@@ -38,16 +42,29 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> str | None:
     signatures = headers.get("webhook-signature")
     if not (msg_id and timestamp and signatures):
         return "missing webhook-id, webhook-timestamp or webhook-signature"
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 15):
+        return "webhook-timestamp is not Unix seconds"
+    if abs(time.time() - int(timestamp)) > TOLERANCE:
         return "webhook-timestamp too old or too new"
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
+        # compare bytes: compare_digest refuses str holding non-ASCII characters (TypeError)
+        if version == "v1" and hmac.compare_digest(value.encode(), expected):
             return None
     return "no matching v1 signature"
+
+
+def remember(seen: OrderedDict[str, None], msg_id: str) -> bool:
+    """False when `msg_id` is among the last REMEMBERED_IDS ids seen; else remember it."""
+    if msg_id in seen:
+        return False
+    seen[msg_id] = None
+    if len(seen) > REMEMBERED_IDS:
+        seen.popitem(last=False)  # forget the oldest: memory stays bounded
+    return True
 
 
 def describe(headers: dict[str, str], body: bytes) -> list[str]:
@@ -78,12 +95,19 @@ def main() -> None:
     parser.add_argument("--secret-file", type=Path, help="file holding the whsec_ signing secret")
     args = parser.parse_args()
     secret = args.secret_file.read_text().strip() if args.secret_file else None
-    seen: set[str] = set()
+    seen: OrderedDict[str, None] = OrderedDict()  # recent webhook-ids, oldest first
     lock = threading.Lock()  # requests arrive in parallel (one thread each): one at a time here
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            length = self.headers.get("content-length") or "0"
+            if not (length.isascii() and length.isdigit()):
+                self.send_error(400, "bad content-length")  # send_error also closes the connection
+                return
+            if len(length) > 9 or int(length) > MAX_BODY:
+                self.send_error(413)
+                return
+            body = self.rfile.read(int(length))
             headers = {name.lower(): value for name, value in self.headers.items()}
             problem = verify(secret, headers, body) if secret else None
             with lock:
@@ -91,10 +115,9 @@ def main() -> None:
                     print(f"rejected: {problem}", flush=True)
                 else:
                     msg_id = headers.get("webhook-id", "")
-                    if msg_id and msg_id in seen:
+                    if msg_id and not remember(seen, msg_id):
                         print(f"duplicate {msg_id} (already handled)", flush=True)
                     else:
-                        seen.add(msg_id)
                         print("\n".join(describe(headers, body)), flush=True)
             self.send_response(401 if problem else 204)
             self.end_headers()

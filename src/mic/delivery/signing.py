@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,9 @@ MIN_SECRET_BYTES: Final = 24
 MAX_SECRET_BYTES: Final = 64
 DEFAULT_TOLERANCE: Final = 300
 """Seconds a timestamp may be away from the receiver's clock (the standard's 5 minutes)."""
+
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,15}")
+"""A `webhook-timestamp`: Unix seconds, digits only; 15 digits is far beyond any clock."""
 
 _SECRET_FORM: Final = (
     f'a signing secret must be "{SECRET_PREFIX}" followed by the standard base64 of '
@@ -129,17 +133,24 @@ def verify(
         raise SignatureVerificationError(
             "missing header: webhook-id, webhook-timestamp and webhook-signature are all required"
         )
-    try:
-        timestamp = int(timestamp_header)
-    except ValueError:
-        raise SignatureVerificationError("webhook-timestamp is not an integer of Unix seconds") from None
+    if not all(isinstance(value, str) for value in (msg_id, timestamp_header, signature_header)):
+        raise SignatureVerificationError("webhook-id, webhook-timestamp and webhook-signature must be text")
+    # Only plain digits: int() would also take "+1_000", " ١٢ " or 4,000 digits, which then
+    # overflow a float (OverflowError) or exceed int()'s digit limit.
+    digits = timestamp_header.strip()
+    if not _TIMESTAMP.fullmatch(digits):
+        raise SignatureVerificationError("webhook-timestamp is not an integer of Unix seconds")
+    timestamp = int(digits)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise SignatureVerificationError(
             f"webhook-timestamp is {current - timestamp:+.0f}s away from now (tolerance {tolerance:g}s)"
         )
-    raw = body.encode() if isinstance(body, str) else body
-    expected = _signature(key, msg_id, timestamp, raw)
+    try:
+        raw = body.encode() if isinstance(body, str) else body
+        expected = _signature(key, msg_id, timestamp, raw)
+    except UnicodeEncodeError:  # a lone surrogate: no sender could have signed these bytes
+        raise SignatureVerificationError("webhook-id or the body is not valid text") from None
     for entry in signature_header.split():
         version, _, encoded = entry.partition(",")
         if version != "v1":
