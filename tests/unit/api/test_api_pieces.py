@@ -145,13 +145,21 @@ def test_public_view_shows_no_credential() -> None:
         "caData": "c",
         "insecureSkipTlsVerify": False,
     }
-    assert public_view(stored) == {"type": "token", "server": "https://h:6443", "context": None, "path": None}
+    assert public_view(stored) == {
+        "type": "token",
+        "server": "https://h:6443",
+        "context": None,
+        "path": None,
+        "insecureSkipTlsVerify": False,
+    }
+    assert public_view({**stored, "insecureSkipTlsVerify": True})["insecureSkipTlsVerify"] is True
     kubeconfig = {"type": "kubeconfig", "kubeconfig": "secret text", "context": "ctx"}
     assert public_view(kubeconfig, "https://from-runtime") == {
         "type": "kubeconfig",
         "server": "https://from-runtime",
         "context": "ctx",
         "path": None,
+        "insecureSkipTlsVerify": None,
     }
 
 
