@@ -6,7 +6,11 @@ What it does as kube-apiserver does (the things clients depend on):
   `/watch/` prefix), discovery documents (`/version`, `/api`, `/api/v1`, `/apis`,
   `/apis/{group}`, `/apis/{group}/{version}`), failures as `Status` bodies with kube's
   reasons and messages (NotFound, AlreadyExists, Conflict, Invalid, BadRequest,
-  MethodNotAllowed, UnsupportedMediaType, Unauthorized, Forbidden, Expired, Timeout).
+  MethodNotAllowed, NotAcceptable, UnsupportedMediaType, Unauthorized, Forbidden, Expired,
+  Timeout); 422 causes carry their field error's type (FieldValueRequired,
+  FieldValueForbidden, FieldValueNotSupported, FieldValueInvalid...); 404/405 for a path
+  with no route under a served group/version carry `"details":{}` as go-restful's handler
+  sends them, a missing object's 404 its name and resource.
 - One resourceVersion counter for all resources (etcd's revision), as decimal strings;
   no-op updates get no new resourceVersion and no event; generateName; finalizers hold an
   object with deletionTimestamp set until an update removes the last one.
@@ -15,7 +19,15 @@ What it does as kube-apiserver does (the things clients depend on):
   spec.nodeName/status.phase and secrets' type; others are 400), limit/continue with kube's
   token format, pages consistent at the first page's resourceVersion (rebuilt from history,
   like etcd MVCC), remainingItemCount on unfiltered lists, 410 Expired once the token's
-  resourceVersion is compacted, resourceVersionMatch=Exact/NotOlderThan.
+  resourceVersion is compacted, a continue token on any full page with stored objects left
+  to read even if none of them matches the selectors (as etcd3 storage),
+  resourceVersionMatch=Exact/NotOlderThan, and kube's legacy rule that a paged list (limit,
+  no continue) from resourceVersion N without resourceVersionMatch is Exact (410 once N is
+  compacted). ListOptions are validated as
+  apimachinery does (422 listing every violation: resourceVersionMatch without
+  resourceVersion or with continue, Exact with "0", sendInitialEvents on a list...).
+- Content negotiation: requests whose Accept header admits plain JSON (none, `*/*`,
+  `application/json`, or a list that includes it) get JSON; others get 406 NotAcceptable.
 - Watches: newline-delimited JSON over chunked HTTP/1.1; resourceVersion unset or "0" gives
   synthetic ADDED events for current objects first; "N" replays retained changes after N; a
   too-old N gets HTTP 200 with one ERROR event (Status 410 Expired, "too old resource
@@ -31,10 +43,14 @@ What it does as kube-apiserver does (the things clients depend on):
 
 Known differences from kube-apiserver (do not build client behaviour on these):
 
-- Only JSON (and YAML request bodies). No protobuf, no `as=Table`, no aggregated discovery
-  (`application/json;g=apidiscovery.k8s.io;v=v2` requests get the legacy documents, as from
-  an old server), no /openapi. No server-side apply (apply-patch is 415); strategic merge
-  patch is applied as a JSON merge patch (lists are replaced, not merged by key).
+- Only JSON (and YAML request bodies). No protobuf, no `as=Table`, no YAML responses: an
+  Accept header asking only for those gets 406 ("only the following media types are
+  accepted: application/json"), where kube serves protobuf and YAML for built-in types and
+  Tables for all. No aggregated discovery (an Accept list with
+  `application/json;g=apidiscovery.k8s.io;v=v2` and plain JSON gets the legacy documents, as
+  from an old server; without plain JSON, 406), no /openapi. No server-side apply
+  (apply-patch is 415); strategic merge patch is applied as a JSON merge patch (lists are
+  replaced, not merged by key).
 - No validation or defaulting of object bodies beyond metadata.name/namespace, no schemas
   for custom resources, no admission, no managedFields, no ownerReference garbage
   collection, no controllers: pods are never scheduled or run, services get no cluster IP,
@@ -65,8 +81,17 @@ Known differences from kube-apiserver (do not build client behaviour on these):
 - No default watch timeout: a watch without timeoutSeconds lasts until the client, a fault
   or `stop()` ends it (kube ends watches after 30-60 min).
 - `limit` is always honoured, also with resourceVersion="0" (older kube served those from the
-  watch cache ignoring limit). A 410 for an expired continue token has no fresh continue
-  token in its metadata.
+  watch cache ignoring limit). A 410 for an expired continue token or paged Exact list has no
+  fresh continue token in its metadata. An unpaged list whose resourceVersion is compacted
+  gets etcd's "The resourceVersion for the provided list is too old." even where kube would
+  answer from its watch cache.
+- `KubeEmulator(short_pages=True)` reads at most `limit` stored objects per page, so
+  selectors give short or empty pages with a continue token: the API contract allows that,
+  but kube's etcd3 storage and watch cache keep reading until the page is full (the
+  default here).
+- A path no API group/version serves (`/apis/unknown.example.com/v1/x`, `/foo`) gets a
+  NotFound `Status` without details, as kube's newer not-found handler sends; kube 1.31 and
+  older answer it with plain text `404 page not found`.
 - Selector validation is close to kube's but not identical in its error wording.
 - HTTP/1.1 only (no HTTP/2, no WebSocket watches). Ignored query parameters: dryRun,
   fieldManager, fieldValidation, pretty, propagationPolicy, gracePeriodSeconds,

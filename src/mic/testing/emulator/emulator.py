@@ -36,7 +36,10 @@ class KubeEmulator:
     `history_size` bounds the global change history that watches and continue tokens are
     served from; `bookmark_interval` is the period of BOOKMARK events for watches that allow
     them; `watch_buffer` is how many undelivered events one watch may queue before the
-    server closes it, as kube does with slow watchers.
+    server closes it, as kube does with slow watchers. `short_pages` makes paged lists read
+    at most `limit` stored objects per page, so selectors give short or empty pages with a
+    continue token (allowed by the API, though kube's storage fills pages): for testing that
+    a client keeps paging.
 
     The in-process helpers (`create`, `update`, `patch`, `delete`, ...) take the same path as
     the HTTP verbs, so they produce the same resourceVersions and watch events; they return
@@ -56,6 +59,7 @@ class KubeEmulator:
         port: int = 0,
         watch_buffer: int = 10_000,
         shutdown_timeout: float = 0.5,
+        short_pages: bool = False,
     ) -> None:
         self.name = name
         self.tokens = dict(tokens) if tokens is not None else None
@@ -63,7 +67,7 @@ class KubeEmulator:
         self.host = host
         self.port = port
         self.shutdown_timeout = shutdown_timeout
-        self.state = ClusterState(history_size)
+        self.state = ClusterState(history_size, short_pages=short_pages)
         self.faults = FaultPlan()
         self.server = ApiServer(
             self.state,

@@ -40,7 +40,8 @@ class StatusError(Exception):
 def status_body(
     code: int, reason: str, message: str, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A failure `Status` object; `details` is omitted when empty, as kube omits it."""
+    """A failure `Status` object; `details` is omitted when None (kube's nil details) and sent
+    when empty (`{}`: kube's non-nil details whose fields are all empty)."""
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -49,7 +50,7 @@ def status_body(
         "message": message,
         "reason": reason,
     }
-    if details:
+    if details is not None:
         body["details"] = details
     body["code"] = code
     return body
@@ -95,14 +96,44 @@ def conflict(resource: str, name: str, group: str = "", why: str = "") -> Status
     )
 
 
+# A field error's message starts with its type's words (apimachinery's `field.ErrorType`);
+# a `Status` cause carries the matching `CauseType`.
+_CAUSE_TYPES = (
+    ("Required value", "FieldValueRequired"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Not found", "FieldValueNotFound"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Internal error", "InternalError"),
+    ("Invalid value", "FieldValueInvalid"),
+)
+
+
+def cause_reason(message: str) -> str:
+    """The `reason` of a 422 cause whose message is kube's `field.Error.ErrorBody()`."""
+    for words, reason in _CAUSE_TYPES:
+        if message == words or message.startswith(words + ":"):
+            return reason
+    return "FieldValueInvalid"
+
+
 def invalid(kind: str, name: str, group: str, causes: list[tuple[str, str]]) -> StatusError:
-    """422 Invalid; `causes` are (field, message) pairs, as kube lists them."""
-    text = ", ".join(f"{field}: {msg}" for field, msg in causes)
-    details: dict[str, Any] = {"name": name}
+    """422 Invalid; `causes` are (field, message) pairs, as kube lists them.
+
+    The message joins the causes as apimachinery's error aggregate does: one as is, several
+    in brackets; `details.name` is omitted when empty (kube's `omitempty`).
+    """
+    parts = [f"{field}: {msg}" for field, msg in causes]
+    text = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    details: dict[str, Any] = {}
+    if name:
+        details["name"] = name
     if group:
         details["group"] = group
     details["kind"] = kind
-    details["causes"] = [{"reason": "FieldValueInvalid", "message": msg, "field": f} for f, msg in causes]
+    details["causes"] = [{"reason": cause_reason(msg), "message": msg, "field": f} for f, msg in causes]
     subject = f"{kind}.{group}" if group else kind
     return StatusError(422, "Invalid", f'{subject} "{name}" is invalid: {text}', details)
 
@@ -117,12 +148,31 @@ def gone(message: str) -> StatusError:
 
 
 def page_not_found() -> StatusError:
+    """404 for a path under a served group/version that names no route (an unknown resource, a
+    subresource it lacks, a cluster-scoped resource under `namespaces/{ns}/`): kube's go-restful
+    error handler answers `NewGenericServerResponse`, whose empty details are sent as `{}`."""
     return StatusError(404, "NotFound", "the server could not find the requested resource", {})
 
 
+def no_handler() -> StatusError:
+    """404 for a path no API group/version serves (kube's `notfoundhandler`: no details)."""
+    return StatusError(404, "NotFound", "the server could not find the requested resource")
+
+
 def method_not_allowed() -> StatusError:
+    """405 from kube's go-restful error handler (`NewGenericServerResponse`: details `{}`)."""
     return StatusError(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
+    )
+
+
+def not_acceptable(accepted: tuple[str, ...]) -> StatusError:
+    """406 when no media type the client accepts can be served (apimachinery's
+    `errNotAcceptable`: no details)."""
+    return StatusError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: {', '.join(accepted)}",
     )
 
 
@@ -169,7 +219,7 @@ def injected(code: int, retry_after: float | None) -> StatusError:
     if retry_after is not None:
         details["retryAfterSeconds"] = max(1, round(retry_after))
         headers["Retry-After"] = str(max(0, round(retry_after)))
-    return StatusError(code, reason, message, details, headers)
+    return StatusError(code, reason, message, details or None, headers)
 
 
 def too_large_resource_version(rv: int, current: int) -> StatusError:
@@ -185,6 +235,6 @@ def too_large_resource_version(rv: int, current: int) -> StatusError:
     )
 
 
-def invalid_list_options(field: str, message: str) -> StatusError:
-    """422 for query parameters kube's ListOptions validation rejects."""
-    return invalid("ListOptions", "", "meta.k8s.io", [(field, message)])
+def invalid_list_options(causes: list[tuple[str, str]]) -> StatusError:
+    """422 for query parameters kube's ListOptions validation rejects (all of them at once)."""
+    return invalid("ListOptions", "", "meta.k8s.io", causes)

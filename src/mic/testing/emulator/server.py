@@ -121,6 +121,29 @@ def parse_target(path: str) -> Target | str:
     )
 
 
+SERVED_MEDIA_TYPES = ("application/json",)
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header admits plain JSON, the only encoding the emulator produces.
+
+    As kube's content negotiation: no header, `*/*`, `application/*` or `application/json`
+    clauses qualify; a clause asking for a conversion (`as=Table`, `g=`/`v=` parameters) does
+    not, since the emulator serves no Table or PartialObjectMetadata; other parameters
+    (charset, pretty, stream, q) do not matter.
+    """
+    if accept is None or not accept.strip():
+        return True
+    for clause in accept.split(","):
+        media_type, *params = (part.strip() for part in clause.split(";"))
+        if media_type.lower() not in ("*/*", "application/*", "application/json", "*"):
+            continue
+        names = {p.partition("=")[0].strip().lower() for p in params}
+        if not names & {"as", "g", "v"}:
+            return True
+    return False
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1")
 
@@ -216,18 +239,36 @@ class ApiServer:
 
     # -- routing ----------------------------------------------------------------------------
 
+    def _route_not_found(self, path: str) -> StatusError:
+        """404 for a path with no route: with details `{}` under a served group/version (kube's
+        go-restful handler), without them elsewhere (kube's last-resort not-found handler)."""
+        segs = [s for s in path.split("/") if s]
+        group_version: tuple[str, str] | None = None
+        if len(segs) >= 2 and segs[0] == "api":
+            group_version = ("", segs[1])
+        elif len(segs) >= 3 and segs[0] == "apis":
+            group_version = (segs[1], segs[2])
+        if group_version is not None and self.state.registry.resource_list(*group_version) is not None:
+            return errors.page_not_found()
+        return errors.no_handler()
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        target = parse_target(request.path)
+        try:
+            target = parse_target(request.path)
+        except StatusError:
+            raise self._route_not_found(request.path) from None
         if isinstance(target, str):
             if request.method != "GET":
                 raise errors.method_not_allowed()
+            if target not in ("version", "healthz", "livez", "readyz"):
+                self._negotiate(request)
             return self._discovery(target)
         watch = _truthy(request.query.get("watch")) or target.watch_path
         verb = kube_verb(request.method, target, watch)
         self._authorize(request, verb, target)
         rt = self.state.registry.find(target.group, target.version, target.plural)
         if rt is None:
-            raise errors.page_not_found()
+            raise self._route_not_found(request.path)
         if target.namespace is not None and not rt.namespaced:
             raise errors.page_not_found()
         if target.subresource and (target.subresource != "status" or not rt.has_status):
@@ -238,6 +279,7 @@ class ApiServer:
             raise errors.method_not_allowed()
         if verb in ("update", "patch") and not target.name:
             raise errors.method_not_allowed()
+        self._negotiate(request)
         ns = target.namespace or ""
         if verb == "watch":
             return await self._watch(request, rt, target)
@@ -290,15 +332,21 @@ class ApiServer:
         if what.startswith("group:"):
             group_doc = registry.api_group(what[6:])
             if group_doc is None:
-                raise errors.page_not_found()
+                raise errors.no_handler()
             return json_response({"kind": "APIGroup", "apiVersion": "v1", **group_doc})
         group, _, version = what[len("resources:") :].partition("/")
         doc = registry.resource_list(group, version)
         if doc is None:
-            raise errors.page_not_found()
+            raise errors.no_handler()
         return json_response(doc)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _negotiate(request: web.Request) -> None:
+        """406 when the client accepts nothing the emulator can send (it sends only JSON)."""
+        if not accepts_json(request.headers.get("Accept")):
+            raise errors.not_acceptable(SERVED_MEDIA_TYPES)
 
     @staticmethod
     def _out(rt: ResourceType, target: Target, obj: dict[str, Any]) -> dict[str, Any]:
@@ -355,35 +403,72 @@ class ApiServer:
             raise errors.bad_request(f'invalid resource version "{value}"')
         return rv
 
+    @staticmethod
+    def _validate_list_options(query: Any, watch: bool) -> None:
+        """apimachinery's ValidateListOptions: every violation, in its order, as one 422."""
+        match = query.get("resourceVersionMatch", "")
+        has_continue = bool(query.get("continue"))
+        send_initial = query.get("sendInitialEvents")
+        causes: list[tuple[str, str]] = []
+
+        def forbid(why: str, field: str = "resourceVersionMatch") -> None:
+            causes.append((field, f"Forbidden: {why}"))
+
+        def not_supported(*values: str) -> None:
+            supported = ", ".join(f'"{v}"' for v in values)
+            causes.append(
+                ("resourceVersionMatch", f'Unsupported value: "{match}": supported values: {supported}')
+            )
+
+        if watch:
+            if send_initial is not None and match != "NotOlderThan":
+                forbid("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+            if match:
+                if send_initial is None:
+                    forbid("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+                if match != "NotOlderThan":
+                    not_supported("NotOlderThan")
+                if has_continue:
+                    forbid("resourceVersionMatch is forbidden when continue is provided")
+        else:
+            rv_text = query.get("resourceVersion", "")
+            if match:
+                if not rv_text:
+                    forbid("resourceVersionMatch is forbidden unless resourceVersion is provided")
+                if has_continue:
+                    forbid("resourceVersionMatch is forbidden when continue is provided")
+                if match not in ("Exact", "NotOlderThan"):
+                    not_supported("Exact", "NotOlderThan", "")
+                if match == "Exact" and rv_text == "0":
+                    forbid('resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+            if send_initial is not None:
+                forbid("sendInitialEvents is forbidden for list", "sendInitialEvents")
+        if causes:
+            raise errors.invalid_list_options(causes)
+
     def _list(self, request: web.Request, rt: ResourceType, target: Target) -> web.Response:
         query = request.query
         labels, fields = self._selectors(request, rt, target)
+        self._validate_list_options(query, watch=False)
         continue_token = query.get("continue") or None
         rv = self._parse_rv(query.get("resourceVersion"))
         match = query.get("resourceVersionMatch", "")
         if continue_token and rv:
             raise errors.bad_request("specifying resource version is not allowed when using continue")
-        if match and rv is None:
-            raise errors.invalid_list_options(
-                "resourceVersionMatch",
-                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-            )
-        if match not in ("", "Exact", "NotOlderThan"):
-            raise errors.invalid_list_options(
-                "resourceVersionMatch",
-                f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"',
-            )
+        try:
+            limit = max(int(query.get("limit", "0") or 0), 0)
+        except ValueError:
+            raise errors.bad_request(f"invalid limit {query.get('limit')!r}") from None
+        # kube's list semantics: resourceVersion N is Exact with resourceVersionMatch=Exact, and
+        # also (the legacy rule) for a paged list without resourceVersionMatch; otherwise it is
+        # NotOlderThan, served at the most recent version.
         at: int | None = None
         if rv:
-            if match == "Exact":
+            if match == "Exact" or (not match and limit and not continue_token):
                 at = rv
             elif rv > self.state.rv:
                 raise errors.too_large_resource_version(rv, self.state.rv)
-        try:
-            limit = int(query.get("limit", "0") or 0)
-        except ValueError:
-            raise errors.bad_request(f"invalid limit {query.get('limit')!r}") from None
-        page = self.state.list(rt, target.namespace, labels, fields, max(limit, 0), continue_token, at)
+        page = self.state.list(rt, target.namespace, labels, fields, limit, continue_token, at)
         api_version = rt.api_version_for(target.version)
         items = page.items
         if rt.builtin:
@@ -410,19 +495,9 @@ class ApiServer:
         query = request.query
         labels, fields = self._selectors(request, rt, target)
         rv = self._parse_rv(query.get("resourceVersion"))
-        match = query.get("resourceVersionMatch", "")
         send_initial = query.get("sendInitialEvents")
         bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        if send_initial is not None and match != "NotOlderThan":
-            raise errors.invalid_list_options(
-                "resourceVersionMatch",
-                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-            )
-        if send_initial is None and match:
-            raise errors.invalid_list_options(
-                "resourceVersionMatch",
-                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-            )
+        self._validate_list_options(query, watch=True)
         try:
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
         except ValueError:
