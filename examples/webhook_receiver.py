@@ -11,8 +11,11 @@ letter). The check uses only the standard library, to show what any recipient ha
 
 It accepts every body format MIC sends: CloudEvents structured (the default), CloudEvents
 batches, CloudEvents binary (`ce-*` headers), the original `mic-v1` envelope and `raw`.
-Duplicates (same `webhook-id`, possible after MIC is killed) are reported and not printed twice;
-the last 10,000 ids are remembered. Bodies over 10 MiB are refused with 413.
+Duplicates (an event id seen before, possible after MIC is killed or a request timed out) are
+reported and not printed twice; the last 10,000 ids are remembered. It dedupes per event (the
+CloudEvents `id`, `ce-id`, the envelope's `app_event_id`), not per request: a batch MIC retries
+may be regrouped, and then its `webhook-id` changes while each event's id does not. Bodies over
+10 MiB are refused with 413.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 
 TOLERANCE = 300  # seconds a webhook-timestamp may differ from this host's clock
 MAX_BODY = 10 * 1024 * 1024  # bytes; a larger request is refused with 413
-REMEMBERED_IDS = 10_000  # webhook-ids kept to spot duplicates; the oldest are forgotten
+REMEMBERED_IDS = 10_000  # event ids kept to spot duplicates; the oldest are forgotten
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> str | None:
@@ -67,21 +70,27 @@ def remember(seen: OrderedDict[str, None], msg_id: str) -> bool:
     return True
 
 
-def describe(headers: dict[str, str], body: bytes) -> list[str]:
-    """One line per event in the request, whatever the subscription's format."""
+def describe(headers: dict[str, str], body: bytes) -> list[tuple[str, str]]:
+    """(event id, one line) per event in the request, whatever the subscription's format."""
+    request_id = headers.get("webhook-id", "")
     if "ce-type" in headers:  # CloudEvents binary: attributes in headers, body = data
-        return [_line(headers.get("ce-cluster"), headers["ce-type"], headers.get("ce-subject"))]
+        line = _line(headers.get("ce-cluster"), headers["ce-type"], headers.get("ce-subject"))
+        return [(headers.get("ce-id", request_id), line)]
     payload: Any = json.loads(body)
     if isinstance(payload, list):  # CloudEvents batch
-        return [_line(e.get("cluster"), e.get("type"), e.get("subject")) for e in payload]
+        return [
+            (str(e.get("id", "")), _line(e.get("cluster"), e.get("type"), e.get("subject"))) for e in payload
+        ]
     if "specversion" in payload:  # CloudEvents structured (also the ping of `mic subscriptions test`)
-        return [_line(payload.get("cluster"), payload.get("type"), payload.get("subject"))]
+        line = _line(payload.get("cluster"), payload.get("type"), payload.get("subject"))
+        return [(str(payload.get("id", "")), line)]
     if "app_event_id" in payload:  # the original mic-v1 envelope
         subject = f"{payload.get('server_group_id')}/{payload.get('resource_name')}"
-        return [_line(payload.get("app_environment_id"), payload.get("type"), subject)]
-    obj = payload.get("object") or {}  # raw: {"type": ..., "object": ...}
+        line = _line(payload.get("app_environment_id"), payload.get("type"), subject)
+        return [(str(payload["app_event_id"]), line)]
+    obj = payload.get("object") or {}  # raw: {"type": ..., "object": ...}, no id of its own
     meta = obj.get("metadata") or {}
-    return [_line("?", payload.get("type"), f"{meta.get('namespace')}/{meta.get('name')}")]
+    return [(request_id, _line("?", payload.get("type"), f"{meta.get('namespace')}/{meta.get('name')}"))]
 
 
 def _line(cluster: Any, type_: Any, subject: Any) -> str:
@@ -95,7 +104,7 @@ def main() -> None:
     parser.add_argument("--secret-file", type=Path, help="file holding the whsec_ signing secret")
     args = parser.parse_args()
     secret = args.secret_file.read_text().strip() if args.secret_file else None
-    seen: OrderedDict[str, None] = OrderedDict()  # recent webhook-ids, oldest first
+    seen: OrderedDict[str, None] = OrderedDict()  # recent event ids, oldest first
     lock = threading.Lock()  # requests arrive in parallel (one thread each): one at a time here
 
     class Handler(BaseHTTPRequestHandler):
@@ -114,11 +123,11 @@ def main() -> None:
                 if problem:
                     print(f"rejected: {problem}", flush=True)
                 else:
-                    msg_id = headers.get("webhook-id", "")
-                    if msg_id and not remember(seen, msg_id):
-                        print(f"duplicate {msg_id} (already handled)", flush=True)
-                    else:
-                        print("\n".join(describe(headers, body)), flush=True)
+                    for event_id, line in describe(headers, body):
+                        if event_id and not remember(seen, event_id):
+                            print(f"duplicate {event_id} (already handled)", flush=True)
+                        else:
+                            print(line, flush=True)
             self.send_response(401 if problem else 204)
             self.end_headers()
 

@@ -22,7 +22,7 @@ import pytest
 from mic.delivery.signing import SignatureVerificationError, generate_secret, signature_headers, verify
 
 SECRET = generate_secret()
-BODY = b'{"specversion": "1.0", "type": "ping"}'
+BODY = b'{"specversion": "1.0", "id": "evt-1", "type": "ping"}'
 NOW = 1_714_564_800
 RECEIVER = Path(__file__).parents[3] / "examples" / "webhook_receiver.py"
 
@@ -110,6 +110,16 @@ def test_receiver_verify_reports_hostile_headers(
     assert receiver.verify(SECRET, headers, BODY) == problem
 
 
+def test_receiver_dedupes_per_event_so_a_regrouped_batch_is_not_applied_twice(receiver: ModuleType) -> None:
+    """A retried batch may be regrouped (new webhook-id); each event keeps its CloudEvents id."""
+    first = b'[{"id": "a", "type": "t", "subject": "s/a"}, {"id": "b", "type": "t", "subject": "s/b"}]'
+    again = b'[{"id": "b", "type": "t", "subject": "s/b"}, {"id": "c", "type": "t", "subject": "s/c"}]'
+    assert [event_id for event_id, _ in receiver.describe({"webhook-id": "w1"}, first)] == ["a", "b"]
+    assert [event_id for event_id, _ in receiver.describe({"webhook-id": "w2"}, again)] == ["b", "c"]
+    binary = {"webhook-id": "w3", "ce-id": "d", "ce-type": "t"}
+    assert [event_id for event_id, _ in receiver.describe(binary, b"{}")] == ["d"]
+
+
 def test_receiver_remembers_a_bounded_number_of_ids(receiver: ModuleType) -> None:
     seen: OrderedDict[str, None] = OrderedDict()
     assert receiver.remember(seen, "id-0") is True
@@ -173,4 +183,4 @@ def test_receiver_answers_hostile_requests(running_receiver: tuple[int, subproce
     output, _ = process.communicate(timeout=10)
     assert "Traceback" not in output
     assert "rejected: no matching v1 signature" in output
-    assert "duplicate msg_1 (already handled)" in output
+    assert "duplicate evt-1 (already handled)" in output
