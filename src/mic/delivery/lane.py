@@ -7,8 +7,11 @@ The store is the queue; the lane holds a bounded window of it in memory. Rules i
   delivered or dead;
 * different objects go in parallel, up to the subscription's concurrency;
 * a retryable failure delays only that object (exponential backoff with jitter, at least the
-  recipient's `Retry-After`); after `max_attempts` or `max_age` the event becomes a dead letter
-  and the object's next event goes on;
+  recipient's `Retry-After`); at `max_age` (or after `max_attempts`, if the policy sets one;
+  by default it does not) the event becomes a dead letter and the object's next event goes on;
+* a 429 or 503 with `Retry-After` speaks for the whole endpoint: the lane starts no request
+  of this subscription until that time has passed (requests in flight finish), then resumes
+  in the usual order (`_paused_until`);
 * with coalescing, an object whose events queue up is sent only its newest state (and the
   DELETED of an older object of the same name);
 * acknowledgements are written to the store in small groups (a crash between a delivery and
@@ -40,6 +43,9 @@ from mic.routing.spec import SubscriptionSpec
 from mic.store import DeliveryRow, Replayed, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+PAUSING_STATUSES = frozenset({429, 503})
+"""Answers whose `Retry-After` pauses the whole subscription, not only the object that got it."""
 
 STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
@@ -109,6 +115,9 @@ class SubscriptionLane:
         self._clock = clock
         self._objects: dict[str, _ObjectQueue] = {}
         self._due: list[tuple[float, int, str]] = []  # (due time, head id, object key)
+        # No request starts before this time: the recipient's `Retry-After` (429/503) asked the
+        # whole endpoint to be left alone until then. Heads wait in `_due` meanwhile.
+        self._paused_until = 0.0
         self._in_memory = 0
         self._max_loaded_id = 0
         self._spilled = True  # start by reading what the store holds
@@ -158,7 +167,12 @@ class SubscriptionLane:
         await self._tasks.close()
 
     def update_spec(self, spec: SubscriptionSpec) -> None:
-        """Take a changed sink, format or policy into use for the next requests."""
+        """Take a changed sink, format or policy into use for the next requests.
+
+        A new sink URL is another endpoint: the old one's `Retry-After` pause does not apply.
+        """
+        if spec.sink.url != self.spec.sink.url:
+            self._paused_until = 0.0
         self.spec = spec
         self._wake.set()
 
@@ -266,7 +280,8 @@ class SubscriptionLane:
         self.retrying -= sum(1 for pending in dropped if pending.attempts)
         if head.attempts and kept[0] is not head:
             # The new head inherits the backoff: a recipient that is down is not hit once per
-            # change, and `max_attempts` still ends the retries of an object that never gets in.
+            # change, and `max_attempts` (when set) still ends the retries of an object that
+            # never gets in.
             successor = kept[0]
             if not successor.attempts:
                 self.retrying += 1
@@ -326,6 +341,8 @@ class SubscriptionLane:
         limit = batching.max_events if batching is not None else 1
         while self._due and len(self._senders) < self.spec.delivery.concurrency:
             now = self._clock()
+            if self._paused_until > now:
+                return self._paused_until
             if self._due[0][0] > now:
                 return self._due[0][0]
             if batching is not None:
@@ -430,7 +447,7 @@ class SubscriptionLane:
         """Encode, sign and post the group: the part it was sent in, and the outcome.
 
         Any exception here is a failed attempt with `last_error` saying why, retried with
-        backoff and dead after `max_attempts` like a recipient that is down: a spec stored
+        backoff and dead at `max_age` (or `max_attempts`) like a recipient that is down: a spec stored
         before a validation existed, or an event the encoder cannot write, must not stop the
         subscription's queue. (Cancellation is not an Exception and still ends the sender.)
         """
@@ -469,6 +486,8 @@ class SubscriptionLane:
         spec = self.spec
         self.last_error = result.error
         now = self._clock()
+        # Before any await: no sender may start meanwhile.
+        self._pause_for(result, now)
         retry, dead = self._count_attempt(group, result, now)
         for pending in retry:
             await self._store.reschedule(
@@ -490,6 +509,22 @@ class SubscriptionLane:
                 )  # fmt: skip
                 self._finish(pending)
 
+    def _pause_for(self, result: SendResult, now: float) -> None:
+        """A 429/503 with `Retry-After` pauses the subscription's sending until then.
+
+        Only the start of requests waits: each waiting head keeps its place in `_due`, so
+        objects resume in the order they were due, one event at a time as always.
+        """
+        if result.retry_after is None or result.status_code not in PAUSING_STATUSES:
+            return
+        until = now + result.retry_after
+        if until > self._paused_until:
+            self._paused_until = until
+            log.info(
+                "subscription %s: recipient answered %s with Retry-After; sending paused for %.3gs",
+                self.spec.name, result.status_code, result.retry_after,
+            )  # fmt: skip
+
     def _count_attempt(
         self, group: list[Pending], result: SendResult, now: float
     ) -> tuple[list[Pending], list[Pending]]:
@@ -503,7 +538,8 @@ class SubscriptionLane:
             if pending.attempts == 1:
                 self.retrying += 1
             too_old = now - pending.created_at >= policy.max_age
-            if result.outcome is Outcome.PERMANENT or pending.attempts >= policy.max_attempts or too_old:
+            out_of_attempts = policy.max_attempts is not None and pending.attempts >= policy.max_attempts
+            if result.outcome is Outcome.PERMANENT or out_of_attempts or too_old:
                 dead.append(pending)
                 continue
             delay = min(policy.max_backoff, policy.initial_backoff * 2 ** (pending.attempts - 1))

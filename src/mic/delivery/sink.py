@@ -1,8 +1,14 @@
 """Sending one request to a webhook and classifying the answer.
 
-The classification is the contract of reliable delivery: 2xx is delivered; 408, 429, 5xx,
-timeouts and connection errors are worth retrying (honouring `Retry-After`); any other answer
-is permanent, because sending the same request again will get the same answer.
+The classification is the contract of reliable delivery: 2xx is delivered; 401, 403, 408, 429,
+5xx, timeouts and connection errors are worth retrying (honouring `Retry-After`); any other
+answer (400, 404, 409, 410, 413, 422, ..., and 3xx: redirects are not followed) is permanent,
+because sending the same request again will get the same answer.
+
+401 and 403 are retried because they are usually MIC's side that is wrong, for a while: the
+recipient rotated its credentials or signing secret and the subscription's headers or secret
+are not updated yet. Dead-lettering every event meanwhile would force a replay once the admin
+fixes it; retried, the events go out by themselves then (or become dead at `maxAgeSeconds`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from enum import Enum
 from mic.delivery.http import HttpError, HttpPool, TlsSettings
 from mic.kube.client import parse_retry_after
 
-RETRYABLE_STATUSES = frozenset({408, 429})
+RETRYABLE_STATUSES = frozenset({401, 403, 408, 429})
+"""The 4xx answers retried (every 5xx is too); other 4xx are permanent."""
 MAX_RETRY_AFTER = 86_400.0
 """The longest `Retry-After` honoured, in seconds (a day, the largest `maxBackoffSeconds`).
 
@@ -77,15 +84,28 @@ class WebhookClient:
             return SendResult(Outcome.RETRY, None, f"cannot reach {url}: {detail}", None, _ms(started))
         status = response.status
         duration = _ms(started)
-        if 200 <= status < 300:
+        outcome = classify(status)
+        if outcome is Outcome.DELIVERED:
             return SendResult(Outcome.DELIVERED, status, None, None, duration)
-        if status in RETRYABLE_STATUSES or status >= 500:
+        if outcome is Outcome.RETRY:
             retry_after = _retry_after(response.headers.get("retry-after"))
-            return SendResult(Outcome.RETRY, status, f"recipient answered {status}", retry_after, duration)
+            message = f"recipient answered {status}"
+            if status in (401, 403):
+                message += " (check the sink's headers and signing secret; retried)"
+            return SendResult(Outcome.RETRY, status, message, retry_after, duration)
         reason = "redirects are not followed" if 300 <= status < 400 else "not retried"
         return SendResult(
             Outcome.PERMANENT, status, f"recipient answered {status} ({reason})", None, duration
         )
+
+
+def classify(status: int) -> Outcome:
+    """What an HTTP answer with this status means for the event(s) sent (see the module doc)."""
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Outcome.RETRY
+    return Outcome.PERMANENT
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -776,9 +776,15 @@ class Batching:
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """Retries, age limit, parallelism and bounded backlog of one subscription's deliveries."""
+    """Retries, age limit, parallelism and bounded backlog of one subscription's deliveries.
 
-    max_attempts: int = 12
+    By default a retried event has no attempt limit: it is retried (backoff capped at
+    `max_backoff`) until it is `max_age` old, so a recipient that is down for a routine outage
+    (a load balancer restarting) gets everything once it is back, without a replay. An explicit
+    `max_attempts` (JSON `maxAttempts`) also ends the retries after that many attempts.
+    """
+
+    max_attempts: int | None = None
     max_age: float = 3600.0
     concurrency: int = 8
     initial_backoff: float = 0.5
@@ -809,7 +815,8 @@ class DeliveryPolicy:
         self.validate()
 
     def validate(self) -> None:
-        _int("delivery.maxAttempts", self.max_attempts, 1, 1000)
+        if self.max_attempts is not None:
+            _int("delivery.maxAttempts", self.max_attempts, 1, 1000)
         _int("delivery.concurrency", self.concurrency, 1, 256)
         _int("delivery.backlogLimit", self.backlog_limit, 1, 100_000_000)
         if self.max_backoff < self.initial_backoff:

@@ -48,7 +48,7 @@ async def test_create_fills_in_the_defaults(api: Api) -> None:
         "timeoutSeconds": 10.0,
         "hasSigningSecret": False,
     }
-    assert created["delivery"]["maxAttempts"] == 12
+    assert created["delivery"]["maxAttempts"] is None  # no limit: retried until maxAgeSeconds
     assert created["initialState"] is True
     assert created["includeSecretData"] is False
     assert created["generation"] > 0
