@@ -6,8 +6,9 @@
 Point a subscription at it (`mic subscriptions add hook --url http://127.0.0.1:9000/hook ...`).
 With `--secret-file` (a file holding the subscription's `whsec_...` signing secret) every
 request must carry valid Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
-`webhook-signature`); a bad one is answered 401, which MIC treats as permanent (a dead
-letter). The check uses only the standard library, to show what any recipient has to do.
+`webhook-signature`); a bad one is answered 401, which MIC retries with backoff (until the
+subscription's maxAgeSeconds), so nothing is lost while a rotated secret is put in place. The
+check uses only the standard library, to show what any recipient has to do.
 
 It accepts every body format MIC sends: CloudEvents structured (the default), CloudEvents
 batches, CloudEvents binary (`ce-*` headers), the original `mic-v1` envelope and `raw`.
