@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
 
 import mic
 from mic.api.auth import authorize
@@ -28,12 +29,65 @@ DESCRIPTION = """\
 Watch Kubernetes resources in many clusters from one place.
 
 Every `/v1` route needs `Authorization: Bearer <token>`: click **Authorize** and paste an
-admin token (write) or viewer token (read only). Credentials submitted with a cluster, and a
-subscription's sink headers and signing secret, are write-only: no response ever contains them.
+admin token (write) or viewer token (read only); this page keeps it only until it is
+reloaded. Credentials submitted with a cluster, and a subscription's sink headers and signing
+secret, are write-only: no response ever contains them. Viewers see the query values of sink
+URLs masked.
 
 The original MIC's routes (`/cic/nitro/v1/...`) are kept for its users and need the same
 bearer token (the original had none).
 """
+
+SWAGGER_UI_VERSION = "5.35.0"
+"""The swagger-ui-dist release the Swagger UI page loads, pinned so the integrity hashes hold."""
+_SWAGGER_UI_CDN = f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}"
+SWAGGER_UI_JS = (
+    f"{_SWAGGER_UI_CDN}/swagger-ui-bundle.js",
+    "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
+)
+SWAGGER_UI_CSS = (
+    f"{_SWAGGER_UI_CDN}/swagger-ui.css",
+    "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
+)
+"""(URL, Subresource Integrity) of the page's script and style sheet: the SHA-384 of the files in
+the npm registry's tarball of that release (its own sha512 checked), which the CDN serves
+unchanged; a browser refuses a file whose bytes differ. To upgrade, change the version and
+recompute both: `npm pack swagger-ui-dist@VERSION`, then for each file
+`openssl dgst -sha384 -binary FILE | openssl base64 -A`."""
+
+SWAGGER_UI_PAGE = f"""<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta name="referrer" content="no-referrer">
+<link type="text/css" rel="stylesheet" href="{SWAGGER_UI_CSS[0]}"
+ integrity="{SWAGGER_UI_CSS[1]}" crossorigin="anonymous">
+<link rel="icon" type="image/png" href="{_SWAGGER_UI_CDN}/favicon-32x32.png">
+<title>MIC - Swagger UI</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER_UI_JS[0]}" integrity="{SWAGGER_UI_JS[1]}" crossorigin="anonymous"></script>
+<script>
+SwaggerUIBundle({{
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  layout: "BaseLayout",
+  deepLinking: true,
+  showExtensions: true,
+  showCommonExtensions: true,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+}})
+</script>
+</body>
+</html>
+"""
+"""The Swagger UI page at `/swagger/`, rendered here rather than by FastAPI, whose page loads
+`swagger-ui-dist@5` (whatever release that is today) without integrity checks. Authorization
+is deliberately not persisted: with `persistAuthorization` Swagger UI keeps the pasted token
+in the browser's localStorage, where it outlives the tab and any script on the origin reads
+it. Reloading the page asks for the token again."""
 
 
 @asynccontextmanager
@@ -93,6 +147,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.standby = None
+        for warning in settings.weak_token_warnings():
+            log.warning("%s", warning)
         async with serving_in_background(settings, app.state):
             yield
 
@@ -100,11 +156,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         title="MIC",
         version=mic.__version__,
         description=DESCRIPTION,
-        docs_url="/swagger/",
+        docs_url=None,  # served below: a pinned release with integrity checks
         redoc_url=None,
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": True},
     )
+
+    @app.get("/swagger/", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(SWAGGER_UI_PAGE)
+
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)

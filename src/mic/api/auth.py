@@ -2,6 +2,11 @@
 
 Declared through FastAPI's `HTTPBearer` so the OpenAPI document carries the security scheme
 and Swagger UI's Authorize button sends the token.
+
+Failed attempts are not slowed down, on purpose: configured tokens have at least 16 characters
+(`mic.service.settings.MIN_TOKEN_LENGTH`; generated ones 43 random), which no online guessing
+gets through, and a per-client delay would keep state per address, be sidestepped by spreading
+attempts over connections or addresses, and slow down every client behind a shared proxy.
 """
 
 from __future__ import annotations

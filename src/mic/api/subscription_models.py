@@ -202,7 +202,12 @@ class BatchingBody(RequestModel):
 class DeliveryPolicyBody(RequestModel):
     """Retries, dead letters, concurrency and how a lagging recipient is handled."""
 
-    max_attempts: int | None = Field(default=None, ge=1, le=1000, description="default 12")
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="attempts before an event is dead; default null: no limit, retried until maxAgeSeconds",
+    )
     max_age_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -304,7 +309,10 @@ class SinkTlsView(ApiModel):
 class SinkView(ApiModel):
     """The sink without its secrets."""
 
-    url: str
+    url: str = Field(
+        description="as written, to an admin; a viewer sees each query value as `***` "
+        "(a secret in the path is shown: put credentials in the write-only `headers`)"
+    )
     header_names: list[str] = Field(description="names of the configured headers; values are write-only")
     timeout_seconds: float
     has_signing_secret: bool
@@ -409,7 +417,16 @@ class DeadLetter(ApiModel):
     """One event that could not be delivered; `object` only with `?include=object`."""
 
     id: int = Field(description="pass as `afterId` to page, or in `ids` to replay")
-    event_id: str
+    event_id: str = Field(
+        description="MIC's internal id of the stored event (a ULID); recipients never see it: "
+        "match their logs with `cloudEventId`"
+    )
+    cloud_event_id: str = Field(
+        description="the id the recipient got: the CloudEvent's `id` and, for a single event, the "
+        "`webhook-id` header (a batch's `webhook-id` is its own); in the `mic-v1` envelope "
+        "`app_event_id` is the same 32 hex digits written as a UUID. A replay sends it again",
+        examples=["5d2c8e0a41f79b3e6c0d9a8b7e6f5a41"],
+    )
     cluster: str
     resource: str
     namespace: str | None

@@ -480,7 +480,11 @@ def dead_letters(
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """List events that could not be delivered (replay them with `mic subscriptions replay`)."""
+    """List events that could not be delivered (replay them with `mic subscriptions replay`).
+
+    "event id" is the id the recipient saw (the CloudEvent's id, the webhook-id header), to find
+    the request in its logs.
+    """
     with connect(url, token) as api:
         page = api.dead_letters(name, after_id=after_id, limit=limit)
     if output is not OutputFormat.TABLE:
@@ -491,7 +495,7 @@ def dead_letters(
         print_notice(f"No dead letters for subscription '{name}'")
         return
     print_table(
-        ("id", "cluster", "resource", "object", "type", "attempts", "age", "last error"),
+        ("id", "cluster", "resource", "object", "type", "attempts", "age", "event id", "last error"),
         (
             [
                 _text(item.get("id")),
@@ -501,6 +505,7 @@ def dead_letters(
                 _text(item.get("type")) + (" (superseded)" if item.get("supersededAt") else ""),
                 _text(item.get("attempts")),
                 age(item.get("createdAt")),
+                _text(item.get("cloudEventId")),  # the id the recipient saw (webhook-id)
                 " ".join(_text(item.get("lastError")).split()),
             ]
             for item in items

@@ -26,7 +26,11 @@ LEASE_HELD_HELP = "Whether this MIC holds the store's delivery lease (1) or wait
 
 
 class ServiceCollector(Collector):
-    """Lease held, clusters by state, informer object counts and sync state, events observed."""
+    """Lease held, clusters by state, informer object counts and sync state, events observed.
+
+    Label values are only names: of clusters and subscriptions (registered by an admin) and of
+    resources (as the clusters serve them), never a query's namespaces or label selector.
+    """
 
     def __init__(
         self,
@@ -54,22 +58,29 @@ class ServiceCollector(Collector):
         for state in ClusterState:
             clusters.add_metric([state.value], by_state.get(state, 0))
         yield clusters
+        # One series per cluster and resource, summed over the informers that watch it: an
+        # informer's scope (namespaces, label selector) may come from a viewer's query, and a
+        # label per distinct query would both show it to every scraper and grow without bound.
         objects = GaugeMetricFamily(
-            "mic_informer_objects", "Objects in an informer's cache", labels=["cluster", "resource", "scope"]
+            "mic_informer_objects",
+            "Objects in the informer caches of a cluster and resource (summed over their scopes)",
+            labels=["cluster", "resource"],
         )
         synced = GaugeMetricFamily(
             "mic_informer_synced",
-            "1 when an informer completed its first list",
-            labels=["cluster", "resource", "scope"],
+            "1 when every informer of a cluster and resource completed its first list",
+            labels=["cluster", "resource"],
         )
+        counts: dict[tuple[str, str], int] = {}
+        all_synced: dict[tuple[str, str], bool] = {}
         for status in statuses:
             for resource in status.resources:
-                scope = ",".join(resource.namespaces) if resource.namespaces is not None else "*"
-                if resource.label_selector:
-                    scope += f";{resource.label_selector}"
-                labels = [status.name, resource.resource, scope]
-                objects.add_metric(labels, resource.object_count)
-                synced.add_metric(labels, 1 if resource.synced else 0)
+                key = (status.name, resource.resource)
+                counts[key] = counts.get(key, 0) + resource.object_count
+                all_synced[key] = all_synced.get(key, True) and resource.synced
+        for key, count in sorted(counts.items()):
+            objects.add_metric(list(key), count)
+            synced.add_metric(list(key), 1 if all_synced[key] else 0)
         yield objects
         yield synced
         events = CounterMetricFamily(

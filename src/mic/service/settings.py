@@ -31,6 +31,15 @@ class SettingsError(ValueError):
     """A setting is unusable; the message names the setting and what to change."""
 
 
+MIN_TOKEN_LENGTH = 16
+"""Shorter API tokens are refused at start: `a` or `change-me` is guessed before anything else."""
+
+RECOMMENDED_TOKEN_LENGTH = 32
+"""Shorter API tokens (yet at least `MIN_TOKEN_LENGTH`) start with a warning."""
+
+TOKEN_ADVICE = "generate one with `openssl rand -hex 32`"
+
+
 @dataclass(frozen=True)
 class TokenGrant:
     """One operator-configured API token: accepted as given, never stored or logged."""
@@ -128,15 +137,42 @@ class ServiceSettings:
         )
 
     def token_grants(self) -> list[TokenGrant]:
-        """The tokens configured by environment and tokens file; raises SettingsError."""
-        grants: list[TokenGrant] = []
+        """The tokens configured by environment and tokens file; raises SettingsError, also for
+        a token shorter than `MIN_TOKEN_LENGTH` (the message names where it is, never the token)."""
+        return [grant for grant, _ in self._sourced_grants()]
+
+    def weak_token_warnings(self) -> list[str]:
+        """A message for each accepted token shorter than `RECOMMENDED_TOKEN_LENGTH`, naming
+        where it is (never the token); raises SettingsError as `token_grants` does."""
+        return [
+            f"{where} is only {len(grant.token)} characters long; {RECOMMENDED_TOKEN_LENGTH} or more"
+            f" random characters are recommended ({TOKEN_ADVICE})"
+            for grant, where in self._sourced_grants()
+            if len(grant.token) < RECOMMENDED_TOKEN_LENGTH
+        ]
+
+    def _sourced_grants(self) -> list[tuple[TokenGrant, str]]:
+        """Each configured token with the words that name where it was configured."""
+        sourced: list[tuple[TokenGrant, str]] = []
         if self.admin_token:
-            grants.append(TokenGrant("MIC_ADMIN_TOKEN", "admin", self.admin_token))
+            sourced.append((TokenGrant("MIC_ADMIN_TOKEN", "admin", self.admin_token), "MIC_ADMIN_TOKEN"))
         if self.viewer_token:
-            grants.append(TokenGrant("MIC_VIEWER_TOKEN", "viewer", self.viewer_token))
+            sourced.append((TokenGrant("MIC_VIEWER_TOKEN", "viewer", self.viewer_token), "MIC_VIEWER_TOKEN"))
         if self.tokens_file is not None:
-            grants.extend(read_tokens_file(self.tokens_file))
-        return grants
+            sourced.extend(
+                (
+                    grant,
+                    f"the token of {grant.name!r} in tokens file {str(self.tokens_file)!r} (MIC_TOKENS_FILE)",
+                )
+                for grant in read_tokens_file(self.tokens_file)
+            )
+        for grant, where in sourced:
+            if len(grant.token) < MIN_TOKEN_LENGTH:
+                raise SettingsError(
+                    f"{where} is {len(grant.token)} characters long: API tokens must have at least"
+                    f" {MIN_TOKEN_LENGTH} ({RECOMMENDED_TOKEN_LENGTH} or more recommended); {TOKEN_ADVICE}"
+                )
+        return sourced
 
 
 def read_tokens_file(path: Path) -> list[TokenGrant]:

@@ -176,7 +176,7 @@ async def test_readyz_and_metrics(api: Api, kube_emulator: KubeEmulator) -> None
     await api.wait_cluster("eu-1", lambda c: c["status"]["state"] == "ready")
     text = (await api.get("/metrics")).text
     assert 'mic_clusters{state="ready"} 1.0' in text
-    assert 'mic_informer_objects{cluster="eu-1",resource="configmaps",scope="*"} 1.0' in text
+    assert 'mic_informer_objects{cluster="eu-1",resource="configmaps"} 1.0' in text
     assert 'mic_events_observed_total{cluster="eu-1",resource="configmaps"}' in text
 
 

@@ -10,12 +10,18 @@ never leave the service. Every response is built by `subscription_view`, which i
 that turns a stored spec into something shown, and it only ever shows header names and whether
 a secret or client key is set. An update that sends the sink to a new URL must send the headers
 and the client key again.
+
+Viewers see the sink URL with its query values masked (`?api_key=***`), and so every URL in a
+`lastError`: a query often carries a recipient's API key. Admins see it whole, since they are
+the ones who edit it (a PUT of what GET showed must not replace the key with `***`). A secret in
+the URL's path cannot be told from a path and is shown; secrets belong in `sink.headers`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -24,6 +30,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ValidationError
 
+from mic.api.auth import authorize
 from mic.api.dependencies import get_service
 from mic.api.errors import describe_validation_errors
 from mic.api.models import ErrorBody
@@ -48,10 +55,12 @@ from mic.api.subscription_models import (
 from mic.api.write_only import require_resent
 from mic.delivery.signing import SECRET_ROTATION_OVERLAP, generate_secret
 from mic.delivery.status import SubscriptionStatus
-from mic.events.encodings import redact_secret
+from mic.events.encodings import redact_secret, stable_event_id
 from mic.kube.patch import merge_patch
 from mic.routing.spec import SubscriptionSpec
+from mic.service.connections import shown_url
 from mic.service.service import Service
+from mic.service.tokens import Principal
 from mic.store import DeliveryRow, SubscriptionRecord
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+PrincipalDep = Annotated[Principal, Depends(authorize)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such subscription"}
 }
@@ -68,6 +78,41 @@ INVALID: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "exists or changed concurrently"}
 }
+
+
+MASK = "***"
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s?#'\"<>]+\?[^\s#'\"<>]*?(?=:?(?:[\s'\"<>]|$))", re.IGNORECASE)
+"""An http(s) URL with a query in free text (an error message), without a quote around it or
+the `:` that may follow it."""
+
+
+def masked_url(url: str) -> str:
+    """`url` with each query value masked (`?api_key=***&b=***`; a bare `?token` → `?***`) and
+    any user info masked; the scheme, host, path and parameter names stay."""
+    url = shown_url(url)
+    base, question, query = url.partition("?")
+    if not question:
+        return url
+    query, hash_, fragment = query.partition("#")
+    fields = []
+    for field in query.split("&"):
+        name, equals, value = field.partition("=")
+        fields.append(f"{name}={MASK if value else ''}" if equals else (MASK if field else ""))
+    return f"{base}?{'&'.join(fields)}{hash_}{MASK if fragment else ''}"
+
+
+def masked_text(text: str | None) -> str | None:
+    """`text` (an error message) with the query values of every URL in it masked."""
+    if not text:
+        return text
+    return _URL_IN_TEXT.sub(lambda match: masked_url(match.group(0)), text)
+
+
+def _for_viewer(view: SubscriptionStatusView | None) -> SubscriptionStatusView | None:
+    if view is None:
+        return None
+    return view.model_copy(update={"last_error": masked_text(view.last_error)})
 
 
 def _time(epoch: float | None) -> datetime | None:
@@ -106,17 +151,23 @@ def subscription_view(
     *,
     generated_secret: str | None = None,
     not_started: str | None = None,
+    viewer: bool = False,
 ) -> Subscription:
-    """What the API shows of a stored subscription: everything except header values and secret."""
+    """What the API shows of a stored subscription: everything except header values and secret;
+    for a `viewer`, also without the query values of the sink URL and of URLs in errors."""
     spec = dict(record.spec)
     sink: Mapping[str, Any] = spec.get("sink") or {}
     headers = sink.get("headers") or {}
     tls: Mapping[str, Any] = sink.get("tls") or {}
+    url = str(sink.get("url", ""))
+    if viewer:
+        status = _for_viewer(status)
+        not_started = masked_text(not_started)
     return Subscription(
         name=record.name,
         filter=dict(spec.get("filter") or {}),
         sink=SinkView(
-            url=str(sink.get("url", "")),
+            url=masked_url(url) if viewer else url,
             header_names=sorted(headers),
             timeout_seconds=float(sink.get("timeoutSeconds") or 0),
             has_signing_secret=bool(sink.get("signingSecret")),
@@ -189,13 +240,21 @@ _ROTATION_KEYS = ("previousSigningSecret", "previousSigningSecretExpiresAt")
 """Sink keys MIC sets itself on a rotation; a request may only send `previousSigningSecret: null`."""
 
 
-def _view(service: Service, record: SubscriptionRecord, generated_secret: str | None = None) -> Subscription:
-    """`subscription_view` with what the engine says of it now."""
+def _view(
+    service: Service,
+    record: SubscriptionRecord,
+    generated_secret: str | None = None,
+    *,
+    principal: Principal | None = None,
+) -> Subscription:
+    """`subscription_view` with what the engine says of it now, as `principal` may see it
+    (None: an admin's write)."""
     return subscription_view(
         record,
         _live_status(service, record.name),
         generated_secret=generated_secret,
         not_started=service.engine.not_started(record.name),
+        viewer=principal is not None and not principal.can_write,
     )
 
 
@@ -224,9 +283,9 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
 
 
 @router.get("", summary="List subscriptions", response_model=SubscriptionList)
-async def list_subscriptions(service: ServiceDep) -> SubscriptionList:
+async def list_subscriptions(service: ServiceDep, principal: PrincipalDep) -> SubscriptionList:
     records = await service.store.list_subscriptions()
-    return SubscriptionList(items=[_view(service, r) for r in records])
+    return SubscriptionList(items=[_view(service, r, principal=principal) for r in records])
 
 
 @router.post(
@@ -251,9 +310,9 @@ async def create_subscription(body: SubscriptionBody, service: ServiceDep) -> Su
 
 
 @router.get("/{name}", summary="Get a subscription", response_model=Subscription, responses=NOT_FOUND)
-async def get_subscription(name: str, service: ServiceDep) -> Subscription:
+async def get_subscription(name: str, service: ServiceDep, principal: PrincipalDep) -> Subscription:
     record = await service.store.get_subscription(name)
-    return _view(service, record)
+    return _view(service, record, principal=principal)
 
 
 @router.put(
@@ -412,9 +471,13 @@ async def delete_subscription(name: str, service: ServiceDep) -> Response:
         503: {"model": ErrorBody, "description": "not started by the engine yet"},
     },
 )
-async def subscription_status(name: str, service: ServiceDep) -> SubscriptionStatusView:
+async def subscription_status(
+    name: str, service: ServiceDep, principal: PrincipalDep
+) -> SubscriptionStatusView:
     await service.store.get_subscription(name)
     status = _live_status(service, name)
+    if status is not None and not principal.can_write:
+        status = _for_viewer(status)
     if status is None:
         reason = service.engine.not_started(name)
         if reason is not None:
@@ -443,11 +506,14 @@ async def test_subscription(name: str, service: ServiceDep) -> PingResultView:
     )
 
 
-def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
+def dead_letter_view(row: DeliveryRow, *, with_object: bool, viewer: bool = False) -> DeadLetter:
     event = row.event
     return DeadLetter(
         id=row.id,
         event_id=event.event_id,
+        cloud_event_id=stable_event_id(
+            event.cluster, event.uid, event.resource_version, event.type, event.occasion
+        ),
         cluster=event.cluster,
         resource=event.resource,
         namespace=event.namespace,
@@ -455,7 +521,7 @@ def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
         type=str(event.type),
         resource_version=event.resource_version,
         attempts=row.attempts,
-        last_error=row.last_error,
+        last_error=masked_text(row.last_error) if viewer else row.last_error,
         created_at=row.created_at,
         superseded_at=row.superseded_at,
         object=redact_secret(event.object) if with_object else None,
@@ -477,6 +543,7 @@ def dead_letter_view(row: DeliveryRow, *, with_object: bool) -> DeadLetter:
 async def list_dead_letters(
     name: str,
     service: ServiceDep,
+    principal: PrincipalDep,
     after_id: Annotated[
         int, Query(alias="afterId", ge=0, le=MAX_ROW_ID, description="only ids greater than this")
     ] = 0,
@@ -487,7 +554,9 @@ async def list_dead_letters(
         raise HTTPException(422, f"include must be 'object', not {include!r}")
     await service.store.get_subscription(name)
     rows = await service.engine.dead_letters(name, after_id=after_id, limit=limit)
-    items = [dead_letter_view(row, with_object=include == "object") for row in rows]
+    items = [
+        dead_letter_view(row, with_object=include == "object", viewer=not principal.can_write) for row in rows
+    ]
     return DeadLetterList(items=items, next_after_id=items[-1].id if len(items) == limit else None)
 
 
