@@ -313,8 +313,17 @@ class Informer:
 
 
 def _rv_order(rv: str) -> tuple[int, str]:
-    """Order resourceVersions for display only; they are opaque, so never for logic."""
+    """Order resourceVersions for display only (logic compares only integers: `_rv_number`)."""
     return (len(rv), rv)
+
+
+def _rv_number(rv: str) -> int | None:
+    """A resourceVersion as the integer kube-apiserver makes it (digits, no leading zero, not
+    "0"; client-go's `resourceversion.CompareResourceVersion` accepts the same); None for any
+    other string (an extension API server's opaque version)."""
+    if not rv.isascii() or not rv.isdigit() or rv[0] == "0":
+        return None
+    return int(rv)
 
 
 class Reflector:
@@ -394,29 +403,80 @@ class Reflector:
         waits in silence, then reports only what comes after it. So we list one object not
         older than our version: a server behind it answers "Too large resource version" (an
         `ApiError` that relists, as does 410 Gone). One that went past it with other changes
-        has other objects: the object it lists must be the one we cache under that name (same
-        uid), and an empty answer while we cache objects is a change worth a list too.
+        has other objects, which the first one listed may give away (`_listed_matches`); an
+        empty answer while we cache objects is a change worth a list too.
+
+        A server may answer a page short of its limit, even empty, with a continue token (the
+        API allows it when a selector filters; kube's own storage fills pages, others need
+        not): an empty page with a continue token says nothing about the history, so the
+        list is followed (a doubling limit, up to the page size, bounds the round trips) to
+        its first object, or to its end, which is a really empty answer.
         """
         params = self._params()
         params.update(limit=1, resourceVersion=self.resource_version, resourceVersionMatch="NotOlderThan")
-        page = await self.informer.client.get_json(self._path, params)
+        client = self.informer.client
+        limit, most = 1, max(1, self.informer.options.page_size)
+        while True:
+            page = await client.get_json(self._path, params)
+            items = page.get("items") or []
+            continue_token = str((page.get("metadata") or {}).get("continue") or "")
+            if items or not continue_token:
+                break
+            # A continued list keeps the first page's resourceVersion, one not older than ours
+            # (kube forbids resourceVersion and resourceVersionMatch with continue).
+            limit = min(2 * limit, most)
+            params = self._params()
+            params.update({"limit": limit, "continue": continue_token})
         self._check_history = False
-        items = page.get("items") or []
         cache = self.informer.cache
         if items:
-            metadata = items[0].get("metadata") or {}
-            cached = cache.get(metadata.get("namespace"), str(metadata.get("name") or ""))
-            same = cached is None or object_uid(cached) == metadata.get("uid")
+            same = self._listed_matches(items[0])
         else:
             same = not any(self.namespace in (None, key[0]) for key, _ in cache.items())
         if not same:
             log.warning(
-                "%s: the server's objects are not those of resourceVersion %s (restored from a "
-                "backup, or another cluster at this address?); listing again",
+                "%s: the server's objects do not fit resourceVersion %s (an object re-created "
+                "meanwhile, a cluster restored from a backup, or another cluster at this "
+                "address); listing again to be sure",
                 self._where,
                 self.resource_version,
             )
         return same
+
+    def _listed_matches(self, obj: JsonObject) -> bool:
+        """Whether an object listed at a version not older than ours fits the history we cache.
+
+        Resource versions of one resource compare as integers on kube-apiserver: the API
+        concepts documentation says so since Kubernetes 1.35 ("Resource version strings are
+        orderable as monotonically increasing integers within the same resource type",
+        https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions; KEP-5504,
+        client-go's `resourceversion.CompareResourceVersion`), as they did in practice before.
+        An object whose version is newer than ours changed after our version; if we hold one
+        of that name it must have the same uid. Another uid may be an object deleted and
+        re-created meanwhile (the same history) or a cluster whose new history went past our
+        version (another one): the two cannot be told apart from one object, and taking the
+        second for the first would leave the cache stale for good, so it is relisted (the
+        first costs a list, and folds that object's intermediate changes). One not newer has
+        not changed since: in the same history we hold it, with that uid and that version;
+        anything else is another history.
+
+        An extension API server may use other versions (the documentation asks clients to
+        check): when either version is not a well-formed decimal integer, an object of a
+        name we hold must have the uid we hold (re-creating it looks like another history
+        then, and costs a relist).
+        """
+        metadata = obj.get("metadata") or {}
+        cached = self.informer.cache.get(metadata.get("namespace"), str(metadata.get("name") or ""))
+        uid = str(metadata.get("uid") or "")
+        listed_rv = str(metadata.get("resourceVersion") or "")
+        listed, ours = _rv_number(listed_rv), _rv_number(self.resource_version)
+        if listed is None or ours is None:
+            return cached is None or object_uid(cached) == uid
+        if listed > ours:
+            return cached is None or object_uid(cached) == uid
+        return (
+            cached is not None and object_uid(cached) == uid and object_resource_version(cached) == listed_rv
+        )
 
     def _on_stall(self) -> None:
         self.stalls += 1
