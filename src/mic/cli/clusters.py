@@ -355,7 +355,7 @@ def remove(
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """Unregister a cluster: MIC stops its watches and drops its cache."""
+    """Unregister a cluster: its subscriptions get a DELETED per object; its watches and cache go."""
     with connect(url, token) as api:
         api.remove_cluster(name)
     if output is OutputFormat.TABLE:

@@ -21,7 +21,8 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from mic.delivery.acks import Acknowledgements
@@ -123,6 +124,8 @@ class DeliveryEngine:
         # Informers some batch of which was not routed (nobody subscribed then): their ledger
         # is behind their cache until a subscription's snapshot aligns it.
         self._ledger_behind: set[tuple[str, InformerKey]] = set()
+        # Clusters being deleted (`cluster_deletion`): their batches are no longer routed.
+        self._leaving: set[str] = set()
         # Stored subscriptions left stopped, and why (a spec an older MIC accepted).
         self._not_started: dict[str, str] = {}
         self._writer = OutboxWriter(self._write_until_stored, self._written)
@@ -343,6 +346,8 @@ class DeliveryEngine:
         """Route a batch and queue its ledger changes and deliveries for the outbox writer;
         waits only while the writer is too far behind."""
         async with self._route_lock:
+            if cluster in self._leaving:
+                return  # after its farewell, it would bring objects back (`cluster_deletion`)
             subscriptions = self._subscriptions_for(cluster, key)
             if not subscriptions:
                 self._ledger_behind.add((cluster, key))  # nobody subscribed: nothing to keep
@@ -506,6 +511,39 @@ class DeliveryEngine:
                         cluster,
                     )
                     await self._farewell(subscription, cluster, old)
+
+    @asynccontextmanager
+    async def cluster_deletion(self, cluster: str, labels: Mapping[str, str]) -> AsyncIterator[None]:
+        """Around the deletion of a cluster (the body deletes it: store, then hub): first every
+        subscription that selects it gets a DELETED for each object of it that it follows, as
+        when the cluster's labels stop matching, so that no recipient keeps routing traffic to
+        a cluster MIC no longer watches. From then on the cluster's batches are dropped: routed
+        after the farewell, they would bring objects back.
+
+        A decision: deleting a registration is "this cluster is no longer ours", the same as
+        relabelling it out of every view; a cluster deleted by mistake comes back with a snapshot
+        of new ADDED (ids of their own) when it is registered again. Library users who only
+        `Hub.remove_cluster` get no DELETED (see there).
+        """
+        async with self._route_lock:
+            self._leaving.add(cluster)
+            try:
+                for subscription in list(self._subscriptions.values()):
+                    if subscription.matcher.wants_cluster(cluster, labels):
+                        log.info(
+                            "subscription %s: cluster %s is being deleted, sending deletes",
+                            subscription.spec.name,
+                            cluster,
+                        )
+                        await self._farewell(subscription, cluster, labels)
+                await self._writer.flush()  # durable before the cluster and its ledger go
+            except BaseException:
+                self._leaving.discard(cluster)
+                raise
+        try:
+            yield
+        finally:
+            self._leaving.discard(cluster)
 
     async def _farewell(
         self,

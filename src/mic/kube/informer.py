@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mic.events import Event, EventType
+from mic.events import Event, EventType, new_occasion
 from mic.kube.backoff import Backoff
 from mic.kube.cache import (
     CompactObjectCache,
@@ -317,6 +317,11 @@ def _rv_order(rv: str) -> tuple[int, str]:
     return (len(rv), rv)
 
 
+def _listed(event: Event, occasion: str | None) -> Event:
+    event.occasion = occasion
+    return event
+
+
 def _rv_number(rv: str) -> int | None:
     """A resourceVersion as the integer kube-apiserver makes it (digits, no leading zero, not
     "0"; client-go's `resourceversion.CompareResourceVersion` accepts the same); None for any
@@ -583,6 +588,7 @@ class Reflector:
         strip = self.informer.options.strip_managed_fields
         continue_token = ""
         list_rv = ""
+        occasion = new_occasion()
         while True:
             params = self._params()
             if limit:
@@ -596,7 +602,7 @@ class Reflector:
             if strip:
                 for obj in page_items:
                     _strip_managed_fields(obj)
-            events = self._sync_page(page_items, seen)
+            events = self._sync_page(page_items, seen, occasion)
             self.populated = True
             await self.informer.emit(events)
             del page_items
@@ -606,12 +612,20 @@ class Reflector:
             if not continue_token:
                 return list_rv
 
-    def _sync_page(self, items: list[JsonObject], seen: set[ObjectKey]) -> list[Event]:
+    def _sync_page(
+        self, items: list[JsonObject], seen: set[ObjectKey], occasion: str | None = None
+    ) -> list[Event]:
         """Put one page of a list into the cache; return what changed, in order per object.
 
         An object whose name now belongs to a new uid is reported deleted, then added. When
         the informer started from a known state, an object known under the same name but
         another uid is reported deleted before the new one is added.
+
+        An ADDED found by a list carries `occasion` (one per list): its object was neither
+        cached nor known, so this message was never sent before, yet its stable id (cluster,
+        uid, resourceVersion, type) may have been: by a registration of the same cluster
+        deleted since, whose recipients then dropped the object. Without it, a recipient that
+        drops ids it has seen would drop these as duplicates and stay without the objects.
         """
         informer = self.informer
         cache = informer.cache
@@ -637,14 +651,18 @@ class Reflector:
                     if replaced is not None:
                         gone = tombstone(replaced_uid, replaced, informer.resource)
                         events.append(informer.make_event(EventType.DELETED, gone))
-                    events.append(informer.make_event(EventType.ADDED, obj, object_json=obj_json))
+                    events.append(
+                        _listed(informer.make_event(EventType.ADDED, obj, object_json=obj_json), occasion)
+                    )
                 elif not _same_state(previous, obj):
                     events.append(informer.make_event(EventType.MODIFIED, obj, object_json=obj_json))
             else:
                 old_uid, old_rv = cache.identity(entry)
                 if old_uid != uid:
                     events.append(informer.make_event(EventType.DELETED, cache.unpack(entry)))
-                    events.append(informer.make_event(EventType.ADDED, obj, object_json=obj_json))
+                    events.append(
+                        _listed(informer.make_event(EventType.ADDED, obj, object_json=obj_json), occasion)
+                    )
                 elif old_rv != object_resource_version(obj):
                     old, old_json = cache.old_state(entry)
                     events.append(informer.make_event(EventType.MODIFIED, obj, old, None, old_json, obj_json))

@@ -121,6 +121,7 @@ async def running_service(
             cache_idle_seconds=settings.cache_idle_seconds,
         )
         engine = DeliveryEngine(store, hub, may_deliver=lease.current)
+        supervisor.on_delete = engine.cluster_deletion
         keeper = asyncio.create_task(_keep(lease, on_lease_lost), name="mic-lease")
         try:
             await engine.start()

@@ -25,8 +25,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,11 @@ from mic.store import ClusterRecord, NotFoundError, Store, StoreError
 log = logging.getLogger(__name__)
 
 _FAILED_STATES = frozenset({InformerState.UNAUTHORIZED, InformerState.FORBIDDEN, InformerState.NOT_FOUND})
+
+
+@asynccontextmanager
+async def _nothing_around(name: str, labels: Mapping[str, str]) -> AsyncIterator[None]:
+    yield
 
 
 class ClusterUnavailableError(Exception):
@@ -118,6 +123,11 @@ class Supervisor:
         self.policy = policy
         self.sync_timeout = sync_timeout
         self.cache_idle_seconds = cache_idle_seconds
+        self.on_delete: Callable[[str, Mapping[str, str]], AbstractAsyncContextManager[None]] = (
+            _nothing_around
+        )
+        """What wraps the deletion of a cluster (`delete`); the service sets the delivery
+        engine's `cluster_deletion`."""
         self._resync_interval = resync_interval
         self._applied: dict[str, _Applied] = {}
         self._lock = asyncio.Lock()
@@ -225,9 +235,14 @@ class Supervisor:
         return stored
 
     async def delete(self, name: str) -> None:
-        """Delete from the store, then stop the cluster and free its caches. Raises NotFoundError."""
-        await self.store.delete_cluster(name)
-        await self.reconcile(name)
+        """Delete from the store, then stop the cluster and free its caches. Raises NotFoundError.
+
+        Both run inside `on_delete` when one is set (the delivery engine's farewell: DELETED for
+        the cluster's objects to every subscription that selects it)."""
+        record = await self.store.get_cluster(name)
+        async with self.on_delete(name, dict(record.labels)):
+            await self.store.delete_cluster(name)
+            await self.reconcile(name)
 
     # -- reconciliation ----------------------------------------------------------------------
 

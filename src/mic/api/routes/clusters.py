@@ -212,7 +212,12 @@ async def patch_cluster(name: str, service: ServiceDep, patch: Annotated[Cluster
     "/{name}",
     status_code=204,
     summary="Remove a cluster",
-    description="Stops its watches and frees its caches.",
+    description=(
+        "Every subscription that selected the cluster first gets a DELETED for each of its objects "
+        "(as when its labels stop matching), so no recipient keeps routing to a cluster MIC no "
+        "longer watches; then its watches stop and its caches go. Registering it again sends its "
+        "objects as new ADDED."
+    ),
     response_class=Response,
     responses=NOT_FOUND,
 )
