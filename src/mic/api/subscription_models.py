@@ -456,6 +456,10 @@ class ReplayRequest(RequestModel):
     ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(default=None, max_length=10_000)
 
 
+class ResyncResult(ApiModel):
+    detail: str = Field(description="what was queued")
+
+
 class ReplayResult(ApiModel):
     replayed: int = Field(description="dead letters queued for delivery again")
     superseded: int = Field(

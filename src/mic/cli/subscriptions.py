@@ -1,4 +1,4 @@
-"""`mic subscriptions add|list|get|remove|status|test|dead-letters|replay`: who receives which changes.
+"""`mic subscriptions add|list|get|remove|status|test|dead-letters|replay|resync`: who receives which changes.
 
 As with `mic clusters add`, files named on this command line (a signing secret, TLS certificates
 and key) are read here and their content sent: the server never opens client paths. Header
@@ -544,6 +544,24 @@ def replay(
                 " object was delivered since, or is queued"
             )
         print_message(message)
+
+
+@subscriptions_app.command("resync")
+@reporting_errors
+def resync(
+    name: NameArgument,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Send every object of the subscription's view again as ADDED (for a recipient that lost its state)."""
+    with connect(url, token) as api:
+        answer = api.subscription(name, "/resync", method="POST")
+    answer = answer if isinstance(answer, dict) else {}
+    if output is not OutputFormat.TABLE:
+        print_data(answer, output)
+    else:
+        print_message(str(answer.get("detail") or f"resync of '{name}' queued"))
 
 
 @subscriptions_app.command("remove")

@@ -782,6 +782,14 @@ class DeliveryEngine:
             duration_ms=result.duration_ms,
         )
 
+    async def resync(self, name: str) -> None:
+        """Queue an ADDED (with ids of their own) for every object the subscription's view holds
+        now, behind what is already queued: for a recipient that lost its own state and rebuilds
+        it. Objects of clusters still listing follow when their list completes."""
+        subscription = self._get(name)
+        async with self._route_lock:
+            await self._snapshot(subscription)
+
     async def replay(self, name: str, ids: Sequence[int] | None) -> Replayed:
         """Put dead letters (all, or the given ids) back in line, but for those a newer event
         of their object superseded (dropped: see `Store.replay`)."""

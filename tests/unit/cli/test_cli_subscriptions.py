@@ -296,6 +296,14 @@ def test_status_test_replay_and_remove(mic: Run, fake_mic: FakeMic) -> None:
     fake_mic.requests.clear()
     assert mic("subscriptions", "replay", "lb").stdout == "1 dead letter of 'lb' queued for delivery again\n"
     assert fake_mic.only_request().body == {}
+    fake_mic.on("POST", "/v1/subscriptions/lb/dead-letters/replay", (200, {"replayed": 1, "superseded": 2}))
+    assert mic("subscriptions", "replay", "lb").stdout == (
+        "1 dead letter of 'lb' queued for delivery again; 2 dropped: a newer event of their object"
+        " was delivered since, or is queued\n"
+    )
+
+    fake_mic.on("POST", "/v1/subscriptions/lb/resync", (202, {"detail": "every object queued"}))
+    assert mic("subscriptions", "resync", "lb").stdout == "every object queued\n"
 
     fake_mic.on("DELETE", "/v1/subscriptions/lb", (204, None))
     assert mic("subscriptions", "remove", "lb").stdout == "subscription 'lb' removed\n"

@@ -42,6 +42,7 @@ from mic.api.subscription_models import (
     PingResultView,
     ReplayRequest,
     ReplayResult,
+    ResyncResult,
     SinkTlsView,
     SinkView,
     Subscription,
@@ -558,6 +559,28 @@ async def list_dead_letters(
         dead_letter_view(row, with_object=include == "object", viewer=not principal.can_write) for row in rows
     ]
     return DeadLetterList(items=items, next_after_id=items[-1].id if len(items) == limit else None)
+
+
+@router.post(
+    "/{name}/resync",
+    status_code=202,
+    summary="Send every object of the subscription's view again",
+    description=(
+        "For a recipient that lost its own state: every object the subscription's filter "
+        "matches now is queued as ADDED, with ids of their own (a recipient that drops ids it "
+        "has seen keeps them), behind what is already queued; objects of clusters still listing "
+        "follow when their list completes. Nothing is deleted first: drop what the resync does "
+        "not mention once the backlog (`status`) is back to 0."
+    ),
+    response_model=ResyncResult,
+    responses=NOT_FOUND,
+)
+async def resync(name: str, service: ServiceDep) -> ResyncResult:
+    await service.store.get_subscription(name)
+    await service.engine.resync(name)
+    return ResyncResult(
+        detail=f"every object in the view of {name!r} is queued as ADDED, behind what was queued"
+    )
 
 
 @router.post(
