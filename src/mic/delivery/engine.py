@@ -31,7 +31,7 @@ from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
 from mic.delivery.writer import OutboxWriter, RoutedBatch, Written
-from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion
+from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion, redact_secret_event
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
 from mic.kube.fingerprint import content_hash
@@ -383,7 +383,12 @@ class DeliveryEngine:
         pending: dict[str, list[set[tuple[str, str]]]] | None = None,
     ) -> RoutedBatch:
         """Match events against subscriptions: the batch to write; the caller holds the route
-        lock. `pending` (see `_pending_snapshots`) records what deferred snapshots need not send."""
+        lock. `pending` (see `_pending_snapshots`) records what deferred snapshots need not send.
+
+        Events are stored (and queued) with Secret values hidden unless one of `subscriptions`
+        includes Secret data (`redact_secret_event`): the others' recipients never get them,
+        so the outbox keeps none at rest for them."""
+        at_rest = _stored if any(s.spec.include_secret_data for s in subscriptions) else _stored_redacted
         stored: list[Event] = []
         deliveries: list[NewDelivery] = []
         owners: list[tuple[_Subscription, Event, str]] = []
@@ -403,7 +408,7 @@ class DeliveryEngine:
                     # own event (own id and type), shared by every subscription hearing it so.
                     retyped = {} if retyped is None else retyped
                     if delivered not in retyped:
-                        retyped[delivered] = (len(stored), _retyped(event, delivered).without_decoded())
+                        retyped[delivered] = (len(stored), at_rest(_retyped(event, delivered)))
                         stored.append(retyped[delivered][1])
                     variant_index, variant = retyped[delivered]
                     deliveries.append(NewDelivery(subscription.spec.name, variant_index, key))
@@ -413,7 +418,7 @@ class DeliveryEngine:
                         index = len(stored)
                         # Queued until delivered, maybe thousands of events: without the decoded
                         # trees (see `Event.without_decoded`).
-                        kept = event.without_decoded()
+                        kept = at_rest(event)
                         stored.append(kept)
                     deliveries.append(NewDelivery(subscription.spec.name, index, key))
                     owners.append((subscription, kept, key))
@@ -852,6 +857,16 @@ def _learn_resource(subscription: _Subscription, key: InformerKey) -> None:
     if key.qualified_resource not in subscription.resources:
         subscription.resources.add(key.qualified_resource)
         subscription.matcher = SubscriptionMatcher(subscription.spec, frozenset(subscription.resources))
+
+
+def _stored(event: Event) -> Event:
+    """An event as queued: without the decoded trees (see `Event.without_decoded`)."""
+    return event.without_decoded()
+
+
+def _stored_redacted(event: Event) -> Event:
+    """`_stored`, with Secret values hidden (see `DeliveryEngine._route`)."""
+    return redact_secret_event(event).without_decoded()
 
 
 def _retyped(event: Event, event_type: EventType) -> Event:

@@ -8,6 +8,7 @@ from mic.events.encodings import (
     encode_ping,
     mic_v1_envelope,
     redact_secret,
+    redact_secret_event,
     stable_event_id,
 )
 from mic.events.event import Event, EventType, KubeObject, new_event_id, new_occasion
@@ -25,5 +26,6 @@ __all__ = [
     "new_event_id",
     "new_occasion",
     "redact_secret",
+    "redact_secret_event",
     "stable_event_id",
 ]

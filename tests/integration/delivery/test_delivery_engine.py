@@ -9,6 +9,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import orjson
+import sqlalchemy as sa
 from delivery_helpers import LockedStore, Pipeline, eventually, summary
 from standardwebhooks.webhooks import Webhook
 
@@ -236,6 +237,31 @@ async def test_secrets_are_redacted_unless_the_subscription_opts_in(
     await recipient.wait_events(lambda events: len(events) == 1)
     assert recipient.events()[0]["data"]["object"]["data"] == {"password": "<redacted>"}
     assert b"c2VjcmV0" not in recipient.accepted[0].body
+
+
+async def test_secret_values_are_not_kept_at_rest_for_subscriptions_that_never_send_them(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """The outbox stores each event once for its subscriptions: when none of them includes
+    Secret data, the stored event has none either (a copy of the database must not hold the
+    cluster's secrets for nothing)."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 503  # keep the events queued, stored
+    await pipeline.subscribe(
+        "secrets", recipient, filter={"resources": ["secrets"]}, delivery={"initialBackoffSeconds": 5}
+    )
+    await kube_emulator.wait_for_watches(1, "secrets")
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "default"}}
+    kube_emulator.create({**secret, "data": {"password": "c2VjcmV0"}})
+    kube_emulator.patch("secrets", "db", {"data": {"password": "bmV3c2VjcmV0"}})
+    await eventually(lambda: pipeline.engine.status("secrets").backlog == 2)
+    async with pipeline.store.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT object, old_object FROM events"))).all()
+    assert len(rows) == 2
+    stored = " ".join(str(value) for row in rows for value in row)
+    assert "<redacted>" in stored
+    assert "c2VjcmV0" not in stored
+    assert "bmV3c2VjcmV0" not in stored
 
 
 async def test_filters_no_op_and_cel(pipeline: Pipeline, recipient: Recipient, kube_emulator: Any) -> None:
