@@ -497,8 +497,12 @@ class SubscriptionLane:
             await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
             self._dead_keys.update(p.object_key for p in dead)
         for pending in retry:
-            self._objects[pending.object_key].in_flight = False
-            heapq.heappush(self._due, (pending.next_attempt_at, pending.id, pending.object_key))
+            queue = self._objects[pending.object_key]
+            queue.in_flight = False
+            if len(queue.items) > 1 and self._coalescing:
+                self._coalesce(queue)  # what queued up behind it during the attempt
+            head = queue.items[0]
+            heapq.heappush(self._due, (head.next_attempt_at, head.id, pending.object_key))
         if dead:
             self.dead += len(dead)
             self.dead_total += len(dead)

@@ -138,6 +138,34 @@ async def test_coalescing_delivers_only_the_latest_state_when_the_recipient_lags
     assert versions[-1] == last["metadata"]["resourceVersion"]
 
 
+async def test_changes_queued_behind_a_failing_attempt_are_coalesced_when_it_fails(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """Every change arrives while the first attempt is in flight (a slow recipient that then
+    fails): when it fails, the queue behind it is coalesced at once, not only when yet another
+    change arrives (which may never happen)."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 503
+    recipient.delay = lambda received: 0.5 if not recipient.requests else 0.0
+    await pipeline.subscribe(
+        "lb", recipient, delivery={"coalesce": True, "initialBackoffSeconds": 0.2, "maxBackoffSeconds": 0.2}
+    )
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    kube_emulator.create(configmap("a", v="0"))
+    await eventually(lambda: pipeline.engine.status("lb").in_flight == 1)
+    last = None
+    for i in range(1, 6):
+        last = kube_emulator.patch("configmaps", "a", {"data": {"v": str(i)}})
+    await eventually(lambda: pipeline.engine.status("lb").backlog == 6)  # all behind the attempt
+    assert not recipient.requests  # still in flight
+    await eventually(lambda: pipeline.engine.status("lb").coalesced_total == 5)
+    recipient.status = 200
+    assert last is not None
+    await recipient.wait_events(lambda events: len(events) == 1)
+    await eventually(lambda: pipeline.engine.status("lb").backlog == 0)
+    assert [e["resourceversion"] for e in recipient.events()] == [last["metadata"]["resourceVersion"]]
+
+
 async def test_coalescing_keeps_the_deletion_of_a_replaced_object(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
