@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from mic_api_harness import ADMIN_TOKEN, VIEWER_TOKEN, Api, run_app
+from webhook_recipient import Recipient, serving_recipient
 
 from mic.service.settings import ServiceSettings
 
@@ -39,3 +40,17 @@ def replace_settings(settings: ServiceSettings) -> Callable[..., ServiceSettings
         return dataclasses.replace(settings, **changes)
 
     return make
+
+
+@pytest.fixture
+async def recipient() -> AsyncIterator[Recipient]:
+    """A real HTTP webhook recipient (aiohttp on 127.0.0.1) that records what it gets."""
+    async with serving_recipient() as running:
+        yield running
+
+
+@pytest.fixture
+async def recipients() -> AsyncIterator[tuple[Recipient, Recipient]]:
+    """Two of them, for what goes to one and not the other."""
+    async with serving_recipient() as first, serving_recipient() as second:
+        yield first, second

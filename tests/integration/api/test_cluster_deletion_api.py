@@ -3,24 +3,17 @@ its objects (as when its labels stop matching), and registering it again brings 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mic_api_harness import Api, wait_until
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
 
 ADDED, DELETED = "io.mic.resource.added", "io.mic.resource.deleted"
-
-
-@pytest.fixture
-async def recipients() -> AsyncIterator[tuple[Recipient, Recipient]]:
-    async with serving_recipient() as selected, serving_recipient() as elsewhere:
-        yield selected, elsewhere
 
 
 def configmap(name: str) -> dict[str, Any]:

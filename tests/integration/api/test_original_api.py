@@ -4,13 +4,13 @@ subscriptions, and the cache routes with the original's status codes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mic_api_harness import VIEWER_TOKEN, Api, run_app, wait_until
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 from mic.api.routes.original import ORIGIN_LABEL, mic_cluster_name
 from mic.service.settings import ServiceSettings
@@ -21,12 +21,6 @@ pytestmark = pytest.mark.integration
 
 CONTROLLER = "/cic/nitro/v1/config/controller"
 TOKEN = "sa-t0ken-never-shown"
-
-
-@pytest.fixture
-async def recipients() -> AsyncIterator[tuple[Recipient, Recipient]]:
-    async with serving_recipient() as first, serving_recipient() as second:
-        yield first, second
 
 
 def registration(emulator: KubeEmulator, urls: list[str], **fields: Any) -> dict[str, Any]:

@@ -6,25 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mic_api_harness import ADMIN_TOKEN, VIEWER_TOKEN, Api, run_app, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 from mic.api.app import SWAGGER_UI_VERSION
 from mic.service.settings import ServiceSettings, SettingsError
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def recipient() -> AsyncIterator[Recipient]:
-    async with serving_recipient() as running:
-        yield running
 
 
 def configmap(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:

@@ -3,24 +3,17 @@ of its view again, as ADDED with ids of their own."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mic_api_harness import VIEWER_TOKEN, Api, wait_until
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
 
 ADDED = "io.mic.resource.added"
-
-
-@pytest.fixture
-async def recipient() -> AsyncIterator[Recipient]:
-    async with serving_recipient() as running:
-        yield running
 
 
 def configmap(name: str, namespace: str = "default") -> dict[str, Any]:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mic_api_harness import VIEWER_TOKEN, Api
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 pytestmark = pytest.mark.integration
 
 HOOK = "http://127.0.0.1:9/hook"  # never contacted: these tests do not start a cluster
 HEADER_VALUE = "Bearer hdr-s3cr3t-value"
-
-
-@pytest.fixture
-async def recipient() -> AsyncIterator[Recipient]:
-    async with serving_recipient() as running:
-        yield running
 
 
 def body(name: str = "lb", **overrides: Any) -> dict[str, Any]:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mic_api_harness import Api, wait_until
-from webhook_recipient import Recipient, serving_recipient
+from webhook_recipient import Recipient
 
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def recipient() -> AsyncIterator[Recipient]:
-    async with serving_recipient() as running:
-        yield running
 
 
 def configmap(name: str, namespace: str = "default") -> dict[str, Any]:
