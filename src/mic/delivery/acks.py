@@ -22,7 +22,7 @@ class Taken:
     """Acknowledgements taken to be written: `ids` per subscription, and `superseding`."""
 
     ids: dict[str, list[int]] = field(default_factory=dict)
-    superseding: dict[str, dict[str, int]] = field(default_factory=dict)
+    superseding: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return any(self.ids.values())
@@ -36,10 +36,13 @@ class Acknowledgements:
         self.ready = asyncio.Event()
 
     def add(
-        self, subscription: str, ids: Sequence[int], superseding: Mapping[str, int] | None = None
+        self,
+        subscription: str,
+        ids: Sequence[int],
+        superseding: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
-        """`superseding`: object key -> seq of the newest event delivered, for objects with
-        dead letters."""
+        """`superseding`: (object key, uid) -> seq of the newest event delivered, for objects
+        with dead letters."""
         self._pending.ids.setdefault(subscription, []).extend(ids)
         if superseding:
             _merge_newest(self._pending.superseding.setdefault(subscription, {}), superseding)
@@ -68,7 +71,7 @@ class Acknowledgements:
         return bool(self._pending)
 
 
-def _merge_newest(into: dict[str, int], newest: Mapping[str, int]) -> None:
+def _merge_newest(into: dict[tuple[str, str], int], newest: Mapping[tuple[str, str], int]) -> None:
     for key, seq in newest.items():
         if seq > into.get(key, -1):
             into[key] = seq

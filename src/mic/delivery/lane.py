@@ -465,12 +465,13 @@ class SubscriptionLane:
         if result.outcome is Outcome.DELIVERED:
             self.last_delivered_at = self._clock()
             self.last_error = None
-            superseding: dict[str, int] = {}
+            superseding: dict[tuple[str, str], int] = {}
             for pending in group:
                 self._finish(pending)
-                key = pending.object_key
-                if key in self._dead_keys and pending.seq > superseding.get(key, -1):
-                    superseding[key] = pending.seq
+                if pending.object_key in self._dead_keys:
+                    key = (pending.object_key, pending.event.uid)
+                    if pending.seq > superseding.get(key, -1):
+                        superseding[key] = pending.seq
             self._acknowledgements.add(self.spec.name, [pending.id for pending in group], superseding)
             self.delivered_total += len(group)
             return

@@ -55,6 +55,7 @@ _SQLITE_ADD_DELIVERED = (
 _SQLITE_SUPERSEDE_DEAD = (
     "UPDATE deliveries SET superseded_at = ? WHERE subscription = ? AND state = 'dead'"
     " AND object_key = ? AND event_seq < ? AND superseded_at IS NULL"
+    " AND EXISTS (SELECT 1 FROM events WHERE events.seq = deliveries.event_seq AND events.uid = ?)"
 )
 
 
@@ -151,9 +152,10 @@ class OutboxWrite:
 
     acknowledged: Sequence[tuple[str, list[int]]]
     """(subscription, distinct delivery ids, sorted) to remove and count as delivered."""
-    superseding: Sequence[tuple[str, str, int]]
-    """(subscription, object key, event seq) just delivered to an object with dead letters:
-    its dead letters of older events get `superseded_at` (see `Store.replay`)."""
+    superseding: Sequence[tuple[str, str, int, str]]
+    """(subscription, object key, event seq, uid) just delivered to an object with dead
+    letters: its dead letters of older events of that uid get `superseded_at` (see
+    `Store.replay`)."""
     forget: Sequence[tuple[str, str, str]]
     """(cluster, scope, uid) of ledger entries to delete."""
     ledger_rows: Sequence[Row]

@@ -190,10 +190,12 @@ class DeliveryRow:
     drops it rather than put an older state last)."""
 
 
-Superseding = Mapping[str, Mapping[str, int]]
-"""subscription -> object key -> seq of the newest event of that object just delivered to it,
-for objects with dead letters: written with the acknowledgement, it marks the dead letters of
-older events `superseded_at` (`Store.record_changes`, `Store.delivered_many`)."""
+Superseding = Mapping[str, Mapping[tuple[str, str], int]]
+"""subscription -> (object key, uid) -> seq of the newest event of that object just delivered
+to it, for objects with dead letters: written with the acknowledgement, it marks the dead
+letters of older events of the same uid `superseded_at` (`Store.record_changes`,
+`Store.delivered_many`). Only the same uid: a name deleted and created again is two objects,
+and the new one's ADDED says nothing of the old one's DELETED."""
 
 
 @dataclass(frozen=True, slots=True)

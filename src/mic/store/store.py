@@ -724,7 +724,7 @@ class Store:
         if plan.superseding:
             await conn.execute(
                 _SUPERSEDE_DEAD,
-                [{"at": _now(), "s": s, "k": k, "seq": seq} for s, k, seq in plan.superseding],
+                [{"at": _now(), "s": s, "k": k, "seq": seq, "u": u} for s, k, seq, u in plan.superseding],
             )
         first = await self._allocate(conn, OUTBOX_SEQUENCE, plan.ids_needed) if plan.ids_needed else 0
         if plan.forget:
@@ -901,28 +901,32 @@ class Store:
         At the end of the queue a dead letter would come after whatever its object got since;
         if that is newer (its event's seq is higher), the recipient would end on a state that is
         gone. So a dead letter is dropped (deleted, counted in `Replayed.superseded`) when a
-        newer event of its object was delivered since (`superseded_at`, written with that
+        newer event of its object (the same uid: a DELETED of an object whose name was taken
+        again is still news) was delivered since (`superseded_at`, written with that
         acknowledgement) or is still queued.
         """
         d = deliveries
         where = (d.c.subscription == subscription, d.c.state == "dead")
-        columns = (d.c.id, d.c.object_key, d.c.event_seq, d.c.superseded_at)
+        columns = (d.c.id, d.c.object_key, d.c.event_seq, d.c.superseded_at, events_table.c.uid)
+        joined = d.join(events_table, events_table.c.seq == d.c.event_seq)
         async with self._write() as conn:
             # Allocating first takes the sequence's lock (PostgreSQL): a concurrent replay waits
             # here, then finds these rows pending, not dead. Unused values are simply skipped.
             first = await self._allocate(conn, OUTBOX_SEQUENCE, 1)
             if ids is None:
-                found = list((await conn.execute(sa.select(*columns).where(*where))).all())
+                found = list(
+                    (await conn.execute(sa.select(*columns).select_from(joined).where(*where))).all()
+                )
             else:
                 found = []
                 for chunk in _chunks(sorted(set(ids))):
-                    query = sa.select(*columns).where(*where, d.c.id.in_(chunk))
+                    query = sa.select(*columns).select_from(joined).where(*where, d.c.id.in_(chunk))
                     found.extend((await conn.execute(query)).all())
             queued = await _newest_pending(conn, subscription, sorted({row.object_key for row in found}))
             old_ids: list[int] = []
             superseded: list[int] = []
-            for id_, key, seq, superseded_at in found:
-                if superseded_at is not None or seq < queued.get(key, -1):
+            for id_, key, seq, superseded_at, uid in found:
+                if superseded_at is not None or seq < queued.get((key, uid), -1):
                     superseded.append(id_)
                 else:
                     old_ids.append(id_)
@@ -1091,14 +1095,22 @@ _SUPERSEDE_DEAD = (
         deliveries.c.object_key == sa.bindparam("k"),
         deliveries.c.event_seq < sa.bindparam("seq"),
         deliveries.c.superseded_at.is_(None),
+        sa.exists().where(
+            events_table.c.seq == deliveries.c.event_seq, events_table.c.uid == sa.bindparam("u")
+        ),
     )
     .values(superseded_at=sa.bindparam("at"))
 )
 
 
-def _superseding_rows(superseding: Superseding | None) -> list[tuple[str, str, int]]:
-    """(subscription, object key, event seq), sorted: PostgreSQL writers lock rows in one order."""
-    return sorted((name, key, seq) for name, keys in (superseding or {}).items() for key, seq in keys.items())
+def _superseding_rows(superseding: Superseding | None) -> list[tuple[str, str, int, str]]:
+    """(subscription, object key, event seq, uid), sorted: PostgreSQL writers lock rows in one
+    order."""
+    return sorted(
+        (name, key, seq, uid)
+        for name, objects in (superseding or {}).items()
+        for (key, uid), seq in objects.items()
+    )
 
 
 _DELIVERY_COLUMNS = (
@@ -1214,15 +1226,18 @@ def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
         yield values[start : start + IDS_PER_STATEMENT]
 
 
-async def _newest_pending(conn: AsyncConnection, subscription: str, keys: Sequence[str]) -> dict[str, int]:
-    """object key -> the highest event seq `subscription` has queued (pending) for it."""
+async def _newest_pending(
+    conn: AsyncConnection, subscription: str, keys: Sequence[str]
+) -> dict[tuple[str, str], int]:
+    """(object key, uid) -> the highest event seq `subscription` has queued (pending) for it."""
     d = deliveries
-    newest: dict[str, int] = {}
+    newest: dict[tuple[str, str], int] = {}
     for chunk in _chunks(keys):
         query = (
-            sa.select(d.c.object_key, sa.func.max(d.c.event_seq))
+            sa.select(d.c.object_key, events_table.c.uid, sa.func.max(d.c.event_seq))
+            .select_from(d.join(events_table, events_table.c.seq == d.c.event_seq))
             .where(d.c.subscription == subscription, d.c.state == "pending", d.c.object_key.in_(chunk))
-            .group_by(d.c.object_key)
+            .group_by(d.c.object_key, events_table.c.uid)
         )
-        newest.update((key, int(seq)) for key, seq in (await conn.execute(query)).all())
+        newest.update(((key, uid), int(seq)) for key, uid, seq in (await conn.execute(query)).all())
     return newest

@@ -601,6 +601,33 @@ async def test_a_replayed_dead_letter_older_than_what_its_object_got_since_is_no
     assert pipeline.engine.status("hooks").dead == 0
 
 
+async def test_a_dead_deleted_is_not_superseded_by_a_new_object_of_the_same_name(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """web (uid A) is deleted, its DELETED refused; web is created again (uid B) and delivered.
+    B's ADDED says nothing of A: replayed after a restart, A's DELETED is sent, or a recipient
+    that tracks uids keeps A for good."""
+    await pipeline.add_cluster(kube_emulator)
+    await pipeline.subscribe("hooks", recipient)
+    first = kube_emulator.create(configmap("web", v="1"))
+    await recipient.wait_events(lambda events: len(events) == 1)
+    recipient.status = lambda received: 400 if received.json["type"].endswith("deleted") else 200
+    kube_emulator.delete("configmaps", "web")
+    await eventually(lambda: pipeline.engine.status("hooks").dead == 1)
+    second = kube_emulator.create(configmap("web", v="2"))
+    await recipient.wait_events(lambda events: len(events) == 2)
+    await eventually(lambda: pipeline.engine.status("hooks").delivered_total == 2)
+    await pipeline.restart()
+    recipient.status = 200
+    assert await pipeline.engine.replay("hooks", None) == Replayed(ids=ANY, superseded=0)
+    await recipient.wait_events(lambda events: len(events) == 3)
+    assert [(e["type"], e["data"]["object"]["metadata"]["uid"]) for e in recipient.events()] == [
+        ("io.mic.resource.added", first["metadata"]["uid"]),
+        ("io.mic.resource.added", second["metadata"]["uid"]),
+        ("io.mic.resource.deleted", first["metadata"]["uid"]),
+    ]
+
+
 async def test_a_dead_letter_superseded_before_a_restart_is_not_sent_by_a_replay_after_it(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:

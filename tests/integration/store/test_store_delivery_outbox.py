@@ -365,7 +365,9 @@ async def test_a_delivery_marks_older_dead_letters_of_its_object_and_replay_drop
     await store.dead_letter("a", old, "HTTP 400")
     await store.dead_letter("b", other, "HTTP 400")
     newer = await _queue(store, "a", [_event("web", 2), _event("api", 2)])
-    await store.delivered_many({"a": [newer[0]]}, superseding={"a": {"web": newer.event_seqs[0]}})
+    await store.delivered_many(
+        {"a": [newer[0]]}, superseding={"a": {("web", "uid-web"): newer.event_seqs[0]}}
+    )
     marked = {r.event.name: r.superseded_at for r in await store.dead_letters("a")}
     assert marked["web"] is not None
     assert marked["api"] is None
@@ -380,7 +382,7 @@ async def test_a_delivery_marks_older_dead_letters_of_its_object_and_replay_drop
             [event],
             [NewDelivery("b", 0, "x")],
             acknowledged={"b": [10**9]},
-            superseding={"a": {"db": db_seq}},
+            superseding={"a": {("db", "uid-db"): db_seq}},
         )
 
     await acknowledge_with_an_outbox_write(old.event_seqs[2])  # db's own event: not older
