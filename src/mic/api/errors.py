@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mic.delivery.engine import UnknownSubscriptionError
+from mic.delivery.engine import FarewellUnavailableError, UnknownSubscriptionError
 from mic.hub import DuplicateClusterError, NotWatchedError, UnknownClusterError
 from mic.kube.errors import (
     AmbiguousResourceError,
@@ -47,6 +47,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (AlreadyExistsError, 409),
     (DuplicateClusterError, 409),
     (ConflictError, 409),
+    (FarewellUnavailableError, 409),
     (ConfigError, 422),
     (AmbiguousResourceError, 422),
     (InvalidSelectorError, 422),

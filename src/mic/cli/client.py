@@ -177,9 +177,15 @@ class MicClient:
             self.request("GET", f"/v1/clusters/{path_segment(name)}", not_found=f"cluster {name!r} not found")
         )
 
-    def remove_cluster(self, name: str) -> None:
-        """`DELETE /v1/clusters/{name}`."""
-        self.request("DELETE", f"/v1/clusters/{path_segment(name)}", not_found=f"cluster {name!r} not found")
+    def remove_cluster(self, name: str, *, force: bool = False) -> None:
+        """`DELETE /v1/clusters/{name}` (`?force=true`)."""
+        params = {"force": "true"} if force else None
+        self.request(
+            "DELETE",
+            f"/v1/clusters/{path_segment(name)}",
+            params=params,
+            not_found=f"cluster {name!r} not found",
+        )
 
     def list_resources(
         self,

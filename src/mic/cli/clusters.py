@@ -351,13 +351,20 @@ def get(
 @reporting_errors
 def remove(
     name: Annotated[str, typer.Argument(help="Cluster name.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Remove it even when its objects' DELETED cannot be sent (unreachable since MIC started).",
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Unregister a cluster: its subscriptions get a DELETED per object; its watches and cache go."""
     with connect(url, token) as api:
-        api.remove_cluster(name)
+        api.remove_cluster(name, force=force)
     if output is OutputFormat.TABLE:
         print_message(f"cluster '{name}' removed")
     else:

@@ -92,6 +92,21 @@ class _Subscription:
     each (asked again meanwhile, it starts over); dropped once taken."""
 
 
+class FarewellUnavailableError(Exception):
+    """A cluster cannot be deleted now without dropping what recipients hold of it unannounced
+    (see `DeliveryEngine.cluster_deletion`)."""
+
+    def __init__(self, cluster: str, resources: Sequence[str]) -> None:
+        self.cluster = cluster
+        self.resources = list(resources)
+        super().__init__(
+            f"cluster {cluster!r} cannot be deleted now: recipients hold its objects, and MIC cannot "
+            f"name the {', '.join(self.resources)} to send their DELETED (the cluster has been "
+            "unreachable since MIC started, and no other cluster serves them). Delete it once it is "
+            "reachable, or with force=true to drop them without telling the recipients"
+        )
+
+
 class UnknownSubscriptionError(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"subscription {name!r} not found")
@@ -499,6 +514,8 @@ class DeliveryEngine:
         """
         async with self._route_lock:
             apply()
+            if cluster in self._leaving:
+                return  # its subscriptions were told it is gone (`cluster_deletion`)
             for subscription in list(self._subscriptions.values()):
                 matcher = subscription.matcher
                 was, now = matcher.wants_cluster(cluster, old), matcher.wants_cluster(cluster, new)
@@ -518,12 +535,22 @@ class DeliveryEngine:
                     await self._farewell(subscription, cluster, old)
 
     @asynccontextmanager
-    async def cluster_deletion(self, cluster: str, labels: Mapping[str, str]) -> AsyncIterator[None]:
+    async def cluster_deletion(
+        self, cluster: str, labels: Mapping[str, str], *, force: bool = False
+    ) -> AsyncIterator[None]:
         """Around the deletion of a cluster (the body deletes it: store, then hub): first every
         subscription that selects it gets a DELETED for each object of it that it follows, as
         when the cluster's labels stop matching, so that no recipient keeps routing traffic to
-        a cluster MIC no longer watches. From then on the cluster's batches are dropped: routed
-        after the farewell, they would bring objects back.
+        a cluster MIC no longer watches. From then on the cluster's batches are dropped (routed
+        after the farewell, they would bring objects back), and no snapshot includes it. If the
+        body fails (the store could not delete the cluster), the cluster stays: the
+        subscriptions told it was gone get its objects again as ADDED.
+
+        A farewell names each object by its resource, which only a running informer of this or
+        another cluster can resolve: a cluster unreachable since MIC started, whose objects no
+        other cluster's watch resolves, cannot be said goodbye to, and deleting it would drop
+        the only record of its objects (the ledger). That is refused
+        (`FarewellUnavailableError`) unless `force`.
 
         A decision: deleting a registration is "this cluster is no longer ours", the same as
         relabelling it out of every view; a cluster deleted by mistake comes back with a snapshot
@@ -531,24 +558,56 @@ class DeliveryEngine:
         `Hub.remove_cluster` get no DELETED (see there).
         """
         async with self._route_lock:
+            if cluster in self._hub.cluster_names():
+                labels = self._hub.cluster_labels(cluster)  # what its batches were routed with
+            told = [s for s in self._subscriptions.values() if s.matcher.wants_cluster(cluster, labels)]
+            if not force:
+                await self._check_farewell_possible(cluster, told)
             self._leaving.add(cluster)
             try:
-                for subscription in list(self._subscriptions.values()):
-                    if subscription.matcher.wants_cluster(cluster, labels):
-                        log.info(
-                            "subscription %s: cluster %s is being deleted, sending deletes",
-                            subscription.spec.name,
-                            cluster,
-                        )
-                        await self._farewell(subscription, cluster, labels)
+                for subscription in told:
+                    log.info(
+                        "subscription %s: cluster %s is being deleted, sending deletes",
+                        subscription.spec.name,
+                        cluster,
+                    )
+                    await self._farewell(subscription, cluster, labels)
                 await self._writer.flush()  # durable before the cluster and its ledger go
             except BaseException:
                 self._leaving.discard(cluster)
                 raise
         try:
             yield
+        except BaseException:
+            async with self._route_lock:
+                self._leaving.discard(cluster)
+                for subscription in told:
+                    if self._subscriptions.get(subscription.spec.name) is subscription:
+                        log.warning(
+                            "subscription %s: cluster %s could not be deleted after its deletes "
+                            "were queued; sending its objects again",
+                            subscription.spec.name,
+                            cluster,
+                        )
+                        await self._snapshot(subscription, clusters=(cluster,))
+            raise
         finally:
             self._leaving.discard(cluster)
+
+    async def _check_farewell_possible(self, cluster: str, told: Sequence[_Subscription]) -> None:
+        """Raise `FarewellUnavailableError` when some subscription's watch cannot be resolved
+        for `cluster` (see `cluster_deletion`) while MIC holds objects of it."""
+        unresolved = sorted(
+            {
+                watch.resource
+                for subscription in told
+                for watch in subscription.watches
+                if self._hub.informer_key(cluster, watch) is None
+                and self._stand_in(cluster, watch)[1] is None
+            }
+        )
+        if unresolved and await self._store.has_ledger(cluster):
+            raise FarewellUnavailableError(cluster, unresolved)
 
     async def _farewell(
         self,
@@ -644,6 +703,8 @@ class DeliveryEngine:
         """
         deferred: list[tuple[str, WatchSpec]] = []
         for cluster in self._hub.cluster_names() if clusters is None else clusters:
+            if cluster in self._leaving:
+                continue  # being deleted: its subscriptions were told it is gone
             for watch in subscription.watches:
                 informer = self._hub.informer(cluster, watch)
                 if informer is not None and informer.synced:
@@ -673,7 +734,7 @@ class DeliveryEngine:
         try:
             while waiting:
                 for cluster, watch in list(waiting):
-                    if cluster not in self._hub.cluster_names():
+                    if cluster not in self._hub.cluster_names() or cluster in self._leaving:
                         waiting.remove((cluster, watch))
                         subscription.deferred.pop((cluster, watch), None)
                         continue

@@ -25,10 +25,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -52,8 +52,18 @@ log = logging.getLogger(__name__)
 _FAILED_STATES = frozenset({InformerState.UNAUTHORIZED, InformerState.FORBIDDEN, InformerState.NOT_FOUND})
 
 
+class DeletionHook(Protocol):
+    """What wraps the deletion of a cluster (`Supervisor.on_delete`)."""
+
+    def __call__(
+        self, name: str, labels: Mapping[str, str], /, *, force: bool = False
+    ) -> AbstractAsyncContextManager[None]: ...
+
+
 @asynccontextmanager
-async def _nothing_around(name: str, labels: Mapping[str, str]) -> AsyncIterator[None]:
+async def _nothing_around(
+    name: str, labels: Mapping[str, str], *, force: bool = False
+) -> AsyncIterator[None]:
     yield
 
 
@@ -123,9 +133,7 @@ class Supervisor:
         self.policy = policy
         self.sync_timeout = sync_timeout
         self.cache_idle_seconds = cache_idle_seconds
-        self.on_delete: Callable[[str, Mapping[str, str]], AbstractAsyncContextManager[None]] = (
-            _nothing_around
-        )
+        self.on_delete: DeletionHook = _nothing_around
         """What wraps the deletion of a cluster (`delete`); the service sets the delivery
         engine's `cluster_deletion`."""
         self._resync_interval = resync_interval
@@ -234,15 +242,23 @@ class Supervisor:
         await self.reconcile(stored.name)
         return stored
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, force: bool = False) -> None:
         """Delete from the store, then stop the cluster and free its caches. Raises NotFoundError.
 
-        Both run inside `on_delete` when one is set (the delivery engine's farewell: DELETED for
-        the cluster's objects to every subscription that selects it)."""
-        record = await self.store.get_cluster(name)
-        async with self.on_delete(name, dict(record.labels)):
-            await self.store.delete_cluster(name)
-            await self.reconcile(name)
+        Both run inside `on_delete` (the delivery engine's farewell: DELETED for the cluster's
+        objects to every subscription that selects it; `force` as there), under the
+        supervisor's lock, so that no reconcile (a label change, say) runs in between."""
+        async with self._lock:
+            record = await self.store.get_cluster(name)
+            async with self.on_delete(name, dict(record.labels), force=force):
+                await self.store.delete_cluster(name)
+                try:
+                    await self._apply(name, None)
+                except Exception:
+                    # Deleted: the next pass stops what is left (no reason to tell the engine
+                    # the deletion failed, which would announce the cluster again).
+                    self._revision = -1
+                    log.exception("cluster %s: deleted, but stopping it failed; the next pass retries", name)
 
     # -- reconciliation ----------------------------------------------------------------------
 

@@ -613,6 +613,13 @@ class Store:
 
     # -- ledger and outbox --------------------------------------------------------------------
 
+    async def has_ledger(self, cluster: str) -> bool:
+        """Whether MIC recorded any object of `cluster` (in any scope)."""
+        t = ledger_table
+        async with self._read() as conn:
+            found = await conn.scalar(sa.select(t.c.uid).where(t.c.cluster == cluster).limit(1))
+        return found is not None
+
     async def load_ledger(self, cluster: str, scope: str) -> dict[str, LedgerEntry]:
         """The recorded state of every object of one informer scope: uid -> entry."""
         t = ledger_table

@@ -3,17 +3,21 @@ its objects (as when its labels stop matching), and registering it again brings 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
-from mic_api_harness import Api, wait_until
+from mic_api_harness import Api, run_app, wait_until
 from webhook_recipient import Recipient
 
+from mic.service.settings import ServiceSettings
+from mic.store import StoreUnavailableError
 from mic.testing.emulator import KubeEmulator
 
 pytestmark = pytest.mark.integration
 
-ADDED, DELETED = "io.mic.resource.added", "io.mic.resource.deleted"
+ADDED, MODIFIED, DELETED = "io.mic.resource.added", "io.mic.resource.modified", "io.mic.resource.deleted"
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -67,3 +71,84 @@ async def test_deleting_a_cluster_sends_deletes_and_registering_it_again_brings_
     assert not first_ids & {body["id"] for body in again}
     assert [body["type"] for body in selected.bodies()] == [ADDED] * 2 + [DELETED] * 2 + [ADDED] * 3
     assert elsewhere.bodies(DELETED) == []  # its cluster stayed
+
+
+async def test_a_deletion_the_store_refuses_takes_its_deletes_back(
+    api: Api, kube_emulator: KubeEmulator, recipient: Recipient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DELETED go out before the store forgets the cluster; if it then cannot, the cluster
+    stays, and recipients get its objects again (new ids), then its changes as before."""
+    kube_emulator.create(configmap("web"))
+    await api.add_cluster("eu-1", kube_emulator)
+    await subscribe(api, "lb", recipient, ["eu-1"])
+    await wait_until(lambda: len(recipient.bodies(ADDED)) == 1, 10.0, lambda: f"{recipient.bodies()}")
+
+    async def locked(name: str) -> None:
+        raise StoreUnavailableError("database is locked")
+
+    monkeypatch.setattr(api.service.store, "delete_cluster", locked)
+    refused = await api.delete("/v1/clusters/eu-1")
+    assert refused.status_code == 503, refused.text
+    assert (await api.get("/v1/clusters/eu-1")).status_code == 200
+    await wait_until(lambda: len(recipient.bodies(ADDED)) == 2, 10.0, lambda: f"{recipient.bodies()}")
+    kube_emulator.patch("configmaps", "web", {"data": {"k": "v2"}})
+    await wait_until(lambda: len(recipient.bodies()) == 4, 10.0, lambda: f"{recipient.bodies()}")
+    assert [body["type"] for body in recipient.bodies()] == [ADDED, DELETED, ADDED, MODIFIED]
+    assert len({body["id"] for body in recipient.bodies(ADDED)}) == 2
+
+
+async def test_a_label_change_during_a_deletion_brings_no_object_back(
+    api: Api, kube_emulator: KubeEmulator, recipient: Recipient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PATCH that would select the cluster for another subscription, while it is being
+    deleted: that subscription must not get objects of a cluster that is gone."""
+    kube_emulator.create(configmap("web"))
+    await api.add_cluster("eu-1", kube_emulator, labels={"env": "staging"})
+    document = {
+        "name": "prod",
+        "filter": {"resources": ["configmaps"], "clusterSelector": "env=prod"},
+        "sink": {"url": recipient.url},
+    }
+    assert (await api.post("/v1/subscriptions", json=document)).status_code == 201
+    await api.wait_cluster("eu-1", lambda c: all(r["synced"] for r in c["status"]["resources"]))
+    delete_cluster = api.service.store.delete_cluster
+
+    async def slow(name: str) -> None:
+        await asyncio.sleep(0.5)
+        await delete_cluster(name)
+
+    monkeypatch.setattr(api.service.store, "delete_cluster", slow)
+
+    async def relabel_meanwhile() -> httpx.Response:
+        await asyncio.sleep(0.1)  # the deletion is under way
+        return await api.patch("/v1/clusters/eu-1", json={"labels": {"env": "prod"}})
+
+    deleted, patched = await asyncio.gather(api.delete("/v1/clusters/eu-1"), relabel_meanwhile())
+    assert deleted.status_code == 204
+    assert patched.status_code in (200, 404), patched.text  # before the row went, or after
+    assert (await api.get("/v1/clusters/eu-1")).status_code == 404
+    await asyncio.sleep(0.5)  # what a wrong snapshot would have sent by now
+    assert recipient.bodies() == []
+
+
+async def test_a_cluster_whose_objects_cannot_be_named_is_deleted_only_by_force(
+    settings: ServiceSettings, kube_emulator: KubeEmulator, recipient: Recipient
+) -> None:
+    """Unreachable since MIC started, and no other cluster serves its resources: its objects'
+    DELETED cannot be built, and deleting it would drop the only record of them (the ledger).
+    409, saying so; `force=true` deletes it anyway."""
+    kube_emulator.create(configmap("web"))
+    async with run_app(settings) as api:
+        await api.add_cluster("eu-1", kube_emulator)
+        await subscribe(api, "lb", recipient, ["eu-1"])
+        await wait_until(lambda: len(recipient.bodies(ADDED)) == 1, 10.0, lambda: f"{recipient.bodies()}")
+    await kube_emulator.stop()
+    async with run_app(settings) as api:
+        refused = await api.delete("/v1/clusters/eu-1")
+        assert refused.status_code == 409, refused.text
+        assert "cannot name the configmaps to send their DELETED" in refused.json()["detail"]
+        assert "force=true" in refused.json()["detail"]
+        assert (await api.get("/v1/clusters/eu-1")).status_code == 200
+        assert (await api.delete("/v1/clusters/eu-1", params={"force": "true"})).status_code == 204
+        assert (await api.get("/v1/clusters/eu-1")).status_code == 404
+    assert [body["type"] for body in recipient.bodies()] == [ADDED]

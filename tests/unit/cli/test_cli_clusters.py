@@ -438,6 +438,17 @@ def test_remove(run: Run, fake_mic: FakeMic) -> None:
     result = run("clusters", "remove", "gone")
     assert (result.exit_code, result.stderr) == (1, "error: cluster 'gone' not found (404)\n")
 
+    refusal = "cluster 'eu-1' cannot be deleted now: ... or with force=true to drop them"
+    fake_mic.on(
+        "DELETE", "/v1/clusters/eu-1", lambda r: (204, None) if r.query else (409, {"detail": refusal})
+    )
+    fake_mic.requests.clear()
+    result = run("clusters", "remove", "eu-1")
+    assert (result.exit_code, result.stderr) == (1, f"error: {refusal} (409)\n")
+    fake_mic.requests.clear()
+    assert run("clusters", "remove", "eu-1", "--force").exit_code == 0
+    assert fake_mic.only_request().query == {"force": ["true"]}
+
 
 def test_cluster_names_are_quoted_into_one_path_segment(run: Run, fake_mic: FakeMic) -> None:
     run("clusters", "get", "../v1/x?y")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from pydantic import ValidationError
 
 from mic.api.dependencies import get_service
@@ -216,11 +216,23 @@ async def patch_cluster(name: str, service: ServiceDep, patch: Annotated[Cluster
         "Every subscription that selected the cluster first gets a DELETED for each of its objects "
         "(as when its labels stop matching), so no recipient keeps routing to a cluster MIC no "
         "longer watches; then its watches stop and its caches go. Registering it again sends its "
-        "objects as new ADDED."
+        "objects as new ADDED. 409 when those DELETED cannot be sent now (the cluster has been "
+        "unreachable since MIC started and no other cluster serves its resources): delete it once "
+        "it is reachable, or with `force=true` to drop its objects without telling recipients."
     ),
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "its objects' DELETED cannot be sent now (see above)"},
+    },
 )
-async def delete_cluster(name: str, service: ServiceDep) -> Response:
-    await service.supervisor.delete(name)
+async def delete_cluster(
+    name: str,
+    service: ServiceDep,
+    force: Annotated[
+        bool,
+        Query(description="delete even if recipients cannot be told its objects are gone (409 otherwise)"),
+    ] = False,
+) -> Response:
+    await service.supervisor.delete(name, force=force)
     return Response(status_code=204)
