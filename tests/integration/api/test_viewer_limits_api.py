@@ -63,6 +63,7 @@ async def test_a_tail_naming_too_many_namespaces_is_refused_before_any_watch(
 ) -> None:
     await api.add_cluster("eu-1", kube_emulator, resources=["configmaps"])
     await api.wait_cluster("eu-1", lambda c: c["status"]["state"] == "ready")
+    await kube_emulator.wait_for_watches(1, "configmaps")  # listed is not yet watching
     before = kube_emulator.open_watches
     limit = events_route.MAX_TAIL_NAMESPACES
     async with api.as_token(VIEWER_TOKEN) as viewer:
@@ -101,8 +102,8 @@ async def test_concurrent_tails_are_capped_and_a_closed_one_frees_its_slot(
         assert refused.status_code == 503, refused.text
         assert "already serves 2 live tails" in refused.json()["detail"]
         assert refused.headers["Retry-After"] == str(events_route.TAILS_RETRY_AFTER)
-        await asyncio.sleep(0.2)
-        assert kube_emulator.open_watches == opened  # the refused tail opened nothing
+        # Refused before anything is watched (the slot is taken first): exact right away.
+        assert kube_emulator.open_watches == opened
 
     # Both clients gone: their slots are free again.
     hub = app.state.service.hub
@@ -165,9 +166,10 @@ async def test_an_idle_on_demand_cache_that_a_tail_also_uses_keeps_serving_the_t
         assert (await api.get("/v1/clusters/eu-1/resources/configmaps")).status_code == 200
         stream = await api.service.hub.events("configmaps", clusters=["eu-1"])  # as a tail does
         async with stream:
-            await asyncio.sleep(1.0)  # the query's watch is released meanwhile
             applied = api.service.supervisor._applied["eu-1"]
-            assert applied.on_demand == {}
+            await wait_until(
+                lambda: applied.on_demand == {}, 5.0, lambda: "the query's cache was not released"
+            )
             assert watched(api, "eu-1") == ["configmaps"]
             kube_emulator.create(
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "default"}}
