@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mic.cli.subscriptions as cli_subscriptions
-from mic.api.routes.subscriptions import masked_text, masked_url
+from mic.api.masking import masked_text, masked_url
 from mic.cli.main import app
 from mic.service.settings import MIN_TOKEN_LENGTH, ServiceSettings, SettingsError
 

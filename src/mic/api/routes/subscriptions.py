@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from mic.api.auth import authorize
 from mic.api.dependencies import get_service
 from mic.api.errors import describe_validation_errors
+from mic.api.masking import masked_text, masked_url
 from mic.api.models import ErrorBody
 from mic.api.subscription_models import (
     GENERATE,
@@ -59,7 +59,6 @@ from mic.delivery.status import SubscriptionStatus
 from mic.events.encodings import redact_secret, stable_event_id
 from mic.kube.patch import merge_patch
 from mic.routing.spec import SubscriptionSpec
-from mic.service.connections import shown_url
 from mic.service.service import Service
 from mic.service.tokens import Principal
 from mic.store import DeliveryRow, SubscriptionRecord
@@ -79,35 +78,6 @@ INVALID: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "exists or changed concurrently"}
 }
-
-
-MASK = "***"
-
-_URL_IN_TEXT = re.compile(r"https?://[^\s?#'\"<>]+\?[^\s#'\"<>]*?(?=:?(?:[\s'\"<>]|$))", re.IGNORECASE)
-"""An http(s) URL with a query in free text (an error message), without a quote around it or
-the `:` that may follow it."""
-
-
-def masked_url(url: str) -> str:
-    """`url` with each query value masked (`?api_key=***&b=***`; a bare `?token` → `?***`) and
-    any user info masked; the scheme, host, path and parameter names stay."""
-    url = shown_url(url)
-    base, question, query = url.partition("?")
-    if not question:
-        return url
-    query, hash_, fragment = query.partition("#")
-    fields = []
-    for field in query.split("&"):
-        name, equals, value = field.partition("=")
-        fields.append(f"{name}={MASK if value else ''}" if equals else (MASK if field else ""))
-    return f"{base}?{'&'.join(fields)}{hash_}{MASK if fragment else ''}"
-
-
-def masked_text(text: str | None) -> str | None:
-    """`text` (an error message) with the query values of every URL in it masked."""
-    if not text:
-        return text
-    return _URL_IN_TEXT.sub(lambda match: masked_url(match.group(0)), text)
 
 
 def _for_viewer(view: SubscriptionStatusView | None) -> SubscriptionStatusView | None:
