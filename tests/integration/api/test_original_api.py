@@ -153,6 +153,18 @@ async def test_get_lists_registrations_without_the_token_and_204_when_empty(
     assert TOKEN not in listed.text
 
 
+async def test_viewers_see_server_url_query_values_masked(
+    api: Api, kube_emulator: KubeEmulator, recipients: tuple[Recipient, Recipient]
+) -> None:
+    """As in /v1/subscriptions: a recipient's key in the query is the admin's to see."""
+    keyed = f"{recipients[0].url}?api_key=s3cr3t"
+    await register(api, registration(kube_emulator, [keyed]))
+    assert (await api.get(CONTROLLER)).json()[0]["ServerURL"] == [keyed]
+    async with api.as_token(VIEWER_TOKEN) as viewer:
+        shown = (await viewer.get(CONTROLLER)).json()[0]["ServerURL"]
+    assert shown == [f"{recipients[0].url}?api_key=***"]
+
+
 async def test_duplicate_post_is_409(api: Api, kube_emulator: KubeEmulator) -> None:
     await register(api, registration(kube_emulator, []))
     again = await api.post(CONTROLLER, json=registration(kube_emulator, []))

@@ -47,7 +47,9 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from mic.api.auth import authorize
 from mic.api.dependencies import get_service
+from mic.api.masking import masked_url
 from mic.api.models import ErrorBody
 from mic.api.routes.resources import JSONBytes
 from mic.events.encodings import redact_secret
@@ -56,6 +58,7 @@ from mic.kube.direct import check_server_url
 from mic.routing.spec import SubscriptionSpec
 from mic.service.connections import EXAMPLE_CA_PEM, shown_url
 from mic.service.service import Service
+from mic.service.tokens import Principal
 from mic.store import ClusterRecord, NotFoundError, StoreError, SubscriptionRecord
 
 log = logging.getLogger(__name__)
@@ -335,7 +338,11 @@ _NO_CONTROLLER = _error("no controller registered for this ClusterName")
     response_model=list[ControllerView],
     responses={204: {"description": "no controller registered"}},
 )
-async def list_controllers(service: ServiceDep) -> Response:
+async def list_controllers(
+    service: ServiceDep, principal: Annotated[Principal, Depends(authorize)]
+) -> Response:
+    # Viewers see the servers' query values masked, as in /v1/subscriptions (`mic.api.masking`).
+    shown = (lambda url: url) if principal.can_write else masked_url
     views: list[dict[str, Any]] = []
     for record in await service.store.list_clusters():
         if ORIGIN_LABEL not in record.labels:
@@ -349,7 +356,7 @@ async def list_controllers(service: ServiceDep) -> Response:
                 config_file_name=str(connection.get("path") or ""),
                 kube_url=shown_url(str(connection.get("server") or "")),
                 namespaces=list(filters[0].get("namespaces") or []) if filters else [],
-                server_url=[str((s.spec.get("sink") or {}).get("url", "")) for s in subscriptions],
+                server_url=[shown(str((s.spec.get("sink") or {}).get("url", ""))) for s in subscriptions],
                 watch_events=list(record.resources),
             ).model_dump()
         )
