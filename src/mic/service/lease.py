@@ -12,7 +12,9 @@ Staleness is measured with the waiting MIC's own monotonic clock, from the last 
 row change, never by comparing timestamps another host wrote: clocks that disagree cannot make
 two holders. A holder that cannot renew for `duration * 2 / 3` s, or finds the lease taken, has
 lost it: it must stop acting at once (`mic serve` exits; the outbox makes that as safe as a
-crash, and its supervisor restarts it as the standby).
+crash, and its supervisor restarts it as the standby). Until it notices, the store refuses its
+writes of delivery state (`Store.fence`, `mic.store.fencing`): a holder frozen past a takeover
+may still send a request it had begun, never commit an outbox row or acknowledgement.
 
 A holder id names the host and process (`host:pid:random`). A lease left by a process of this
 host that no longer runs (or that had our pid: a container restarted) is taken at once, so a
@@ -30,7 +32,7 @@ import time
 from collections.abc import Callable
 
 from mic.service.defaults import DEFAULT_LEASE_SECONDS
-from mic.store import LeaseRecord, Store, StoreError
+from mic.store import Fence, LeaseRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,10 @@ class StoreLease:
         self._held = claimed
         self._renewed_at = now
         self.other_holder = None
+        # From now on the store writes delivery state only while this lease is ours: a holder
+        # frozen past a takeover wakes to refused writes, not to doubled or stale ones. The
+        # fence stays after a loss or a release: this process must not write as holder again.
+        self.store.fence = Fence(self.name, self.holder, claimed.epoch)
         log.info("lease %r taken by %s (epoch %d)", self.name, self.holder, claimed.epoch)
         return True
 

@@ -54,3 +54,12 @@ class StoreUnavailableError(StoreError):
 
 class SchemaError(StoreError):
     """The database schema cannot be used by this version of MIC (e.g. it is newer)."""
+
+
+class FencedOutError(StoreUnavailableError):
+    """This process no longer holds the lease its store was fenced with (`Store.fence`): another
+    MIC took it over, so this one's writes of delivery state are refused, nothing written.
+
+    A 503 to API callers, a store failure to the delivery engine: it keeps what it meant to
+    write and tries again, by which time the lease's keeper has told the process to stop.
+    """

@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from mic.events import Event
-from mic.store import dialects
+from mic.store import dialects, fencing
 from mic.store.errors import SchemaError
-from mic.store.records import NewDelivery
+from mic.store.records import Fence, NewDelivery
 from mic.store.schema import OUTBOX_SEQUENCE
 from mic.store.schema import deliveries as deliveries_table
 from mic.store.schema import events as events_table
@@ -183,11 +183,13 @@ class OutboxWrite:
         ]
         return event_rows, delivery_rows
 
-    def run_sqlite(self, sql: BulkSQL, db: sqlite3.Connection) -> int:
+    def run_sqlite(self, sql: BulkSQL, fence: Fence | None, db: sqlite3.Connection) -> int:
         """Run the plan on a raw SQLite connection inside its open transaction (in the driver's
-        thread); returns the first allocated id (0 when none were needed)."""
+        thread), once `fence` is checked (`mic.store.fencing`); returns the first allocated id
+        (0 when none were needed)."""
         cursor = db.cursor()
         try:
+            fencing.check_sqlite(cursor, fence)
             for subscription, ids in self.acknowledged:
                 for start in range(0, len(ids), IDS_PER_STATEMENT):
                     chunk = ids[start : start + IDS_PER_STATEMENT]

@@ -225,6 +225,16 @@ class SubscriptionCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """A lease as this process took it: a fenced store writes delivery state only while the
+    lease row still names this holder and epoch (see `Store.fence`)."""
+
+    lease: str
+    holder: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseRecord:
     """One lease as stored: who holds it (`""` when released), since which hand-over (`epoch`),
     and how often the holder has renewed it since (`renewals`, the holder's heartbeat)."""

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mic.events import Event, EventType
-from mic.store import dialects
+from mic.store import dialects, fencing
 from mic.store.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -47,6 +47,7 @@ from mic.store.records import (
     ClusterRecord,
     DeliveryRow,
     DeliveryState,
+    Fence,
     LeaseRecord,
     LedgerChange,
     LedgerEntry,
@@ -117,6 +118,11 @@ class Store:
         self._engine = engine
         self._writer = dialects.writer(engine)
         self._driver_thread = True  # SQLite: outbox transactions in the driver's thread
+        self.fence: Fence | None = None
+        """Set by the holder of a lease (`mic.service.lease.StoreLease`): from then on every
+        write of delivery state (the outbox, the ledger, acknowledgements, retries, dead
+        letters, replays) commits only while that lease is still this holder's, and raises
+        `FencedOutError` otherwise (see `mic.store.fencing`). Registrations are not fenced."""
 
     @classmethod
     async def open(cls, url: str, *, durable: bool = True) -> Store:
@@ -198,6 +204,13 @@ class Store:
             async with self._writer.begin() as conn:
                 yield conn
 
+    @asynccontextmanager
+    async def _fenced_write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction of delivery state: `_write`, after checking `fence`."""
+        async with self._write() as conn:
+            await fencing.check(conn, self.fence)
+            yield conn
+
     async def _write_outbox(self, build: Callable[[BulkSQL], OutboxWrite]) -> int:
         """One outbox transaction (see `mic.store.outbox_write`); returns the first id allocated.
 
@@ -209,11 +222,13 @@ class Store:
             plan = build(sql)
             try:
                 with _store_errors():
-                    return await dialects.run_sqlite_transaction(self._writer, partial(plan.run_sqlite, sql))
+                    return await dialects.run_sqlite_transaction(
+                        self._writer, partial(plan.run_sqlite, sql, self.fence)
+                    )
             except dialects.DriverThreadUnavailable as error:
                 log.warning("%s: outbox writes go statement by statement (slower)", error)
                 self._driver_thread = False
-        async with self._write() as conn:
+        async with self._fenced_write() as conn:
             return await self._run_outbox_write(conn, sql, build(sql))
 
     async def _next_value(self, conn: AsyncConnection, sequence: str) -> int:
@@ -467,6 +482,7 @@ class Store:
         now = _now()
         try:
             async with self._write() as conn:
+                await fencing.exclude_writers(conn, name)
                 if replacing is None:
                     epoch = 1
                     await conn.execute(
@@ -505,6 +521,7 @@ class Store:
     async def release_lease(self, name: str, holder: str, epoch: int) -> None:
         """Give a lease up (if `holder` still has it), so another MIC can take it at once."""
         async with self._write() as conn:
+            await fencing.exclude_writers(conn, name)
             await conn.execute(
                 sa.update(leases)
                 .where(leases.c.name == name, leases.c.holder == holder, leases.c.epoch == epoch)
@@ -816,7 +833,7 @@ class Store:
         self, id: int, attempts: int, next_attempt_at: datetime, last_error: str | None
     ) -> bool:
         """Record a failed attempt of delivery `id`; False if the row is gone (e.g. coalesced)."""
-        async with self._write() as conn:
+        async with self._fenced_write() as conn:
             result = await conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == id)
@@ -877,7 +894,7 @@ class Store:
         """
         unique = sorted(set(ids))
         changed = 0
-        async with self._write() as conn:
+        async with self._fenced_write() as conn:
             for chunk in _chunks(unique):
                 result = await conn.execute(
                     sa.update(deliveries)
@@ -916,7 +933,7 @@ class Store:
         where = (d.c.subscription == subscription, d.c.state == "dead")
         columns = (d.c.id, d.c.object_key, d.c.event_seq, d.c.superseded_at, events_table.c.uid)
         joined = d.join(events_table, events_table.c.seq == d.c.event_seq)
-        async with self._write() as conn:
+        async with self._fenced_write() as conn:
             # Allocating first takes the sequence's lock (PostgreSQL): a concurrent replay waits
             # here, then finds these rows pending, not dead. Unused values are simply skipped.
             first = await self._allocate(conn, OUTBOX_SEQUENCE, 1)
@@ -962,7 +979,7 @@ class Store:
             return 0
         d = deliveries
         dropped = 0
-        async with self._write() as conn:
+        async with self._fenced_write() as conn:
             for chunk in _chunks(sorted(set(ids))):
                 result = await conn.execute(
                     sa.delete(d).where(

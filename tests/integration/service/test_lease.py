@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mic.service.lease import LeaseLost, StoreLease, new_holder_id
-from mic.store import Store
+from mic.store import Fence, FencedOutError, Store
 
 
 class ManualClock:
@@ -97,6 +97,32 @@ async def test_the_holder_learns_it_lost_the_lease(store: Store) -> None:
     with pytest.raises(LeaseLost, match="taken over"):
         await asyncio.wait_for(holder.keep(), timeout=5)
     assert not holder.held
+
+
+async def test_a_holder_s_store_refuses_delivery_writes_once_a_standby_took_over(
+    store: Store, tmp_path: Path
+) -> None:
+    """A holder frozen past a takeover (its keeper has not noticed yet) writes nothing more."""
+    clock = ManualClock()
+    holder = StoreLease(store, holder="a", duration=15, clock=clock)
+    assert await holder.try_acquire()
+    assert store.fence == Fence("delivery", "a", 1)
+    await store.purge_delivered_events()  # not delivery state: never fenced
+    await store.delivered_many({"s": [1]})  # an acknowledgement: fenced, the lease is ours
+
+    standby_store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'mic.db'}")
+    try:
+        standby = StoreLease(standby_store, holder="b", duration=15, clock=clock)
+        assert not await standby.try_acquire()
+        clock.now += 16  # the holder is frozen: no renewal for a whole duration
+        assert await standby.try_acquire()
+        assert standby_store.fence == Fence("delivery", "b", 2)
+
+        with pytest.raises(FencedOutError, match=r"held by b since epoch 2"):
+            await store.delivered_many({"s": [1]})
+        await standby_store.delivered_many({"s": [1]})
+    finally:
+        await standby_store.close()
 
 
 async def test_a_holder_that_cannot_renew_in_time_gives_up_before_a_standby_may_take_over(

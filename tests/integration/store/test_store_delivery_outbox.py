@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from mic.events import Event, EventType
 from mic.store import (
     ClusterRecord,
+    Fence,
+    FencedOutError,
     LedgerChange,
     LedgerEntry,
     NewDelivery,
@@ -606,5 +608,100 @@ async def test_acknowledgements_in_opposite_orders_never_deadlock(ready: Store, 
         await asyncio.gather(acknowledge(ready, ("a", "b"), 0), acknowledge(other, ("b", "a"), 1))
         assert await ready.backlog("a") == 0
         assert await ready.backlog("b") == 0
+    finally:
+        await other.close()
+
+
+# -- write fencing (Store.fence) -----------------------------------------------------------------
+
+
+async def _fenced_holder(store: Store, holder: str = "old") -> Fence:
+    """Take the delivery lease for `holder` and fence `store` with it, as `StoreLease` does."""
+    claimed = await store.claim_lease("delivery", holder, replacing=None)
+    assert claimed is not None
+    store.fence = Fence("delivery", holder, claimed.epoch)
+    return store.fence
+
+
+async def _take_over(store: Store, holder: str = "new") -> None:
+    seen = await store.get_lease("delivery")
+    assert await store.claim_lease("delivery", holder, replacing=seen) is not None
+
+
+async def test_a_fenced_store_writes_delivery_state_while_its_lease_is_its_own(ready: Store) -> None:
+    await _fenced_holder(ready)
+    ids = await _queue(ready, "a", [_event("x", 1), _event("y", 2)])
+    await ready.reschedule(ids[0], 1, datetime.now(UTC), "HTTP 500")
+    await ready.dead_letter("a", [ids[0]], "gave up")
+    await ready.delivered("a", [ids[1]])
+    assert (await ready.counts("a")).dead == 1
+    assert len((await ready.replay("a", None)).ids) == 1
+
+
+async def test_a_store_fenced_by_a_lease_taken_over_writes_no_delivery_state(ready: Store) -> None:
+    """A holder frozen past a takeover wakes to refused writes: no outbox row (the new holder's
+    list reports the change under its own id), no acknowledgement, retry, dead letter or replay
+    of rows the new holder now sends. Registrations are not fenced."""
+    await _fenced_holder(ready)
+    queued = await _queue(ready, "a", [_event("x", 1), _event("y", 2)])
+    await ready.dead_letter("a", [queued[1]], "gave up")
+    await _take_over(ready)
+
+    with pytest.raises(FencedOutError, match=r"no longer holds .*\(held by new since epoch 2\)"):
+        await _queue(ready, "a", [_event("z", 3)])
+    with pytest.raises(FencedOutError):
+        await ready.delivered("a", [queued[0]])
+    with pytest.raises(FencedOutError):
+        await ready.reschedule(queued[0], 1, datetime.now(UTC), "HTTP 500")
+    with pytest.raises(FencedOutError):
+        await ready.dead_letter("a", [queued[0]], "gave up")
+    with pytest.raises(FencedOutError):
+        await ready.replay("a", None)
+    with pytest.raises(FencedOutError):
+        await ready.drop_superseded("a", [queued[0]])
+
+    assert [(r.id, r.attempts) for r in await ready.pending_deliveries("a")] == [(queued[0], 0)]
+    assert [r.id for r in await ready.dead_letters("a")] == [queued[1]]
+    assert "uid-z" not in await ready.load_ledger("c1", SCOPE)
+    assert await _rows(ready, "events") == 2
+    await ready.create_subscription(SubscriptionRecord("c", {"sink": {"url": "http://c"}}))
+
+    ready.fence = None  # the new holder's store (unfenced here) writes as usual
+    assert len(await _queue(ready, "a", [_event("z", 3)])) == 1
+
+
+async def test_a_released_lease_fences_its_old_holder_out(ready: Store) -> None:
+    fence = await _fenced_holder(ready)
+    await ready.release_lease("delivery", fence.holder, fence.epoch)
+    with pytest.raises(FencedOutError, match="released, and nobody holds it now"):
+        await _queue(ready, "a", [_event("x", 1)])
+    assert await _rows(ready, "deliveries") == 0
+
+
+async def test_a_takeover_waits_for_a_fenced_write_that_began_before_it(ready: Store, db_url: str) -> None:
+    """The check and the write are one transaction that the takeover cannot cut in two: an
+    outbox write of the old holder either commits before the takeover (the new holder, reading
+    after it, sees it) or is refused. Four writers keep writing while another store takes over."""
+    await _fenced_holder(ready)
+    other = await Store.open(db_url)
+    try:
+        written: list[int] = []
+
+        async def keep_writing(writer: int) -> bool:
+            for i in range(300):
+                try:
+                    written.extend(await _queue(ready, "a", [_event(f"obj-{writer}-{i}", i + 1)]))
+                except FencedOutError:
+                    return True
+            return False
+
+        writers = [asyncio.create_task(keep_writing(w)) for w in range(4)]
+        while len(written) < 8:
+            await asyncio.sleep(0.001)
+        await _take_over(other)
+        listed = {r.id for r in await other.pending_deliveries("a")}  # the new holder reads
+        refused = await asyncio.gather(*writers)
+        assert all(refused), "a writer was never refused: the takeover did not fence it out"
+        assert set(written) <= listed, "a write committed after the new holder read the store"
     finally:
         await other.close()
