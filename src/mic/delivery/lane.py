@@ -14,6 +14,8 @@ The store is the queue; the lane holds a bounded window of it in memory. Rules i
   in the usual order (`_paused_until`);
 * with coalescing, an object whose events queue up is sent only its newest state (and the
   DELETED of an older object of the same name);
+* an event refused over the backlog limit (`overflow: dead-letter`) holds its object's next
+  events until it is stored as a dead letter, so their acknowledgement can mark it superseded;
 * acknowledgements are written to the store in small groups (a crash between a delivery and
   its acknowledgement re-sends it: at-least-once, and the stable event id lets recipients
   drop the duplicate).
@@ -132,6 +134,11 @@ class SubscriptionLane:
         # seq of its event, which marks their older dead letters superseded (`Store.replay`).
         self._dead_keys: set[str] = set()
         self._refused_written: set[int] = set()  # ... and now dead in the store
+        # Objects with refused rows whose dead-lettering is not stored yet, and how many: their
+        # next events wait. Sent and acknowledged before that write, a newer event's mark
+        # (`superseded_at`) would find no dead letter to mark, and a replay would later send
+        # the refused, older state last.
+        self._refusing: dict[str, int] = {}
         self._superseded_lock = asyncio.Lock()
         # counters (status)
         self.backlog = 0
@@ -196,7 +203,10 @@ class SubscriptionLane:
             refused_ids = [p.id for p in refused]
             self._refused.update(refused_ids)
             self._dead_keys.update(p.object_key for p in refused)
-            self._tasks.start("overflow", self._dead_letter_refused(refused_ids, self.last_error))
+            keys = [p.object_key for p in refused]
+            for key in keys:
+                self._refusing[key] = self._refusing.get(key, 0) + 1
+            self._tasks.start("overflow", self._dead_letter_refused(refused_ids, keys, self.last_error))
         self.backlog += len(rows)
         if self._spilled or self._in_memory + len(rows) > self._memory_limit:
             self._spilled = True
@@ -205,7 +215,7 @@ class SubscriptionLane:
             self._add(rows)
         self._wake.set()
 
-    async def _dead_letter_refused(self, ids: list[int], error: str) -> None:
+    async def _dead_letter_refused(self, ids: list[int], keys: list[str], error: str) -> None:
         # Until stored: rows past them are already in memory, so a refill would never read
         # them again, and giving up would leave them pending and unsent until a restart.
         # (Cancelled at close, they stay pending: the next start sends them.)
@@ -226,6 +236,13 @@ class SubscriptionLane:
         # Forgotten only by the next refill that starts after this commit: one that started
         # before it may still read these rows as pending.
         self._refused_written.update(ids)
+        for key in keys:
+            left = self._refusing[key] - 1
+            if left:
+                self._refusing[key] = left
+            else:
+                del self._refusing[key]
+        self._wake.set()  # their objects' next events may go
 
     def _add(self, rows: list[Pending]) -> None:
         for row in rows:
@@ -337,6 +354,16 @@ class SubscriptionLane:
 
     def _start_ready(self) -> float | None:
         """Start senders for due objects; return when to look again (None: when woken)."""
+        held: list[tuple[float, int, str]] = []
+        try:
+            return self._start_due(held)
+        finally:
+            for entry in held:
+                heapq.heappush(self._due, entry)
+
+    def _start_due(self, held: list[tuple[float, int, str]]) -> float | None:
+        """`_start_ready`, leaving out the heads of objects whose refused rows are being
+        dead-lettered (`_refusing`): those go to `held`, to be put back."""
         batching = self.spec.batching
         limit = batching.max_events if batching is not None else 1
         while self._due and len(self._senders) < self.spec.delivery.concurrency:
@@ -351,10 +378,14 @@ class SubscriptionLane:
                     return hold_until
             group: list[Pending] = []
             while self._due and len(group) < limit and self._due[0][0] <= now:
-                _, head_id, key = heapq.heappop(self._due)
+                entry = heapq.heappop(self._due)
+                _, head_id, key = entry
                 queue = self._objects.get(key)
                 if queue is None or not queue.items or queue.in_flight or queue.items[0].id != head_id:
                     continue  # a stale entry: that head was finished or rescheduled meanwhile
+                if key in self._refusing:
+                    held.append(entry)  # until its refused rows are dead letters (woken then)
+                    continue
                 queue.in_flight = True
                 group.append(queue.items[0])
             if group:

@@ -440,6 +440,58 @@ async def test_backlog_limit_dead_letters_what_does_not_fit(
     assert all("backlog limit of 3" in (row.last_error or "") for row in await letters())
 
 
+async def test_an_event_over_the_backlog_limit_holds_its_object_until_its_dead_letter_is_stored(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """The refused event is dead-lettered by a task of its own. Were the object's next event
+    sent and acknowledged first, the acknowledgement's mark (`superseded_at`) would find no dead
+    letter yet, and a replay would send the refused, older state after the newer one."""
+    store, engine = pipeline.store, pipeline.engine
+    await pipeline.add_cluster(kube_emulator)
+    blocking = True
+
+    def answer(received: Received) -> int:
+        return 503 if blocking and received.json["subject"].startswith("default/blocker") else 200
+
+    recipient.status = answer
+    delivery = {"backlogLimit": 2, "overflow": "dead-letter", "initialBackoffSeconds": 0.1}
+    await pipeline.subscribe("bounded", recipient, delivery={**delivery, "maxBackoffSeconds": 0.2})
+    await kube_emulator.wait_for_watches(1, "configmaps")
+
+    gate = asyncio.Event()  # the refused row's dead-lettering waits for it (a slow store)
+    real_dead_letter = store.dead_letter
+
+    async def slow_refusal(subscription: str, ids: Any, error: str, *, attempted: bool = True) -> int:
+        if not attempted:
+            await gate.wait()
+        return await real_dead_letter(subscription, ids, error, attempted=attempted)
+
+    store.dead_letter = slow_refusal  # type: ignore[method-assign]
+    for name in ("blocker-a", "blocker-b"):
+        kube_emulator.create(configmap(name))
+    await eventually(lambda: engine.status("bounded").backlog == 2)
+    v1 = kube_emulator.create(configmap("web", v="1"))  # over the limit: refused
+    await eventually(lambda: engine.status("bounded").dead == 1)
+    blocking = False
+    await eventually(lambda: engine.status("bounded").backlog == 0)
+
+    v2 = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
+    kube_emulator.create(configmap("other"))
+    await recipient.wait_events(lambda events: any(e["subject"] == "default/other" for e in events))
+    assert not [e for e in recipient.events() if e["subject"] == "default/web"], "web went before v1 was dead"
+
+    gate.set()
+    await recipient.wait_events(lambda events: any(e["subject"] == "default/web" for e in events))
+    await eventually(lambda: engine.status("bounded").delivered_total == 4)  # blockers, other, web
+    await pipeline.restart()  # every acknowledgement (and its mark) is written by then
+    letters = await pipeline.engine.dead_letters("bounded")
+    assert [row.event.resource_version for row in letters] == [v1["metadata"]["resourceVersion"]]
+    assert letters[0].superseded_at is not None
+    assert await pipeline.engine.replay("bounded", None) == Replayed([], 1)
+    web = [e["resourceversion"] for e in recipient.events() if e["subject"] == "default/web"]
+    assert web == [v2["metadata"]["resourceVersion"]]
+
+
 async def test_a_failing_store_holds_events_back_and_loses_none(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
