@@ -71,7 +71,10 @@ async def test_acknowledgements_ride_with_the_writers_commits_while_it_is_busy(
     written_alone: list[dict[str, Sequence[int]]] = []
     taken_along: list[dict[str, Sequence[int]]] = []
 
+    begun: list[int] = []
+
     async def hanging(*args: Any, **kwargs: Any) -> list[int]:
+        begun.append(1)
         await gate.wait()
         taken_along.append(dict(kwargs.get("acknowledged") or {}))
         return await record_changes(*args, **kwargs)
@@ -83,7 +86,7 @@ async def test_acknowledgements_ride_with_the_writers_commits_while_it_is_busy(
     monkeypatch.setattr(pipeline.store, "delivered_many", counting)
     monkeypatch.setattr(pipeline.store, "record_changes", hanging)
     kube_emulator.patch("configmaps", "first", {"data": {"v": "1"}})
-    await eventually(lambda: pipeline.engine._writer.queued == 1)  # its commit has begun, and hangs
+    await eventually(lambda: len(begun) == 1)  # its commit has begun, and hangs
     pipeline.engine._acknowledgements.add("hooks", [10**9])  # as a lane does after a delivery
     kube_emulator.create(configmap("second"))
     await eventually(lambda: pipeline.engine._writer.queued == 2)  # queued behind it
@@ -91,7 +94,7 @@ async def test_acknowledgements_ride_with_the_writers_commits_while_it_is_busy(
     assert written_alone == []
 
     gate.set()
-    await eventually(lambda: len(taken_along) == 2)
+    await eventually(lambda: len(taken_along) >= 2)  # a third may follow before we look
     assert 10**9 not in taken_along[0].get("hooks", [])  # that commit had begun before it came
     assert 10**9 in taken_along[1]["hooks"]  # the next one took it along
     await recipient.wait_events(lambda events: len(events) == 3)
