@@ -129,6 +129,9 @@ class SubscriptionLane:
         self._tasks = OwnedTasks(f"subscription {spec.name}")
         self._senders: set[asyncio.Task[None]] = set()
         self._superseded: list[int] = []  # coalesced away in memory, still pending in the store
+        # Heads that took a coalesced head's place and its backoff, not yet written to the store
+        # (`_drop_superseded` writes it with the deletion).
+        self._inherited: dict[int, Pending] = {}
         self._refused: set[int] = set()  # over the backlog limit, still pending in the store
         # The objects with dead letters: what is delivered of them is acknowledged with the
         # seq of its event, which marks their older dead letters superseded (`Store.replay`).
@@ -298,12 +301,13 @@ class SubscriptionLane:
         if head.attempts and kept[0] is not head:
             # The new head inherits the backoff: a recipient that is down is not hit once per
             # change, and `max_attempts` (when set) still ends the retries of an object that
-            # never gets in.
+            # never gets in. Stored with the dropped rows' deletion, so a restart keeps it.
             successor = kept[0]
             if not successor.attempts:
                 self.retrying += 1
             successor.attempts = max(successor.attempts, head.attempts)
             successor.next_attempt_at = max(successor.next_attempt_at, head.next_attempt_at)
+            self._inherited[successor.id] = successor
         queue.items = deque(kept)
         self._in_memory -= len(dropped)
         self.backlog -= len(dropped)
@@ -468,10 +472,13 @@ class SubscriptionLane:
             if not self._superseded:
                 return
             ids, self._superseded = self._superseded, []
+            inherited, self._inherited = self._inherited, {}
+            backoff = [(p.id, p.attempts, _as_datetime(p.next_attempt_at)) for p in inherited.values()]
             try:
-                await self._store.drop_superseded(self.spec.name, ids)
+                await self._store.drop_superseded(self.spec.name, ids, backoff=backoff)
             except BaseException:
                 self._superseded[:0] = ids
+                self._inherited = inherited | self._inherited
                 raise
 
     async def _attempt(self, group: list[Pending]) -> tuple[list[Pending], SendResult]:

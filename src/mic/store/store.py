@@ -969,13 +969,22 @@ class Store:
             )
         return Replayed([first + n for n in range(len(old_ids))], len(superseded))
 
-    async def drop_superseded(self, subscription: str, ids: Sequence[int]) -> int:
+    async def drop_superseded(
+        self,
+        subscription: str,
+        ids: Sequence[int],
+        *,
+        backoff: Sequence[tuple[int, int, datetime]] = (),
+    ) -> int:
         """Coalescing: delete these pending rows of `subscription`; returns how many went.
 
         Dead letters are kept (they are a record of failure, replayed only on request). The
-        dropped rows count neither as delivered nor as dead.
+        dropped rows count neither as delivered nor as dead. `backoff` (id, attempts, next
+        attempt) is what rows that took a dropped row's place inherited from it, written in the
+        same transaction: after a restart they keep the retry count and wait of the attempts
+        their object already failed, instead of starting over.
         """
-        if not ids:
+        if not ids and not backoff:
             return 0
         d = deliveries
         dropped = 0
@@ -987,6 +996,18 @@ class Store:
                     )
                 )
                 dropped += int(result.rowcount)
+            if backoff:
+                await conn.execute(
+                    sa.update(d)
+                    .where(
+                        d.c.subscription == subscription,
+                        d.c.state == "pending",
+                        d.c.id == sa.bindparam("row_id"),
+                        d.c.attempts < sa.bindparam("inherited"),
+                    )
+                    .values(attempts=sa.bindparam("inherited"), next_attempt_at=sa.bindparam("due")),
+                    [{"row_id": i, "inherited": n, "due": due} for i, n, due in sorted(backoff)],
+                )
         return dropped
 
     async def backlog(self, subscription: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import ANY
 
@@ -164,6 +165,37 @@ async def test_changes_queued_behind_a_failing_attempt_are_coalesced_when_it_fai
     await recipient.wait_events(lambda events: len(events) == 1)
     await eventually(lambda: pipeline.engine.status("lb").backlog == 0)
     assert [e["resourceversion"] for e in recipient.events()] == [last["metadata"]["resourceVersion"]]
+
+
+async def test_a_coalesced_head_s_backoff_passes_to_its_successor_in_the_store_too(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """The newest state takes the failing head's place and its backoff; after a restart it
+    still waits as long, instead of hitting a recipient that is down at once, from attempt 0."""
+    await pipeline.add_cluster(kube_emulator)
+
+    def answer(received: Received) -> int:
+        return 503 if received.json["subject"] == "default/web" else 200
+
+    recipient.status = answer
+    await pipeline.subscribe(
+        "lb", recipient, delivery={"coalesce": True, "initialBackoffSeconds": 60, "maxBackoffSeconds": 60}
+    )
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    kube_emulator.create(configmap("web", v="1"))
+    await eventually(lambda: pipeline.engine.status("lb").retrying == 1)
+    v2 = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
+    await eventually(lambda: pipeline.engine.status("lb").coalesced_total == 1)
+    kube_emulator.create(configmap("other"))  # a send: coalesced rows are dropped before it
+    await recipient.wait_events(lambda events: any(e["subject"] == "default/other" for e in events))
+
+    await pipeline.restart()
+    [row] = await pipeline.store.pending_deliveries("lb")
+    assert row.event.resource_version == v2["metadata"]["resourceVersion"]
+    assert row.attempts == 1
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
+    assert len([r for r in recipient.requests if r.json["subject"] == "default/web"]) == 1
 
 
 async def test_coalescing_keeps_the_deletion_of_a_replaced_object(

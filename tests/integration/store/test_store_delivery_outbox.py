@@ -426,6 +426,21 @@ async def test_drop_superseded_coalesces_one_object(ready: Store) -> None:
     assert (counts.delivered_total, counts.dead_total, counts.dead) == (0, 1, 1)
 
 
+async def test_drop_superseded_writes_the_backoff_its_successors_inherited(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event("x", 1), _event("x", 2), _event("y", 3)])
+    await store.reschedule(ids[2], 5, datetime(2030, 1, 1, tzinfo=UTC), "HTTP 503")
+    due = datetime(2031, 1, 1, tzinfo=UTC)
+
+    # x2 takes x1's place and its 3 attempts; y keeps its own 5 (a row never loses attempts)
+    assert await store.drop_superseded("a", [ids[0]], backoff=[(ids[1], 3, due), (ids[2], 3, due)]) == 1
+    rows = {r.id: r for r in await store.pending_deliveries("a")}
+    assert (rows[ids[1]].attempts, rows[ids[1]].next_attempt_at) == (3, due)
+    assert (rows[ids[2]].attempts, rows[ids[2]].next_attempt_at) == (5, datetime(2030, 1, 1, tzinfo=UTC))
+    assert await store.drop_superseded("a", [], backoff=[(ids[1], 4, due)]) == 0
+    assert [r.attempts for r in await store.pending_deliveries("a")] == [4, 5]
+
+
 async def test_counts_report_oldest_pending(ready: Store) -> None:
     store = ready
     before = datetime.now(UTC)
