@@ -437,6 +437,18 @@ class ClusterRuntime:
         candidates.sort(key=lambda pair: pair[0])
         return candidates[0][1] if candidates else None
 
+    def informer_scopes(self, info: ResourceInfo) -> list[str]:
+        """How `info` is watched here, in words (for errors): one entry per informer."""
+        scopes = []
+        for key in self._informers:
+            if (key.group, key.version, key.resource) != (info.group, info.version, info.resource):
+                continue
+            parts = [f"label selector {key.label_selector!r}"] if key.label_selector else []
+            if key.namespaces is not None:
+                parts.append(f"namespaces {', '.join(sorted(key.namespaces))}")
+            scopes.append(" and ".join(parts) or "no filter")
+        return sorted(scopes)
+
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> ClusterStatus:

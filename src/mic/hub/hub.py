@@ -92,7 +92,8 @@ class Hub:
         self._listeners: list[BatchListener] = []
         self._label_listeners: list[LabelListener] = []
         self._clusters: dict[str, ClusterRuntime] = {}
-        self._specs: dict[WatchSpec, int] = {}
+        self._specs: dict[WatchSpec, int] = {}  # uses of each spec: watch() calls, streams, handlers
+        self._watched: dict[WatchSpec, int] = {}  # of those, the watch() calls
         self._streams: dict[WatchSpec, list[EventStream]] = {}
         self._handlers: list[tuple[WatchSpec, frozenset[EventType] | None, Handler]] = []
         self._tasks = OwnedTasks("hub")
@@ -160,11 +161,17 @@ class Hub:
 
         Streams and handlers get no DELETED for its objects (they were not deleted; a cluster
         removed by mistake, or re-added with new credentials, must not look empty): a consumer
-        keeping state per cluster drops that cluster's itself."""
+        keeping state per cluster drops that cluster's itself, once this returns. From then on
+        no stream yields an event of the cluster: what was queued and not yet read is
+        discarded (a consumer that dropped the cluster's state must not see it come back).
+        """
         runtime = self._clusters.pop(name, None)
         if runtime is None:
             raise UnknownClusterError(name)
         await runtime.close()
+        for streams in self._streams.values():
+            for stream in streams:
+                stream.discard_cluster(name)
 
     def add_listener(self, listener: BatchListener) -> None:
         """Call `listener(cluster, key, events)` with every batch any informer reports.
@@ -257,10 +264,27 @@ class Hub:
         spec = WatchSpec.build(
             resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
         )
+        self._watched[spec] = self._watched.get(spec, 0) + 1
         await self._add_spec(spec)
         return spec
 
     async def unwatch(self, spec: WatchSpec) -> None:
+        """Release one `watch` of `spec` (the informers stop once nothing uses it).
+
+        Raises `ValueError` for more `unwatch` than `watch` calls: the extra one would release
+        the watch a stream or handler of the same spec still reads.
+        """
+        watched = self._watched.get(spec, 0)
+        if not watched:
+            raise ValueError(f"{spec.resource} is not watched with this spec (more unwatch() than watch()?)")
+        if watched > 1:
+            self._watched[spec] = watched - 1
+        else:
+            del self._watched[spec]
+        await self._release(spec)
+
+    async def _release(self, spec: WatchSpec) -> None:
+        """One use of `spec` ended (an `unwatch`, a stream closed); the last stops its informers."""
         count = self._specs.get(spec, 0) - 1
         if count > 0:
             self._specs[spec] = count
@@ -358,7 +382,7 @@ class Hub:
         if not streams:
             self._streams.pop(stream.spec, None)
         if not self._closed:
-            self._tasks.start("unwatch", self.unwatch(stream.spec))
+            self._tasks.start("unwatch", self._release(stream.spec))
 
     def on(
         self,
@@ -386,9 +410,7 @@ class Hub:
         def register(handler: Handler) -> Handler:
             self._handlers.append((spec, wanted_types, handler))
             if self._handlers_started:
-                self._tasks.start(
-                    f"handler {handler.__name__}", self._run_handler(spec, wanted_types, handler)
-                )
+                self._tasks.start(f"handler {_name(handler)}", self._run_handler(spec, wanted_types, handler))
             return handler
 
         return register
@@ -398,7 +420,7 @@ class Hub:
             return
         self._handlers_started = True
         for spec, types, handler in self._handlers:
-            self._tasks.start(f"handler {handler.__name__}", self._run_handler(spec, types, handler))
+            self._tasks.start(f"handler {_name(handler)}", self._run_handler(spec, types, handler))
 
     async def _run_handler(
         self, spec: WatchSpec, types: frozenset[EventType] | None, handler: Handler
@@ -418,19 +440,22 @@ class Hub:
                 except Exception:
                     log.exception(
                         "handler %s failed on %s %s/%s",
-                        handler.__name__,
+                        _name(handler),
                         event.type,
                         event.cluster,
                         event.key,
                     )
 
     async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
+        # The streams are taken before the first await: the cache holds this batch already, so
+        # a stream opened while a listener or a slow stream is awaited started from a snapshot
+        # with it, and must not get it a second time.
+        streams = [stream for spec in runtime.specs_for(key) for stream in self._streams.get(spec, ())]
         self.events_observed[(runtime.name, key.qualified_resource)] += len(events)
         for listener in self._listeners:
             await listener(runtime.name, key, events)
-        for spec in runtime.specs_for(key):
-            for stream in list(self._streams.get(spec, ())):
-                await stream.put(events)
+        for stream in streams:
+            await stream.put(events)
 
     # -- readiness and cache queries ------------------------------------------------------
 
@@ -466,16 +491,27 @@ class Hub:
         info = runtime.catalog.resolve(resource)
         informer = runtime.find_informer(info, namespace, label_selector)
         if informer is None:
-            raise NotWatchedError(
-                f"{info.qualified_name} is not watched in cluster {cluster!r}"
-                + (f" for namespace {namespace!r}" if namespace else "")
-                + "; call Hub.watch() first"
+            where = f"{info.qualified_name} in cluster {cluster!r}" + (
+                f" for namespace {namespace!r}" if namespace else ""
             )
+            narrower = runtime.informer_scopes(info)
+            if narrower:
+                # Watched, but a cache filtered by labels or namespaces cannot answer for
+                # objects outside its filter: say what it can answer instead of "not watched".
+                raise NotWatchedError(
+                    f"no cache holds every object of {where}: it is watched only with"
+                    f" {'; '.join(narrower)}; query within that scope (the same label selector,"
+                    " one of those namespaces) or watch it without those filters"
+                )
+            raise NotWatchedError(f"{where} is not watched; call Hub.watch() first")
         return informer
 
     def get(self, cluster: str, resource: str, name: str, namespace: str | None = None) -> KubeObject | None:
-        """One cached object, or None. Raises NotWatchedError when no informer covers it."""
+        """One cached object, or None. Raises NotWatchedError when no informer covers it, and
+        ValueError for a namespaced resource without `namespace` (the object cannot be named)."""
         informer = self._informer(cluster, resource, namespace, "")
+        if namespace is None and informer.resource.namespaced:
+            raise ValueError(f"{informer.resource.qualified_name} is namespaced: pass namespace=")
         result: KubeObject | None = informer.cache.get(namespace, name)
         return result
 
@@ -519,3 +555,10 @@ class Hub:
                 for obj in self.list(name, resource, namespace=namespace, label_selector=label_selector)
             )
         return found
+
+
+def _name(handler: Handler) -> str:
+    """A handler's name for task names and logs: a `functools.partial` or a callable object
+    has no `__name__`."""
+    name = getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None)
+    return name if isinstance(name, str) else repr(handler)

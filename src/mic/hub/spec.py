@@ -13,8 +13,9 @@ class WatchSpec:
     """A resource (as a user types it), in some clusters, namespaces and labels.
 
     `clusters=None` means every cluster, including clusters added later; `namespaces=None`
-    means all namespaces. The label selector is kept in canonical form so equal selectors
-    written differently share one informer.
+    means all namespaces. The label selector is kept in canonical form (requirements sorted,
+    spacing normalised), so the same selector written in another order or spacing shares one
+    informer; selectors equal only in meaning (`team in (web)` and `team=web`) do not.
     """
 
     resource: str

@@ -81,6 +81,15 @@ class EventStream:
             self._batches.append(events)
             self._not_empty.set()
 
+    def discard_cluster(self, cluster: str) -> None:
+        """Drop the queued events of `cluster` (the hub stopped watching it: see
+        `Hub.remove_cluster`); an event the consumer already took is its own."""
+        self._ready = deque(event for event in self._ready if event.cluster != cluster)
+        kept = [[e for e in batch if e.cluster != cluster] for batch in self._batches]
+        self._batches = deque(batch for batch in kept if batch)
+        if len(self._batches) < self._max_batches:
+            self._not_full.set()
+
     def close(self) -> None:
         """Stop the stream: the consumer's `async for` ends after the events already queued.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from hub_helpers import FAST, connect, eventually
 
 from mic.events import Event, EventType
-from mic.hub import ClusterState, Hub, StreamOverflowError
+from mic.hub import ClusterState, Hub, NotWatchedError, StreamOverflowError
 from mic.kube.informer import InformerState
 from mic.routing.changes import is_noop, json_is_noop
 from mic.testing import KubeEmulator
@@ -361,3 +362,122 @@ async def test_handlers_run_without_async_with_and_a_closed_hub_refuses_new_work
         await hub.add_cluster("c2", connect(kube_emulator))
     with pytest.raises(RuntimeError, match="this Hub is closed"):
         await hub.events("configmaps")
+
+
+async def test_after_remove_cluster_returns_no_stream_yields_an_event_of_it(
+    kube_emulators: Any,
+) -> None:
+    """A consumer drops a removed cluster's state once `remove_cluster` returns: events of it
+    still queued must not bring that state back."""
+    async with Hub(informer_options=FAST) as hub:
+        a, b = await kube_emulators(name="a"), await kube_emulators(name="b")
+        stream = await hub.events("configmaps")
+        for emulator in (a, b):
+            await hub.add_cluster(emulator.name, connect(emulator))
+        assert await hub.wait_synced(timeout=5)
+        b.create(configmap("x"))
+        b.patch("configmaps", "x", {"data": {"v": "2"}})
+        a.create(configmap("y"))
+        await eventually(lambda: stream.backlog == 3)  # queued, nothing read yet
+
+        await hub.remove_cluster("b")
+
+        assert [(e.cluster, e.name) for e in await asyncio.wait_for(stream.next_batch(), 5) or []] == [
+            ("a", "y")
+        ]
+        stream.close()
+
+
+async def test_a_stream_opened_while_a_batch_is_handed_out_gets_it_once(
+    kube_emulator: KubeEmulator,
+) -> None:
+    """The cache holds a batch before listeners and streams get it: a stream opened while the
+    hub waits on a listener (or a full stream) starts from a snapshot with that batch, and must
+    not get it again."""
+    async with Hub(informer_options=FAST) as hub:
+        release = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def slow_listener(cluster: str, key: Any, events: list[Event]) -> None:
+            if any(event.name == "second" for event in events):
+                holding.set()
+                await release.wait()
+
+        hub.add_listener(slow_listener)
+        await hub.add_cluster("c1", connect(kube_emulator))
+        spec = await hub.watch("configmaps")
+        assert await hub.wait_synced(timeout=5)
+        kube_emulator.create(configmap("first"))
+        await eventually(lambda: hub.get("c1", "configmaps", "first", namespace="default") is not None)
+        kube_emulator.create(configmap("second"))
+        await asyncio.wait_for(holding.wait(), 5)  # in the cache, being handed out
+
+        late = await hub.events("configmaps")
+        release.set()
+        kube_emulator.create(configmap("third"))
+        seen: list[tuple[str, str]] = []
+        async with asyncio.timeout(5):
+            async for event in late:
+                seen.append((event.type.value, event.name))
+                if event.name == "third":
+                    break
+        assert sorted(seen[:2]) == [("ADDED", "first"), ("ADDED", "second")]
+        assert seen[2:] == [("ADDED", "third")]
+        late.close()
+        await hub.unwatch(spec)
+
+
+async def test_handlers_may_be_partials_and_callable_objects(kube_emulator: KubeEmulator) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def handle(tag: str, event: Event) -> None:
+        seen.append((tag, event.name))
+
+    class Handler:
+        async def __call__(self, event: Event) -> None:
+            seen.append(("object", event.name))
+
+    hub = Hub(informer_options=FAST)
+    hub.on("configmaps")(functools.partial(handle, "partial"))
+    hub.on("configmaps")(Handler())
+    kube_emulator.create(configmap("web"))
+    async with hub:
+        await hub.add_cluster("c1", connect(kube_emulator))
+        await eventually(lambda: sorted(seen) == [("object", "web"), ("partial", "web")])
+
+
+async def test_an_unwatch_without_its_watch_is_refused(kube_emulator: KubeEmulator) -> None:
+    """An extra `unwatch` would stop the informer a stream of the same spec still reads."""
+    async with Hub(informer_options=FAST) as hub:
+        await hub.add_cluster("c1", connect(kube_emulator))
+        spec = await hub.watch("configmaps")
+        stream = await hub.events("configmaps")
+        await hub.unwatch(spec)
+        with pytest.raises(ValueError, match="more unwatch"):
+            await hub.unwatch(spec)
+        kube_emulator.create(configmap("still-watched"))
+        assert (await asyncio.wait_for(anext(stream), 5)).name == "still-watched"
+        stream.close()
+
+
+async def test_cache_queries_say_what_they_need(kube_emulator: KubeEmulator) -> None:
+    """A namespaced object cannot be named without its namespace; a cache filtered by labels or
+    namespaces is not "not watched": the error says how it is watched."""
+    async with Hub(informer_options=FAST) as hub:
+        await hub.add_cluster("c1", connect(kube_emulator))
+        spec = await hub.watch("configmaps", namespaces=["shop"], label_selector="team=web")
+        assert await hub.wait_synced(timeout=5)
+        with pytest.raises(
+            NotWatchedError, match=r"watched only with label selector 'team=web' and namespaces shop"
+        ):
+            hub.get("c1", "configmaps", "web", namespace="shop")
+        assert hub.list("c1", "configmaps", namespace="shop", label_selector="team=web") == []
+        await hub.unwatch(spec)
+        with pytest.raises(NotWatchedError, match=r"is not watched; call Hub\.watch"):
+            hub.get("c1", "configmaps", "web", namespace="shop")
+        everything = await hub.watch("configmaps")
+        assert await hub.wait_synced(timeout=5)
+        with pytest.raises(ValueError, match="namespaced: pass namespace="):
+            hub.get("c1", "configmaps", "web")
+        assert hub.get("c1", "configmaps", "web", namespace="shop") is None
+        await hub.unwatch(everything)

@@ -463,6 +463,9 @@ async def _query(
     except UnknownClusterError:
         raise HTTPException(404, f"cluster {cluster!r} not found") from None
     if name is not None:
+        if info.namespaced and namespace is None:
+            where = f"in cluster {cluster!r}: it is namespaced, name the namespace"
+            raise HTTPException(404, f"{resource} {name!r} not found {where}")
         obj = service.hub.get(cluster, resource, name, namespace=namespace)
         if obj is None:
             raise HTTPException(404, f"{resource} {namespace}/{name} not found in cluster {cluster!r}")
