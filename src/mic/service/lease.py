@@ -5,7 +5,7 @@ recipient) and both write the ledger. That happens by accident as soon as MIC ru
 Deployment: a rolling update starts the new pod before the old one stops. So every MIC takes
 the store's delivery lease before it starts its engine and its watches; one that finds it held
 waits as a standby (its API answers 503, `/healthz` stays 200) and takes over when the holder
-releases it (a clean stop: within `duration / 5` s) or stops renewing it (a crash: after
+releases it (a clean stop: within `STANDBY_POLL` s) or stops renewing it (a crash: after
 `duration` s).
 
 Staleness is measured with the waiting MIC's own monotonic clock, from the last time it saw the
@@ -16,9 +16,12 @@ crash, and its supervisor restarts it as the standby). Until it notices, the sto
 writes of delivery state (`Store.fence`, `mic.store.fencing`): a holder frozen past a takeover
 may still send a request it had begun, never commit an outbox row or acknowledgement.
 
-A holder id names the host and process (`host:pid:random`). A lease left by a process of this
-host that no longer runs (or that had our pid: a container restarted) is taken at once, so a
-restart after `kill -9` does not wait `duration` s.
+A holder id names the host, the process and its PID namespace (`host:pid:random:pidns`). A
+lease left by a process of this host and PID namespace that no longer runs (or that had our
+pid) is taken at once, so a restart after `kill -9` does not wait `duration` s. Only then: two
+containers on one host network share the hostname, and often the pid (1), while each sees
+none of the other's processes; a holder in another PID namespace (or named in the older
+`host:pid:random` form) cannot be proved dead, so it gets the full `duration`.
 """
 
 from __future__ import annotations
@@ -38,17 +41,36 @@ log = logging.getLogger(__name__)
 
 DELIVERY_LEASE = "delivery"
 
+STANDBY_POLL = 0.5
+"""Seconds between a standby's looks at the lease (at most; `duration / 5` if shorter): one
+indexed read, and what a clean stop's hand-over waits for."""
+
 
 def new_holder_id() -> str:
-    """`host:pid:random`: who holds a lease, readable in logs and unique per process start."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """`host:pid:random:pidns`: who holds a lease, readable in logs and unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{pid_namespace()}"
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace (its inode number), "" where there are none (not Linux).
+
+    Pids name processes only within one PID namespace: each container has its own.
+    """
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return ""
+    return "".join(character for character in link if character.isdigit())
 
 
 def _left_by_a_dead_process(holder: str) -> bool:
-    """Whether `holder` is a process of this host that has ended (or whose pid is now ours)."""
-    host, _, rest = holder.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    """Whether `holder` is a process of this host and PID namespace that has ended (or whose
+    pid is now ours). False whenever that cannot be known (see the module's doc)."""
+    parts = holder.split(":")
+    if len(parts) != 4:
+        return False  # not an id of this form (an older MIC's): no namespace to compare
+    host, pid_text, _, namespace = parts
+    if host != socket.gethostname() or namespace != pid_namespace() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
@@ -165,7 +187,7 @@ class StoreLease:
             if not told and on_wait is not None:
                 on_wait(self.other_holder or "another MIC")
                 told = True
-            await asyncio.sleep(self.duration / 5)
+            await asyncio.sleep(min(STANDBY_POLL, self.duration / 5))
 
     async def _attempt(self) -> bool:
         try:

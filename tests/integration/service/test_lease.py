@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mic.service.lease import LeaseLost, StoreLease, new_holder_id
+from mic.service.lease import LeaseLost, StoreLease, new_holder_id, pid_namespace
 from mic.store import Fence, FencedOutError, Store
 
 
@@ -61,8 +61,8 @@ async def test_a_released_lease_is_taken_at_once(store: Store) -> None:
 async def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(store: Store) -> None:
     process = await asyncio.create_subprocess_exec("true")
     await process.wait()  # a pid that no longer runs
-    dead = f"{socket.gethostname()}:{process.pid}:0000"
-    alive = f"{socket.gethostname()}:{os.getppid()}:0000"
+    dead = f"{socket.gethostname()}:{process.pid}:0000:{pid_namespace()}"
+    alive = f"{socket.gethostname()}:{os.getppid()}:0000:{pid_namespace()}"
     assert await store.claim_lease("delivery", dead, replacing=None) is not None
     assert await store.claim_lease("other", alive, replacing=None) is not None
 
@@ -80,7 +80,7 @@ async def test_a_lease_left_by_a_killed_process_not_reaped_yet_is_taken_at_once(
             if stat.read_bytes().rpartition(b")")[2].split()[:1] == [b"Z"]:
                 break
             await asyncio.sleep(0.01)
-        zombie = f"{socket.gethostname()}:{child.pid}:0000"
+        zombie = f"{socket.gethostname()}:{child.pid}:0000:{pid_namespace()}"
         assert await store.claim_lease("delivery", zombie, replacing=None) is not None
         assert await StoreLease(store, duration=15, clock=ManualClock()).try_acquire()
     finally:
@@ -155,10 +155,29 @@ async def test_acquire_waits_and_says_for_whom(store: Store) -> None:
     assert standby.held
 
 
-def test_holder_ids_name_the_host_and_process() -> None:
-    host, pid, random = new_holder_id().split(":")
+def test_holder_ids_name_the_host_process_and_pid_namespace() -> None:
+    host, pid, random, namespace = new_holder_id().split(":")
     assert (host, int(pid)) == (socket.gethostname(), os.getpid())
     assert len(random) == 8
+    assert namespace == str(Path("/proc/self/ns/pid").stat().st_ino)
+
+
+async def test_a_holder_of_this_host_in_another_pid_namespace_waits_the_whole_duration(store: Store) -> None:
+    """Two containers on one host network: same hostname, both pid 1, each blind to the other's
+    processes. Neither may call the other dead (it took the lease from a live holder)."""
+    host, pid = socket.gethostname(), os.getpid()
+    other_container = f"{host}:{pid}:0000:{int(pid_namespace()) + 1}"
+    older_form = f"{host}:{pid}:0000"  # an older MIC's id: no namespace to compare
+    assert await store.claim_lease("delivery", other_container, replacing=None) is not None
+    assert await store.claim_lease("other", older_form, replacing=None) is not None
+    clock = ManualClock()
+    for name in ("delivery", "other"):
+        lease = StoreLease(store, name=name, duration=15, clock=clock)
+        assert not await lease.try_acquire()
+        clock.now += 10
+        assert not await lease.try_acquire()
+        clock.now += 6
+        assert await lease.try_acquire()
 
 
 async def test_a_holder_frozen_past_its_renewals_may_not_deliver_before_a_standby_could_take_over(
