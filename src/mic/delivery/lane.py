@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from mic.delivery.acks import Acknowledgements
 from mic.delivery.signing import signature_headers
@@ -51,6 +52,10 @@ PAUSING_STATUSES = frozenset({429, 503})
 
 STORE_RETRY = 1.0
 """Seconds to wait before using the store again after it failed."""
+
+FAILING_LOG_INTERVAL = 60.0
+"""Seconds between two log lines saying a subscription's recipient still fails (the first
+failure and the recovery are always logged)."""
 
 MAY_DELIVER_POLL = 0.05
 """Seconds between two looks at whether this MIC may deliver (see `may_deliver`)."""
@@ -152,6 +157,12 @@ class SubscriptionLane:
         self.coalesced_total = 0
         self.last_error: str | None = None
         self.last_delivered_at: float | None = None
+        self.failed_attempts_total = 0
+        # Since when attempts fail without one succeeding (None: the last one succeeded), and
+        # how many: an operator reads in the log that a recipient is down, and when it is back.
+        self._failing_since: float | None = None
+        self._failures_since_ok = 0
+        self._failure_logged_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -503,6 +514,14 @@ class SubscriptionLane:
         if result.outcome is Outcome.DELIVERED:
             self.last_delivered_at = self._clock()
             self.last_error = None
+            if self._failing_since is not None:
+                log.info(
+                    "subscription %s: %s answers again, after %d failed attempt(s) in %.0fs",
+                    self.spec.name, _origin(self.spec.sink.url), self._failures_since_ok,
+                    self.last_delivered_at - self._failing_since,
+                )  # fmt: skip
+                self._failing_since = None
+                self._failures_since_ok = 0
             superseding: dict[tuple[str, str], int] = {}
             for pending in group:
                 self._finish(pending)
@@ -527,6 +546,7 @@ class SubscriptionLane:
         now = self._clock()
         # Before any await: no sender may start meanwhile.
         self._pause_for(result, now)
+        self._log_failure(result, now)
         retry, dead = self._count_attempt(group, result, now)
         for pending in retry:
             await self._store.reschedule(
@@ -551,6 +571,22 @@ class SubscriptionLane:
                     spec.name, pending.event_id, pending.object_key, pending.attempts, result.error,
                 )  # fmt: skip
                 self._finish(pending)
+
+    def _log_failure(self, result: SendResult, now: float) -> None:
+        """Count a failed attempt; log the first of a run, then one line a minute at most."""
+        self.failed_attempts_total += 1
+        self._failures_since_ok += 1
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failure_logged_at < FAILING_LOG_INTERVAL:
+            return
+        self._failure_logged_at = now
+        log.warning(
+            "subscription %s: delivery to %s failed (%s); retrying with backoff"
+            " (%d failed attempt(s) in %.0fs, %d event(s) waiting)",
+            self.spec.name, _origin(self.spec.sink.url), result.error or "no answer",
+            self._failures_since_ok, now - self._failing_since, self.backlog,
+        )  # fmt: skip
 
     def _pause_for(self, result: SendResult, now: float) -> None:
         """A 429/503 with `Retry-After` pauses the subscription's sending until then.
@@ -672,6 +708,7 @@ class SubscriptionLane:
             overflowing=self.overflowing,
             cel_errors=cel_errors,
             last_cel_error=last_cel_error,
+            failed_attempts_total=self.failed_attempts_total,
         )
 
     def replayed(self, replayed: Replayed) -> None:
@@ -693,6 +730,16 @@ def _batch_id(group: list[Pending]) -> str:
     for pending in group:
         digest.update(pending.event_id.encode())
     return digest.hexdigest()
+
+
+def _origin(url: str) -> str:
+    """The scheme, host and port of a sink URL, for logs: its path, query and user info may
+    hold credentials (`?api_key=`), which a log must not."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _as_datetime(epoch: float) -> datetime:

@@ -29,6 +29,8 @@ class SubscriptionStatus:
     overflowing: bool
     cel_errors: int
     last_cel_error: str | None
+    failed_attempts_total: int = 0
+    """Requests (or batches) that failed since this MIC started, retried or not."""
 
 
 @dataclass(frozen=True)

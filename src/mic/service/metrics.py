@@ -58,6 +58,14 @@ class ServiceCollector(Collector):
         for state in ClusterState:
             clusters.add_metric([state.value], by_state.get(state, 0))
         yield clusters
+        # Which cluster is in which state: one series per cluster, valued 1 for its state.
+        cluster_state = GaugeMetricFamily(
+            "mic_cluster_state", "1 for the state each registered cluster is in", labels=["cluster", "state"]
+        )
+        for status in statuses:
+            for state in ClusterState:
+                cluster_state.add_metric([status.name, state.value], 1 if status.state is state else 0)
+        yield cluster_state
         # One series per cluster and resource, summed over the informers that watch it: an
         # informer's scope (namespaces, label selector) may come from a viewer's query, and a
         # label per distinct query would both show it to every scraper and grow without bound.
@@ -97,6 +105,11 @@ class ServiceCollector(Collector):
         delivered = CounterMetricFamily("mic_deliveries", "Events delivered (2xx)", labels=labels)
         dead = CounterMetricFamily("mic_dead_letters", "Events that became dead letters", labels=labels)
         coalesced = CounterMetricFamily("mic_coalesced", "Events superseded by a newer state", labels=labels)
+        failed = CounterMetricFamily(
+            "mic_delivery_failed_attempts",
+            "Requests to the recipient that failed (retried or not)",
+            labels=labels,
+        )
         backlog = GaugeMetricFamily(
             "mic_delivery_backlog", "Events stored and not yet delivered", labels=labels
         )
@@ -115,12 +128,13 @@ class ServiceCollector(Collector):
             delivered.add_metric([name], status.delivered_total)
             dead.add_metric([name], status.dead_total)
             coalesced.add_metric([name], status.coalesced_total)
+            failed.add_metric([name], status.failed_attempts_total)
             backlog.add_metric([name], status.backlog)
             retrying.add_metric([name], status.retrying)
             dead_now.add_metric([name], status.dead)
             oldest.add_metric([name], status.oldest_undelivered_age or 0.0)
             overflowing.add_metric([name], 1 if status.overflowing else 0)
-        yield from (delivered, dead, coalesced, backlog, retrying, dead_now, oldest, overflowing)
+        yield from (delivered, dead, coalesced, failed, backlog, retrying, dead_now, oldest, overflowing)
 
 
 def build_registry(

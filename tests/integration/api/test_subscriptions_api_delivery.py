@@ -111,6 +111,9 @@ async def test_refused_events_become_dead_letters_and_replay_delivers_them(
     assert 'mic_deliveries_total{subscription="sub"} 1.0' in metrics
     assert 'mic_dead_letters_total{subscription="sub"} 1.0' in metrics
     assert 'mic_delivery_backlog{subscription="sub"} 0.0' in metrics
+    assert 'mic_delivery_failed_attempts_total{subscription="sub"} 1.0' in metrics  # the 400
+    assert 'mic_cluster_state{cluster="eu-1",state="ready"} 1.0' in metrics
+    assert 'mic_cluster_state{cluster="eu-1",state="unreachable"} 0.0' in metrics
 
 
 async def test_dead_letters_page_with_after_id_and_replay_all(

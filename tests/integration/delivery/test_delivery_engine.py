@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import ANY
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from delivery_helpers import LockedStore, Pipeline, eventually, summary
 from standardwebhooks.webhooks import Webhook
@@ -522,6 +524,35 @@ async def test_an_event_over_the_backlog_limit_holds_its_object_until_its_dead_l
     assert await pipeline.engine.replay("bounded", None) == Replayed([], 1)
     web = [e["resourceversion"] for e in recipient.events() if e["subject"] == "default/web"]
     assert web == [v2["metadata"]["resourceVersion"]]
+
+
+async def test_a_failing_recipient_is_logged_when_it_fails_and_when_it_answers_again(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator must see in the log that a recipient is down (and when it is back), without
+    one line per retry, and without the URL's credentials."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 503
+    url = recipient.url + "?api_key=hunter2"
+    await pipeline.subscribe(
+        "hooks",
+        recipient,
+        sink={"url": url},
+        delivery={"initialBackoffSeconds": 0.05, "maxBackoffSeconds": 0.05},
+    )
+    caplog.set_level(logging.INFO, logger="mic.delivery.lane")
+    kube_emulator.create(configmap("web"))
+    await eventually(lambda: pipeline.engine.status("hooks").failed_attempts_total >= 3)
+    recipient.status = 200
+    await eventually(lambda: pipeline.engine.status("hooks").delivered_total == 1)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "mic.delivery.lane"]
+    failing = [line for line in lines if "failed (recipient answered 503)" in line]
+    assert len(failing) == 1, lines  # the first failure; the next line would come a minute later
+    origin = recipient.url.split("/hook")[0]
+    assert f"delivery to {origin} failed" in failing[0]
+    assert [line for line in lines if "answers again, after" in line]
+    assert not [line for line in lines if "hunter2" in line]
 
 
 async def test_a_failing_store_holds_events_back_and_loses_none(
