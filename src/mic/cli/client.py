@@ -353,6 +353,8 @@ class MicClient:
         except httpx.HTTPError as exc:
             raise MicError(f"request to MIC at {self.url} failed: {self._reason(exc)}") from None
         if response.is_success:
+            for warning in response.headers.get_list("warning"):
+                print(f"Warning: {warning_text(warning)}", file=sys.stderr)
             if response.status_code == 204 or not response.content:
                 return None
             try:
@@ -386,7 +388,7 @@ class MicClient:
         if status == 401:
             hint = "set MIC_TOKEN or pass --token" if not self._token else "check MIC_TOKEN / --token"
             message = f"{message}; {hint}"
-        elif status == 403:
+        elif status == 403 and "admin token" not in message:
             message = f"{message}; this needs an admin token"
         return message
 
@@ -468,3 +470,12 @@ def connect(url: str, token: str | None) -> Iterator[MicClient]:
         yield client
     finally:
         client.close()
+
+
+def warning_text(header: str) -> str:
+    """The text of a `Warning` header as kube-apiserver and MIC send it (`299 - "text"`)."""
+    code, _, rest = header.partition(" ")
+    _, _, quoted = rest.partition(" ")
+    if not code.isdigit() or len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':
+        return header
+    return re.sub(r"\\(.)", r"\1", quoted[1:-1])

@@ -15,7 +15,7 @@ from mic.hub.spec import WatchSpec
 from mic.hub.status import ClusterStatus
 from mic.hub.stream import SLOW_CONSUMER_SECONDS, EventStream
 from mic.kube.connection import ClusterConnection
-from mic.kube.errors import KubeError
+from mic.kube.errors import KubeError, UnknownResourceError
 from mic.kube.informer import Informer, InformerOptions, KnownObject
 from mic.kube.resources import ResourceInfo
 from mic.kube.selectors import LabelSelector
@@ -211,6 +211,23 @@ class Hub:
 
     def cluster_names(self) -> list[str]:
         return sorted(self._clusters)
+
+    def clusters_serving(self, resource: str) -> tuple[list[str], list[str]]:
+        """(the clusters whose resources are known, those of them that serve `resource`), from
+        what discovery found, without asking any cluster: to tell a mistyped name early."""
+        known, serving = [], []
+        for name, runtime in sorted(self._clusters.items()):
+            if runtime.catalog is None:
+                continue
+            known.append(name)
+            try:
+                runtime.catalog.resolve(resource)
+            except UnknownResourceError:
+                continue
+            except KubeError:
+                pass  # ambiguous: served, under more than one name (its cluster's status says so)
+            serving.append(name)
+        return known, serving
 
     def status(self, name: str) -> ClusterStatus:
         return self._cluster(name).status()

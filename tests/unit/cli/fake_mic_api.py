@@ -47,6 +47,8 @@ class FakeMic:
     url: str = ""
     routes: dict[tuple[str, str], Reply | Handler] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    """Sent with every answer (e.g. a `Warning`)."""
 
     def on(self, method: str, path: str, reply: Reply | Handler) -> None:
         self.routes[(method, path)] = reply
@@ -84,6 +86,8 @@ def _handler_class(fake: FakeMic) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in fake.headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

@@ -12,6 +12,7 @@ from click.testing import Result
 from fake_mic_api import TOKEN, FakeMic, Recorded, Run
 from typer.testing import CliRunner
 
+from mic.cli.client import warning_text
 from mic.cli.events import events_app
 from mic.cli.subscriptions import subscriptions_app
 
@@ -209,6 +210,27 @@ def test_server_errors_are_one_line(mic: Run, fake_mic: FakeMic) -> None:
     fake_mic.on("DELETE", "/v1/subscriptions/lb", (403, {"detail": "token 'v' has role viewer"}))
     refused = mic("subscriptions", "remove", "lb")
     assert refused.stderr == "error: token 'v' has role viewer (403); this needs an admin token\n"
+    said = "token 'v' is a viewer: this needs an admin token"
+    fake_mic.on("DELETE", "/v1/subscriptions/lb", (403, {"detail": said}))
+    assert mic("subscriptions", "remove", "lb").stderr == f"error: {said} (403)\n"  # said once
+
+
+def test_the_server_s_warnings_are_printed_on_stderr(mic: Run, fake_mic: FakeMic) -> None:
+    fake_mic.on("POST", "/v1/subscriptions", (201, {"name": "lb"}))
+    fake_mic.headers.append(("Warning", "299 - \"no registered cluster serves 'podz'\""))
+    try:
+        result = mic("subscriptions", "add", "lb", "--url", "http://h/x", "--resource", "podz", "-o", "json")
+    finally:
+        fake_mic.headers.clear()  # the fake serves the module's other tests too
+    assert result.exit_code == 0
+    assert result.stderr == "Warning: no registered cluster serves 'podz'\n"
+
+
+def test_warning_headers_are_read_as_kube_apiserver_writes_them() -> None:
+    assert warning_text('299 - "no cluster serves \'x\'; a \\"quoted\\" word"') == (
+        "no cluster serves 'x'; a \"quoted\" word"
+    )
+    assert warning_text("not in the usual form") == "not in the usual form"
 
 
 def test_list_is_a_table_and_json_is_the_answer(mic: Run, fake_mic: FakeMic) -> None:

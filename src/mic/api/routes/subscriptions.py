@@ -272,12 +272,36 @@ async def list_subscriptions(service: ServiceDep, principal: PrincipalDep) -> Su
     response_model_exclude_none=False,
     responses={**CONFLICT, **INVALID},
 )
-async def create_subscription(body: SubscriptionBody, service: ServiceDep) -> Subscription:
+async def create_subscription(
+    body: SubscriptionBody, service: ServiceDep, response: Response
+) -> Subscription:
     data = _dump(body)
     generated = _generate_if_asked(data)
     spec = _validated(data)
     stored = await service.subscriptions.create(spec)
+    _warn_of_unserved_resources(service, spec, response)
     return _view(service, stored, generated)
+
+
+def _warn_of_unserved_resources(service: Service, spec: SubscriptionSpec, response: Response) -> None:
+    """Add a `Warning` header (as kube-apiserver warns, and the CLI prints) for each resource
+    that no registered cluster serves: a mistyped name is stored, as a CRD to come must be, but
+    its author hears of it now rather than from every cluster's status turning degraded."""
+    for resource in spec.filter.resources:
+        known, serving = service.hub.clusters_serving(resource)
+        if known and not serving:
+            text = (
+                f"filter.resources: no registered cluster serves {resource!r} ({', '.join(known)});"
+                " check the name (kubectl api-resources): it is watched once a cluster serves it"
+            )
+            response.headers.append("Warning", f'299 - "{_quoted(text)}"')
+
+
+def _quoted(text: str) -> str:
+    """`text` inside an HTTP quoted-string (RFC 9110: backslash escapes `"` and `\\`); what is
+    not printable ASCII becomes `?` (a header carries Latin-1 at most, and never a line break)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(char if " " <= char < "\x7f" else "?" for char in escaped)
 
 
 @router.get("/{name}", summary="Get a subscription", response_model=Subscription, responses=NOT_FOUND)
@@ -301,7 +325,7 @@ async def get_subscription(name: str, service: ServiceDep, principal: PrincipalD
     responses={**NOT_FOUND, **INVALID, **CONFLICT},
 )
 async def replace_subscription(
-    name: SubscriptionName, body: SubscriptionReplacement, service: ServiceDep
+    name: SubscriptionName, body: SubscriptionReplacement, service: ServiceDep, response: Response
 ) -> Subscription:
     if body.name is not None and body.name != name:
         raise HTTPException(
@@ -328,6 +352,7 @@ async def replace_subscription(
     keep_overlap = "previous_signing_secret" not in body.sink.model_fields_set
     spec = _with_rotation(_validated(data), stored_sink, keep_overlap=keep_overlap)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
+    _warn_of_unserved_resources(service, spec, response)
     return _view(service, stored, generated)
 
 
@@ -351,7 +376,7 @@ async def replace_subscription(
     },
 )
 async def patch_subscription(
-    name: str, service: ServiceDep, patch: Annotated[SubscriptionPatch, Body()]
+    name: str, service: ServiceDep, patch: Annotated[SubscriptionPatch, Body()], response: Response
 ) -> Subscription:
     record = await service.store.get_subscription(name)
     changes = patch.model_dump(by_alias=True, exclude_unset=True)
@@ -375,6 +400,7 @@ async def patch_subscription(
     )
     spec = _with_rotation(_validated(_without_nulls(merged)), stored_sink, keep_overlap=keep_overlap)
     stored = await service.subscriptions.replace(spec, expected_generation=record.generation)
+    _warn_of_unserved_resources(service, spec, response)
     return _view(service, stored, generated)
 
 
