@@ -7,10 +7,12 @@ below): a recipient's filter can never hang or hurt MIC. We use the maintained
 
 Four properties of that binding shape this module:
 
-* It only checks syntax when compiling; an unknown variable shows up at run time, on every
-  event, forever. `compile_cel` therefore rejects names that are neither one of the variables
-  MIC provides nor bound by a comprehension macro, so a typo (`obj.metadata`) is a 4xx when
-  the subscription is written rather than a silent "never matches".
+* It only checks syntax when compiling, not types; an unknown variable or a result that is not
+  a bool shows up at run time, on every event, forever. `compile_cel` therefore rejects names
+  that are neither one of the variables MIC provides nor bound by a comprehension macro, and
+  evaluates the expression on a sample event to refuse one that returns something else than
+  true or false, so a typo (`obj.metadata`) or a missing comparison (`object.metadata.name`) is
+  a 4xx when the subscription is written rather than a silent "never matches".
 * It knows CEL's standard functions only; the extension libraries Kubernetes validation
   rules offer (strings, lists, math, sets, base64) come as Python functions, registered on a
   reused context for the expressions that call them. Two-variable comprehensions are not
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 import cel
@@ -220,6 +223,63 @@ def _code(expression: str, tokens: list[_Token]) -> str:
     return "".join(code)
 
 
+# What `_check_result_type` evaluates an expression on: the variables the matcher passes at run
+# time (`SubscriptionMatcher._evaluate` builds `event` with these keys from an `Event`, `object`
+# without managedFields, `oldObject` null when unknown), holding an object with what every object
+# has (metadata) and, empty, what most kinds have (spec, status; data for ConfigMaps and Secrets).
+# A test keeps the keys of `event` in step with the matcher's.
+_SAMPLE_OBJECT: Final[Mapping[str, Any]] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {
+        "name": "sample",
+        "namespace": "default",
+        "uid": "00000000-0000-0000-0000-000000000000",
+        "resourceVersion": "2",
+        "generation": 1,
+        "creationTimestamp": "2024-01-01T00:00:00Z",
+        "labels": {"app": "sample"},
+        "annotations": {},
+    },
+    "spec": {},
+    "status": {},
+    "data": {},
+}
+_SAMPLE_EVENT: Final[Mapping[str, Any]] = {
+    "type": "ADDED",
+    "cluster": "sample",
+    "group": "",
+    "version": "v1",
+    "kind": "ConfigMap",
+    "resource": "configmaps",
+    "namespace": "default",
+    "name": "sample",
+    "uid": "00000000-0000-0000-0000-000000000000",
+    "resourceVersion": "2",
+}
+_SAMPLE_ACTIVATIONS: Final[tuple[Mapping[str, Any], ...]] = (
+    {"event": _SAMPLE_EVENT, "object": _SAMPLE_OBJECT, "oldObject": None},
+    {
+        "event": {**_SAMPLE_EVENT, "type": "MODIFIED"},
+        "object": _SAMPLE_OBJECT,
+        "oldObject": {**_SAMPLE_OBJECT, "metadata": {**_SAMPLE_OBJECT["metadata"], "resourceVersion": "1"}},
+    },
+)
+
+# The CEL types of the Python values the binding returns, as a message names them.
+_CEL_TYPES: Final[Mapping[type, str]] = {
+    str: "a string",
+    int: "an int",
+    float: "a double",
+    bytes: "bytes",
+    list: "a list",
+    dict: "a map",
+    type(None): "null",
+    datetime: "a timestamp",
+    timedelta: "a duration",
+}
+
+
 class InvalidExpressionError(ValueError):
     """An expression that does not compile, or uses a variable MIC does not provide.
 
@@ -267,19 +327,24 @@ class CompiledExpression:
                 self._context.add_function(name, function)
 
     def __call__(self, activation: dict[str, Any]) -> bool:
-        try:
-            if self._context is None:
-                result = self._execute(activation)
-            else:  # one context, reused: evaluation runs on one thread (the event loop)
-                self._context.update(activation)
-                result = self._execute(self._context)
-        except Exception as error:  # the binding raises many unrelated types; all mean "failed"
-            raise ExpressionEvaluationError(f"{type(error).__name__}: {error}") from error
+        result = self.result(activation)
         if result is True or result is False:
             return result
         raise ExpressionEvaluationError(
             f"the expression returned {type(result).__name__} {result!r}, not a bool"
         )
+
+    def result(self, activation: dict[str, Any]) -> object:
+        """The expression's value, whatever its type: what `__call__` checks is a bool, and what
+        the write-time check (`_check_result_type`) needs to name when it is not."""
+        try:
+            if self._context is None:
+                return self._execute(activation)
+            # one context, reused: evaluation runs on one thread (the event loop)
+            self._context.update(activation)
+            return self._execute(self._context)
+        except Exception as error:  # the binding raises many unrelated types; all mean "failed"
+            raise ExpressionEvaluationError(f"{type(error).__name__}: {error}") from error
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r})"
@@ -336,17 +401,39 @@ def compile_cel(expression: str) -> CompiledExpression:
 
 def _check_result_type(compiled: CompiledExpression) -> None:
     """Refuse an expression that evaluates to something other than true or false (`1 + 1`,
-    `object.metadata.name`): it would match nothing, silently. Evaluated once with empty
-    variables; one that fails on them (a missing field, as most do) shows nothing and passes."""
-    try:
-        compiled({name: {} for name in CEL_VARIABLES})
-    except ExpressionEvaluationError as error:
-        if "not a bool" in str(error):
-            raise InvalidExpressionError(
-                compiled.source,
-                f"a filter must be true or false, but {str(error).removeprefix('the expression ')}"
-                " (compare it with something: == 'value', > 0, in [...])",
-            ) from None
+    `object.metadata.name`): every event would be a CEL error, so it would deliver nothing.
+
+    The binding has no type checker, so the expression is evaluated on `_SAMPLE_ACTIVATIONS`
+    (small objects, the bounded functions of run time: as dear as an event or two). A sample
+    can show a non-bool but not prove a bool, so the check errs on accepting: an expression that
+    fails on every sample (a field they lack, as most filters read) passes, and so does one that
+    is a bool on some sample (its type then depends on the event).
+    """
+    results: list[object] = []
+    for activation in _sample_activations(compiled.variables):
+        try:
+            results.append(compiled.result(activation))
+        except ExpressionEvaluationError:
+            continue  # says nothing: real objects may have what the sample lacks
+    if not results or any(result is True or result is False for result in results):
+        return
+    raise InvalidExpressionError(
+        compiled.source,
+        f"a filter must return true or false, but this one returns {_cel_type(results[0])}; compare"
+        " the value with something (== 'value', > 0, in [...]) or test it (has(...), size(...) > 0)",
+    )
+
+
+def _sample_activations(variables: frozenset[str]) -> list[dict[str, Any]]:
+    """The samples to evaluate an expression on, with only the variables it references (as the
+    matcher passes them); the MODIFIED sample only differs in `event` and `oldObject`."""
+    samples = _SAMPLE_ACTIVATIONS if variables & {"event", "oldObject"} else _SAMPLE_ACTIVATIONS[:1]
+    return [{name: value for name, value in sample.items() if name in variables} for sample in samples]
+
+
+def _cel_type(value: object) -> str:
+    """`value`'s CEL type, as a message names it ("a string", "null")."""
+    return _CEL_TYPES.get(type(value), f"a {type(value).__name__}")
 
 
 def _macro_bindings(code: str) -> set[str]:

@@ -448,11 +448,12 @@ def test_cel_runtime_error_is_no_match_and_counted() -> None:
 
 
 def test_cel_non_bool_result_is_no_match_and_counted() -> None:
-    m = matcher(cel="object.metadata.name")
+    # Refused when written if it returned a string there; the sample object has no annotations.
+    m = matcher(cel="object.metadata.annotations['kubernetes.io/ingress.class']")
     assert not m.matches(event(ADDED, ingress()), PROD)
     assert m.cel_errors == 1
     assert m.last_cel_error is not None
-    assert "returned str 'web', not a bool" in m.last_cel_error
+    assert "returned str 'nginx', not a bool" in m.last_cel_error
 
 
 def test_cel_is_not_evaluated_for_events_filtered_out_earlier() -> None:
