@@ -9,6 +9,8 @@ The store is the queue; the lane holds a bounded window of it in memory. Rules i
 * a retryable failure delays only that object (exponential backoff with jitter, at least the
   recipient's `Retry-After`); at `max_age` (or after `max_attempts`, if the policy sets one;
   by default it does not) the event becomes a dead letter and the object's next event goes on;
+* when the recipient answers again after failures, every object waiting out a backoff is due
+  at once (its outage, not each object, was the reason to wait);
 * a 429 or 503 with `Retry-After` speaks for the whole endpoint: the lane starts no request
   of this subscription until that time has passed (requests in flight finish), then resumes
   in the usual order (`_paused_until`);
@@ -522,6 +524,7 @@ class SubscriptionLane:
                 )  # fmt: skip
                 self._failing_since = None
                 self._failures_since_ok = 0
+                self._retry_waiting_now(self.last_delivered_at)
             superseding: dict[tuple[str, str], int] = {}
             for pending in group:
                 self._finish(pending)
@@ -555,12 +558,17 @@ class SubscriptionLane:
         if dead:
             await self._store.dead_letter(spec.name, [p.id for p in dead], result.error or "undeliverable")
             self._dead_keys.update(p.object_key for p in dead)
+        # A delivery that got through while the writes above were awaited ended the failing
+        # run (`_retry_waiting_now` ran without these heads): they go at once too.
+        recovered_at = self._clock() if self._failing_since is None else None
         for pending in retry:
             queue = self._objects[pending.object_key]
             queue.in_flight = False
             if len(queue.items) > 1 and self._coalescing:
                 self._coalesce(queue)  # what queued up behind it during the attempt
             head = queue.items[0]
+            if recovered_at is not None and head.next_attempt_at > recovered_at:
+                head.next_attempt_at = recovered_at
             heapq.heappush(self._due, (head.next_attempt_at, head.id, pending.object_key))
         if dead:
             self.dead += len(dead)
@@ -571,6 +579,28 @@ class SubscriptionLane:
                     spec.name, pending.event_id, pending.object_key, pending.attempts, result.error,
                 )  # fmt: skip
                 self._finish(pending)
+
+    def _retry_waiting_now(self, now: float) -> None:
+        """The recipient answers again: objects waiting out a backoff of its outage go now.
+
+        Each object's backoff grew on its own (up to `max_backoff`), so after an outage the
+        backlog would drain only as each wait ran out (minutes, for a load balancer's routes);
+        one delivery that got through is the evidence they wait for. Their stored next attempt
+        is left as it is (a restart goes on from there). A `Retry-After` pause still holds.
+        """
+        moved = False
+        for index, (due, head_id, key) in enumerate(self._due):
+            queue = self._objects.get(key)
+            if due <= now or queue is None or not queue.items or queue.items[0].id != head_id:
+                continue
+            head = queue.items[0]
+            if head.attempts:
+                head.next_attempt_at = now
+                self._due[index] = (now, head_id, key)
+                moved = True
+        if moved:
+            heapq.heapify(self._due)
+            self._wake.set()
 
     def _log_failure(self, result: SendResult, now: float) -> None:
         """Count a failed attempt; log the first of a run, then one line a minute at most."""

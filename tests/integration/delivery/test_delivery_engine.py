@@ -555,6 +555,23 @@ async def test_a_failing_recipient_is_logged_when_it_fails_and_when_it_answers_a
     assert not [line for line in lines if "hunter2" in line]
 
 
+async def test_when_the_recipient_answers_again_objects_waiting_out_a_backoff_go_at_once(
+    pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
+) -> None:
+    """After an outage the backlog drains at once, not as each object's backoff runs out."""
+    await pipeline.add_cluster(kube_emulator)
+    recipient.status = 503
+    await pipeline.subscribe("lb", recipient, delivery={"initialBackoffSeconds": 60, "maxBackoffSeconds": 60})
+    await kube_emulator.wait_for_watches(1, "configmaps")
+    for name in ("a", "b", "c"):
+        kube_emulator.create(configmap(name))
+    await eventually(lambda: pipeline.engine.status("lb").retrying == 3)  # each waits 30-90 s
+    recipient.status = 200
+    kube_emulator.create(configmap("d"))  # goes at once, and gets through
+    await eventually(lambda: pipeline.engine.status("lb").delivered_total == 4, timeout=5)
+    assert sorted(e["subject"] for e in recipient.events()) == [f"default/{n}" for n in "abcd"]
+
+
 async def test_a_failing_store_holds_events_back_and_loses_none(
     pipeline: Pipeline, recipient: Recipient, kube_emulator: Any
 ) -> None:
