@@ -73,6 +73,13 @@ MIGRATION_LOCK_ID = 0x6D69635F6D6967  # "mic_mig": the PostgreSQL advisory lock 
 
 _ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 
+_EXAMPLE_URLS = "sqlite+aiosqlite:////var/lib/mic/mic.db or postgresql+asyncpg://user:password@host/db"
+"""What error messages suggest: four slashes, since `sqlite:///x` is the relative path `x`."""
+
+_ABSOLUTE_HINT = (
+    "sqlite:///path (three slashes) is relative to the working directory, sqlite:////path (four) absolute"
+)
+
 
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file `mic.db` in `data_dir` (made absolute)."""
@@ -87,19 +94,13 @@ def normalize_url(url: str | URL) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as e:
-        raise ValueError(
-            "invalid database URL; expected e.g. sqlite+aiosqlite:///path/to/mic.db"
-            " or postgresql+asyncpg://user:password@host/db"
-        ) from e
+        raise ValueError(f"invalid database URL; expected e.g. {_EXAMPLE_URLS}") from e
     backend, _, given = parsed.drivername.partition("+")
     if backend == "postgres":  # the spelling Heroku and libpq accept
         backend = "postgresql"
     driver = _ASYNC_DRIVERS.get(backend)
     if driver is None:
-        raise ValueError(
-            f"unsupported database {backend!r}; use sqlite+aiosqlite:///path/to/mic.db"
-            " or postgresql+asyncpg://user:password@host/db"
-        )
+        raise ValueError(f"unsupported database {backend!r}; use e.g. {_EXAMPLE_URLS}")
     if given and given != driver:
         raise ValueError(
             f"database driver {given!r} is not supported for {backend}; use {backend}+{driver}://…"
@@ -117,12 +118,35 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def check_sqlite_directory(url: URL) -> None:
+    """Raise `ValueError` when a SQLite file's directory does not exist, naming its absolute path.
+
+    For a URL the operator wrote (`prepare_location` creates directories, as the default data
+    directory needs): SQLAlchemy reads `sqlite:///tmp/x/mic.db` as the relative path
+    `tmp/x/mic.db`, so creating what is missing would start MIC, from another directory, on a new
+    empty database with none of its registrations. A missing directory is the sign of such a
+    typo, and the message says how to write an absolute path.
+    """
+    path = sqlite_file(url)
+    if path is None or path.parent.is_dir():
+        return
+    if path.is_absolute():
+        hint = "create it first"
+    else:
+        meant = url.set(database=f"/{path.as_posix()}").render_as_string(hide_password=True)
+        hint = f"{_ABSOLUTE_HINT}: for /{path.as_posix()} write {meant}"
+    raise ValueError(f"the directory of the SQLite database {path.resolve()} does not exist; {hint}")
+
+
 def prepare_location(url: URL) -> None:
     """Create a SQLite file's directory, and the file itself readable by its owner only.
 
     The clusters table holds credentials, so the file is created mode 0600 before SQLite opens it
     (an empty file is a valid empty database); SQLite gives its `-wal` and `-shm` files the same
     mode. A directory MIC creates is 0700. Existing files and directories are left as they are.
+
+    Logs the file's absolute path, and a warning when it is new: a URL pointing at the wrong file
+    otherwise shows only as a MIC that starts with no registrations.
     """
     path = sqlite_file(url)
     if path is None:
@@ -131,8 +155,15 @@ def prepare_location(url: URL) -> None:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
+        log.info("using the SQLite database %s", path.resolve())
         return
     os.close(fd)
+    log.warning(
+        "created a new, empty SQLite database %s; if MIC should have found its registrations, the"
+        " database URL names the wrong file (%s)",
+        path.resolve(),
+        _ABSOLUTE_HINT,
+    )
 
 
 def create_engine(url: URL, *, durable: bool = True) -> AsyncEngine:
