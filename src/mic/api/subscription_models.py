@@ -470,3 +470,7 @@ class ReplayResult(ApiModel):
             " is gone)"
         ),
     )
+    not_found: list[int] = Field(
+        default_factory=list,
+        description="ids asked for that are not dead letters of this subscription: nothing was done for them",
+    )

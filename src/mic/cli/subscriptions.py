@@ -544,6 +544,13 @@ def replay(
                 " object was delivered since, or is queued"
             )
         print_message(message)
+    not_found = answer.get("notFound") or []
+    if not_found:
+        ids = ", ".join(str(id_) for id_ in not_found)
+        raise MicError(
+            f"'{name}' has no dead letter with id {ids} (replayed already, or mistyped?);"
+            f" list them with: mic subscriptions dead-letters {name}"
+        )
 
 
 @subscriptions_app.command("resync")

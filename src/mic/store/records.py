@@ -205,6 +205,9 @@ class Replayed:
 
     ids: list[int]
     superseded: int = 0
+    not_found: list[int] = field(default_factory=list)
+    """Ids asked for that are not dead letters of the subscription (mistyped, or replayed
+    already)."""
 
 
 @dataclass(frozen=True, slots=True)

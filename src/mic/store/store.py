@@ -946,6 +946,7 @@ class Store:
                 for chunk in _chunks(sorted(set(ids))):
                     query = sa.select(*columns).select_from(joined).where(*where, d.c.id.in_(chunk))
                     found.extend((await conn.execute(query)).all())
+            not_found = sorted(set(ids) - {row.id for row in found}) if ids is not None else []
             queued = await _newest_pending(conn, subscription, sorted({row.object_key for row in found}))
             old_ids: list[int] = []
             superseded: list[int] = []
@@ -957,7 +958,7 @@ class Store:
             for chunk in _chunks(sorted(superseded)):
                 await conn.execute(sa.delete(d).where(d.c.id.in_(chunk)))
             if not old_ids:
-                return Replayed([], len(superseded))
+                return Replayed([], len(superseded), not_found)
             old_ids.sort()
             if len(old_ids) > 1:
                 first = await self._allocate(conn, OUTBOX_SEQUENCE, len(old_ids) - 1) - 1
@@ -967,7 +968,7 @@ class Store:
                 .values(id=sa.bindparam("new_id"), state="pending", attempts=0, next_attempt_at=_now()),
                 [{"old_id": old, "new_id": first + n} for n, old in enumerate(old_ids)],
             )
-        return Replayed([first + n for n in range(len(old_ids))], len(superseded))
+        return Replayed([first + n for n in range(len(old_ids))], len(superseded), not_found)
 
     async def drop_superseded(
         self,

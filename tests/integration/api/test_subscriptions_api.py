@@ -362,7 +362,10 @@ async def test_dead_letter_query_checks_include(api: Api) -> None:
     assert (await api.post("/v1/subscriptions/lb/dead-letters/replay", json={})).json() == {
         "replayed": 0,
         "superseded": 0,
+        "notFound": [],
     }
+    unknown = await api.post("/v1/subscriptions/lb/dead-letters/replay", json={"ids": [999999, 5]})
+    assert unknown.json() == {"replayed": 0, "superseded": 0, "notFound": [5, 999999]}
 
 
 async def test_ids_beyond_64_bits_are_a_422_not_a_database_error(api: Api) -> None:

@@ -98,7 +98,7 @@ async def test_refused_events_become_dead_letters_and_replay_delivers_them(
 
     recipient.status = 200
     replayed = await api.post("/v1/subscriptions/sub/dead-letters/replay", json={"ids": [dead["id"]]})
-    assert replayed.json() == {"replayed": 1, "superseded": 0}
+    assert replayed.json() == {"replayed": 1, "superseded": 0, "notFound": []}
     await wait_until(lambda: any(r.body.get("subject") == "default/a" for r in recipient.received if r.raw))
 
     async def settled() -> bool:
@@ -138,6 +138,7 @@ async def test_dead_letters_page_with_after_id_and_replay_all(
     assert (await api.post("/v1/subscriptions/sub/dead-letters/replay", json={})).json() == {
         "replayed": 3,
         "superseded": 0,
+        "notFound": [],
     }
     await wait_until(lambda: len([r for r in recipient.received if r.raw]) >= 6, 10.0)
 

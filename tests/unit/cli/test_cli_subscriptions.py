@@ -323,6 +323,16 @@ def test_status_test_replay_and_remove(mic: Run, fake_mic: FakeMic) -> None:
         "1 dead letter of 'lb' queued for delivery again; 2 dropped: a newer event of their object"
         " was delivered since, or is queued\n"
     )
+    fake_mic.on(
+        "POST", "/v1/subscriptions/lb/dead-letters/replay", (200, {"replayed": 1, "notFound": [9, 99]})
+    )
+    mistyped = mic("subscriptions", "replay", "lb", "--id", "4", "--id", "9", "--id", "99")
+    assert mistyped.exit_code == 1
+    assert mistyped.stdout == "1 dead letter of 'lb' queued for delivery again\n"
+    assert mistyped.stderr == (
+        "error: 'lb' has no dead letter with id 9, 99 (replayed already, or mistyped?);"
+        " list them with: mic subscriptions dead-letters lb\n"
+    )
 
     fake_mic.on("POST", "/v1/subscriptions/lb/resync", (202, {"detail": "every object queued"}))
     assert mic("subscriptions", "resync", "lb").stdout == "every object queued\n"

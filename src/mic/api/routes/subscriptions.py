@@ -597,4 +597,6 @@ async def replay_dead_letters(
     await service.store.get_subscription(name)
     ids = body.ids if body is not None else None
     replayed = await service.engine.replay(name, ids)
-    return ReplayResult(replayed=len(replayed.ids), superseded=replayed.superseded)
+    return ReplayResult(
+        replayed=len(replayed.ids), superseded=replayed.superseded, not_found=replayed.not_found
+    )
