@@ -177,6 +177,17 @@ class MicClient:
             self.request("GET", f"/v1/clusters/{path_segment(name)}", not_found=f"cluster {name!r} not found")
         )
 
+    def replace_cluster(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`PUT /v1/clusters/{name}`; returns the cluster as stored."""
+        return self._object(
+            self.request(
+                "PUT",
+                f"/v1/clusters/{path_segment(name)}",
+                json=body,
+                not_found=f"cluster {name!r} not found",
+            )
+        )
+
     def remove_cluster(self, name: str, *, force: bool = False) -> None:
         """`DELETE /v1/clusters/{name}` (`?force=true`)."""
         params = {"force": "true"} if force else None

@@ -230,51 +230,61 @@ def build_connection(
     return connection
 
 
+KubeconfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file on THIS machine (- for stdin); its content is sent, minified to one "
+        "context, with referenced certificate/key/token files inlined.",
+        show_default=False,
+    ),
+]
+ContextOption = Annotated[
+    str | None, typer.Option("--context", help="Kubeconfig context (default: its current-context).")
+]
+ServerOption = Annotated[
+    str | None, typer.Option("--server", help="Cluster API server URL, with --token-file.")
+]
+TokenFileOption = Annotated[
+    str | None, typer.Option("--token-file", help="File holding the cluster's bearer token (- for stdin).")
+]
+CaFileOption = Annotated[
+    str | None, typer.Option("--ca-file", help="PEM file with the CA that signed the API server's cert.")
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-skip-tls-verify", help="Do not verify the API server's certificate (tests only)."
+    ),
+]
+TlsServerNameOption = Annotated[
+    str | None, typer.Option("--tls-server-name", help="Name to verify the server certificate against.")
+]
+InClusterOption = Annotated[
+    bool, typer.Option("--in-cluster", help="The cluster MIC itself runs in (its service account).")
+]
+KubeconfigOnServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig-on-server",
+        help="Kubeconfig file on the MIC host, inside its MIC_KUBECONFIG_DIR (not read here).",
+    ),
+]
+
+
 @clusters_app.command("add")
 @reporting_errors
 def add(
     name: Annotated[str, typer.Argument(help="Name for the cluster in MIC (a DNS-1123 label, e.g. eu-1).")],
-    kubeconfig: Annotated[
-        str | None,
-        typer.Option(
-            "--kubeconfig",
-            help="Kubeconfig file on THIS machine (- for stdin); its content is sent, minified to one "
-            "context, with referenced certificate/key/token files inlined.",
-            show_default=False,
-        ),
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option("--context", help="Kubeconfig context (default: its current-context).")
-    ] = None,
-    server: Annotated[
-        str | None, typer.Option("--server", help="Cluster API server URL, with --token-file.")
-    ] = None,
-    token_file: Annotated[
-        str | None,
-        typer.Option("--token-file", help="File holding the cluster's bearer token (- for stdin)."),
-    ] = None,
-    ca_file: Annotated[
-        str | None, typer.Option("--ca-file", help="PEM file with the CA that signed the API server's cert.")
-    ] = None,
-    insecure_skip_tls_verify: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-skip-tls-verify", help="Do not verify the API server's certificate (tests only)."
-        ),
-    ] = False,
-    tls_server_name: Annotated[
-        str | None, typer.Option("--tls-server-name", help="Name to verify the server certificate against.")
-    ] = None,
-    in_cluster: Annotated[
-        bool, typer.Option("--in-cluster", help="The cluster MIC itself runs in (its service account).")
-    ] = False,
-    kubeconfig_on_server: Annotated[
-        str | None,
-        typer.Option(
-            "--kubeconfig-on-server",
-            help="Kubeconfig file on the MIC host, inside its MIC_KUBECONFIG_DIR (not read here).",
-        ),
-    ] = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
+    ca_file: CaFileOption = None,
+    insecure_skip_tls_verify: InsecureOption = False,
+    tls_server_name: TlsServerNameOption = None,
+    in_cluster: InClusterOption = False,
+    kubeconfig_on_server: KubeconfigOnServerOption = None,
     label: Annotated[
         list[str] | None,
         typer.Option("--label", help="Cluster label k=v, for selecting clusters; repeatable."),
@@ -304,14 +314,58 @@ def add(
         body["resources"] = resource
     with connect(url, token) as api:
         cluster = api.add_cluster(body)
-    if output is OutputFormat.TABLE:
-        state = (
-            (cluster.get("status") or {}).get("state") if isinstance(cluster.get("status"), dict) else None
-        )
-        suffix = f" (state: {state})" if state else ""
-        print_message(f"cluster '{cluster.get('name', name)}' added{suffix}")
-    else:
+    _report(cluster, name, "added", output)
+
+
+@clusters_app.command("update")
+@reporting_errors
+def update(
+    name: Annotated[str, typer.Argument(help="Cluster name.")],
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
+    ca_file: CaFileOption = None,
+    insecure_skip_tls_verify: InsecureOption = False,
+    tls_server_name: TlsServerNameOption = None,
+    in_cluster: InClusterOption = False,
+    kubeconfig_on_server: KubeconfigOnServerOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Replace a cluster's connection (a rotated token, CA or kubeconfig), given as for `add`;
+    its labels and resources stay. MIC reconnects; what its objects did meanwhile is relisted."""
+    connection = build_connection(
+        kubeconfig=kubeconfig,
+        context=context,
+        server=server,
+        token_file=token_file,
+        ca_file=ca_file,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
+        tls_server_name=tls_server_name,
+        in_cluster=in_cluster,
+        kubeconfig_on_server=kubeconfig_on_server,
+    )
+    with connect(url, token) as api:
+        current = api.get_cluster(name)
+        body = {
+            "labels": current.get("labels") or {},
+            "resources": current.get("resources") or [],
+            "connection": connection,
+        }
+        cluster = api.replace_cluster(name, body)
+    _report(cluster, name, "updated", output)
+
+
+def _report(cluster: dict[str, Any], name: str, done: str, output: OutputFormat) -> None:
+    if output is not OutputFormat.TABLE:
         print_data(cluster, output)
+        return
+    status = cluster.get("status")
+    state = status.get("state") if isinstance(status, dict) else None
+    suffix = f" (state: {state})" if state else ""
+    print_message(f"cluster '{cluster.get('name', name)}' {done}{suffix}")
 
 
 @clusters_app.command("list")

@@ -153,6 +153,46 @@ def test_add_with_server_sends_token_and_ca_contents(run: Run, fake_mic: FakeMic
     assert "cluster-bearer-token" not in result.output
 
 
+def test_update_replaces_only_the_connection(run: Run, fake_mic: FakeMic, tmp_path: Path) -> None:
+    """A rotated token: the stored labels and resources go back unchanged with the new connection."""
+    stored = {"name": "eu-1", "labels": {"region": "eu"}, "resources": ["ingresses"], "connection": {}}
+    fake_mic.on("GET", "/v1/clusters/eu-1", (200, stored))
+    fake_mic.on(
+        "PUT", "/v1/clusters/eu-1", lambda r: (200, {"name": "eu-1", "status": {"state": "connecting"}})
+    )
+    (tmp_path / "token").write_text("rotated-bearer-token\n")
+
+    result = run(
+        "clusters",
+        "update",
+        "eu-1",
+        "--server",
+        "https://eu.example:6443",
+        "--token-file",
+        str(tmp_path / "token"),
+    )
+
+    assert (result.exit_code, result.stdout) == (0, "cluster 'eu-1' updated (state: connecting)\n"), (
+        result.output
+    )
+    put = fake_mic.requests[-1]
+    assert (put.method, put.path) == ("PUT", "/v1/clusters/eu-1")
+    assert put.body == {
+        "labels": {"region": "eu"},
+        "resources": ["ingresses"],
+        "connection": {
+            "type": "token",
+            "server": "https://eu.example:6443",
+            "token": "rotated-bearer-token",
+            "insecureSkipTlsVerify": False,
+            "tlsServerName": None,
+        },
+    }
+    assert "rotated-bearer-token" not in result.output
+    missing = run("clusters", "update", "gone", "--in-cluster")
+    assert (missing.exit_code, missing.stderr) == (1, "error: cluster 'gone' not found (404)\n")
+
+
 def test_add_in_cluster(run: Run, fake_mic: FakeMic) -> None:
     fake_mic.on("POST", "/v1/clusters", echo_created)
 
