@@ -175,6 +175,8 @@ class SubscriptionLane:
         self.dead = counts.dead
         self.dead_total = counts.dead_total
         self.delivered_total = counts.delivered_total
+        if counts.last_delivered_at is not None:
+            self.last_delivered_at = counts.last_delivered_at.timestamp()
         self._dead_keys = await self._store.dead_object_keys(self.spec.name)
         self._tasks.start("dispatch", self._dispatch_loop())
 

@@ -50,7 +50,8 @@ _SQLITE_ALLOCATE_OLD = "UPDATE sequences SET value = value + ? WHERE name = ?"  
 _SQLITE_SEQUENCE_VALUE = "SELECT value FROM sequences WHERE name = ?"
 _SQLITE_FORGET_LEDGER = "DELETE FROM ledger WHERE cluster = ? AND scope = ? AND uid = ?"
 _SQLITE_ADD_DELIVERED = (
-    "UPDATE subscription_stats SET delivered_total = delivered_total + ? WHERE subscription = ?"
+    "UPDATE subscription_stats SET delivered_total = delivered_total + ?, last_delivered_at = ?"
+    " WHERE subscription = ?"
 )
 _SQLITE_SUPERSEDE_DEAD = (
     "UPDATE deliveries SET superseded_at = ? WHERE subscription = ? AND state = 'dead'"
@@ -194,7 +195,7 @@ class OutboxWrite:
                 for start in range(0, len(ids), IDS_PER_STATEMENT):
                     chunk = ids[start : start + IDS_PER_STATEMENT]
                     cursor.execute(_sqlite_remove_delivered(len(chunk)), (subscription, *chunk))
-                cursor.execute(_SQLITE_ADD_DELIVERED, (len(ids), subscription))
+                cursor.execute(_SQLITE_ADD_DELIVERED, (len(ids), self.stamp, subscription))
             if self.superseding:
                 stamp = self.stamp
                 cursor.executemany(_SQLITE_SUPERSEDE_DEAD, [(stamp, *marked) for marked in self.superseding])

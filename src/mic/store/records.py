@@ -225,6 +225,8 @@ class SubscriptionCounts:
     delivered_total: int
     dead_total: int
     oldest_pending_at: datetime | None
+    last_delivered_at: datetime | None = None
+    """When a delivery was last acknowledged (None: never, or not since migration 0008)."""
 
 
 @dataclass(frozen=True, slots=True)

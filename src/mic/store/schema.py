@@ -239,6 +239,13 @@ subscription_stats = Table(
     ),
     Column("delivered_total", BigInteger, nullable=False),
     Column("dead_total", BigInteger, nullable=False),
+    # Migration 0008: written with each acknowledgement, so a status after a restart still says it.
+    Column(
+        "last_delivered_at",
+        UTCDateTime,
+        nullable=True,
+        comment="when a delivery of the subscription was last acknowledged",
+    ),
 )
 
 leases = Table(

@@ -1030,8 +1030,9 @@ class Store:
             sa.func.count().filter(d.c.state == "dead"),
             sa.func.min(d.c.created_at).filter(pending),
         ).where(d.c.subscription == subscription)
-        totals = sa.select(subscription_stats.c.delivered_total, subscription_stats.c.dead_total).where(
-            subscription_stats.c.subscription == subscription
+        s = subscription_stats
+        totals = sa.select(s.c.delivered_total, s.c.dead_total, s.c.last_delivered_at).where(
+            s.c.subscription == subscription
         )
         async with self._read() as conn:
             stats = (await conn.execute(totals)).first()
@@ -1045,6 +1046,7 @@ class Store:
             delivered_total=int(stats.delivered_total),
             dead_total=int(stats.dead_total),
             oldest_pending_at=_utc(oldest),
+            last_delivered_at=stats.last_delivered_at,
         )
 
     async def purge_delivered_events(self) -> int:
@@ -1058,11 +1060,13 @@ class Store:
         self, conn: AsyncConnection, subscription: str, *, delivered: int = 0, dead: int = 0
     ) -> None:
         s = subscription_stats
-        await conn.execute(
-            sa.update(s)
-            .where(s.c.subscription == subscription)
-            .values(delivered_total=s.c.delivered_total + delivered, dead_total=s.c.dead_total + dead)
-        )
+        values: dict[str, Any] = {
+            "delivered_total": s.c.delivered_total + delivered,
+            "dead_total": s.c.dead_total + dead,
+        }
+        if delivered:
+            values["last_delivered_at"] = _now()
+        await conn.execute(sa.update(s).where(s.c.subscription == subscription).values(**values))
 
 
 @contextmanager

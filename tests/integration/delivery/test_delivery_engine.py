@@ -774,10 +774,15 @@ async def test_a_dead_letter_superseded_before_a_restart_is_not_sent_by_a_replay
     changed = kube_emulator.patch("configmaps", "web", {"data": {"v": "2"}})
     await recipient.wait_events(lambda events: len(events) == 1)
     await eventually(lambda: pipeline.engine.status("hooks").delivered_total == 1)
+    delivered_at = pipeline.engine.status("hooks").last_delivered_at
     await pipeline.restart()
     assert await pipeline.engine.replay("hooks", None) == Replayed(ids=[], superseded=1)
     status = pipeline.engine.status("hooks")
     assert (status.dead, status.backlog, status.coalesced_total) == (0, 0, 1)
+    # the last delivery is told after a restart too (its acknowledgement's time, not the lane's)
+    assert delivered_at is not None
+    assert status.last_delivered_at is not None
+    assert abs(status.last_delivered_at - delivered_at) < 5
     assert await pipeline.store.dead_letters("hooks") == []
     kube_emulator.patch("configmaps", "web", {"data": {"v": "3"}})  # the lane still sends
     await recipient.wait_events(lambda events: len(events) == 2)

@@ -441,6 +441,23 @@ async def test_drop_superseded_writes_the_backoff_its_successors_inherited(ready
     assert [r.attempts for r in await store.pending_deliveries("a")] == [4, 5]
 
 
+async def test_counts_tell_when_a_delivery_was_last_acknowledged(ready: Store) -> None:
+    store = ready
+    ids = await _queue(store, "a", [_event("x", 1), _event("y", 2)])
+    assert (await store.counts("a")).last_delivered_at is None
+    before = datetime.now(UTC)
+    await store.delivered("a", [ids[0]])
+    first = (await store.counts("a")).last_delivered_at
+    assert first is not None
+    assert before - timedelta(seconds=1) <= first <= datetime.now(UTC)
+    await _queue(store, "b", [_event("z", 3)])  # with an acknowledgement riding along
+    await store.record_changes([], [_event("w", 4)], [NewDelivery("a", 0, "w")], acknowledged={"a": [ids[1]]})
+    second = (await store.counts("a")).last_delivered_at
+    assert second is not None
+    assert second >= first
+    assert (await store.counts("b")).last_delivered_at is None
+
+
 async def test_counts_report_oldest_pending(ready: Store) -> None:
     store = ready
     before = datetime.now(UTC)
