@@ -111,6 +111,16 @@ def _parse_url(url: str) -> tuple[Origin, str]:
     return origin, target
 
 
+def shown_origin(url: str) -> str:
+    """`scheme://host[:port]` of `url`, for logs: its path, query and user info may hold
+    credentials (`?api_key=`), which a log must not."""
+    try:
+        origin, _ = _parse_url(url)
+    except HttpError:
+        return "<invalid URL>"
+    return f"{origin.scheme}://{origin.host_header}"
+
+
 class _Connection:
     __slots__ = ("reader", "reused", "writer")
 

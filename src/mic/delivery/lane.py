@@ -35,9 +35,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from mic.delivery.acks import Acknowledgements
+from mic.delivery.http import shown_origin
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, SendResult, WebhookClient
 from mic.delivery.status import SubscriptionStatus
@@ -521,7 +521,7 @@ class SubscriptionLane:
             if self._failing_since is not None:
                 log.info(
                     "subscription %s: %s answers again, after %d failed attempt(s) in %.0fs",
-                    self.spec.name, _origin(self.spec.sink.url), self._failures_since_ok,
+                    self.spec.name, shown_origin(self.spec.sink.url), self._failures_since_ok,
                     self.last_delivered_at - self._failing_since,
                 )  # fmt: skip
                 self._failing_since = None
@@ -616,7 +616,7 @@ class SubscriptionLane:
         log.warning(
             "subscription %s: delivery to %s failed (%s); retrying with backoff"
             " (%d failed attempt(s) in %.0fs, %d event(s) waiting)",
-            self.spec.name, _origin(self.spec.sink.url), result.error or "no answer",
+            self.spec.name, shown_origin(self.spec.sink.url), result.error or "no answer",
             self._failures_since_ok, now - self._failing_since, self.backlog,
         )  # fmt: skip
 
@@ -762,16 +762,6 @@ def _batch_id(group: list[Pending]) -> str:
     for pending in group:
         digest.update(pending.event_id.encode())
     return digest.hexdigest()
-
-
-def _origin(url: str) -> str:
-    """The scheme, host and port of a sink URL, for logs: its path, query and user info may
-    hold credentials (`?api_key=`), which a log must not."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 def _as_datetime(epoch: float) -> datetime:
