@@ -61,7 +61,9 @@ _SQLITE_SUPERSEDE_DEAD = (
 
 
 def _sqlite_remove_delivered(count: int) -> str:
-    return f"DELETE FROM deliveries WHERE subscription = ? AND id IN ({', '.join('?' * count)})"
+    # `+subscription`: the ids, not the subscription's index, find the rows (see
+    # `schema.not_for_lookup`).
+    return f"DELETE FROM deliveries WHERE +subscription = ? AND id IN ({', '.join('?' * count)})"
 
 
 @dataclass(frozen=True, slots=True)

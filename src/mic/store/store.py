@@ -69,6 +69,7 @@ from mic.store.schema import (
     clusters,
     deliveries,
     leases,
+    not_for_lookup,
     sequences,
     settings,
     subscription_stats,
@@ -879,7 +880,7 @@ class Store:
         for chunk in _chunks(unique):
             await conn.execute(
                 sa.delete(deliveries).where(
-                    deliveries.c.subscription == subscription, deliveries.c.id.in_(chunk)
+                    not_for_lookup(deliveries.c.subscription) == subscription, deliveries.c.id.in_(chunk)
                 )
             )
         await self._add_totals(conn, subscription, delivered=len(unique))
@@ -899,8 +900,8 @@ class Store:
                 result = await conn.execute(
                     sa.update(deliveries)
                     .where(
-                        deliveries.c.subscription == subscription,
-                        deliveries.c.state == "pending",
+                        not_for_lookup(deliveries.c.subscription) == subscription,
+                        not_for_lookup(deliveries.c.state) == "pending",
                         deliveries.c.id.in_(chunk),
                     )
                     .values(
@@ -944,7 +945,11 @@ class Store:
             else:
                 found = []
                 for chunk in _chunks(sorted(set(ids))):
-                    query = sa.select(*columns).select_from(joined).where(*where, d.c.id.in_(chunk))
+                    by_id = (
+                        not_for_lookup(d.c.subscription) == subscription,
+                        not_for_lookup(d.c.state) == "dead",
+                    )
+                    query = sa.select(*columns).select_from(joined).where(*by_id, d.c.id.in_(chunk))
                     found.extend((await conn.execute(query)).all())
             not_found = sorted(set(ids) - {row.id for row in found}) if ids is not None else []
             queued = await _newest_pending(conn, subscription, sorted({row.object_key for row in found}))
@@ -993,7 +998,9 @@ class Store:
             for chunk in _chunks(sorted(set(ids))):
                 result = await conn.execute(
                     sa.delete(d).where(
-                        d.c.subscription == subscription, d.c.state == "pending", d.c.id.in_(chunk)
+                        not_for_lookup(d.c.subscription) == subscription,
+                        not_for_lookup(d.c.state) == "pending",
+                        d.c.id.in_(chunk),
                     )
                 )
                 dropped += int(result.rowcount)
