@@ -2,7 +2,8 @@
 
 A custom collector rather than gauges updated on every change: the hub already knows the
 current numbers, so reading them at scrape time costs nothing on the event path and can
-never drift. The only counter kept along the way is the hub's own `events_observed`.
+never drift. The only counters kept along the way are the hub's own `events_observed` and the
+tokens file watcher's `reload_errors`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mic.hub import ClusterState, Hub
 if TYPE_CHECKING:
     from mic.delivery.engine import DeliveryEngine
     from mic.service.supervisor import Supervisor
+    from mic.service.tokens import TokensFileWatcher
 
 
 LEASE_HELD_HELP = "Whether this MIC holds the store's delivery lease (1) or waits (0)"
@@ -26,7 +28,8 @@ LEASE_HELD_HELP = "Whether this MIC holds the store's delivery lease (1) or wait
 
 
 class ServiceCollector(Collector):
-    """Lease held, clusters by state, informer object counts and sync state, events observed.
+    """Lease held, clusters by state, informer object counts and sync state, events observed,
+    the state of the tokens file.
 
     Label values are only names: of clusters and subscriptions (registered by an admin) and of
     resources (as the clusters serve them), never a query's namespaces or label selector.
@@ -38,11 +41,13 @@ class ServiceCollector(Collector):
         hub: Hub,
         engine: DeliveryEngine | None = None,
         lease_held: Callable[[], bool] | None = None,
+        tokens_file: TokensFileWatcher | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._hub = hub
         self._engine = engine
         self._lease_held = lease_held
+        self._tokens_file = tokens_file
 
     def collect(self) -> Iterator[Metric]:
         # A running service exists only once it holds the lease (a standby has none and answers
@@ -99,6 +104,27 @@ class ServiceCollector(Collector):
         yield events
         if self._engine is not None:
             yield from self._delivery_metrics(self._engine)
+        if self._tokens_file is not None:
+            yield from self._tokens_file_metrics(self._tokens_file)
+
+    def _tokens_file_metrics(self, watcher: TokensFileWatcher) -> Iterator[Metric]:
+        """Whether the tokens file as it is now is in effect: alert on `mic_tokens_file_stale`."""
+        errors = CounterMetricFamily(
+            "mic_tokens_file_reload_errors",
+            "Versions of the tokens file that could not be used (invalid, unreadable or missing)",
+        )
+        errors.add_metric([], watcher.reload_errors)
+        stale = GaugeMetricFamily(
+            "mic_tokens_file_stale",
+            "1 while the tokens file cannot be used and its last valid version stays in effect",
+        )
+        stale.add_metric([], 1 if watcher.stale else 0)
+        success = GaugeMetricFamily(
+            "mic_tokens_file_last_reload_success_timestamp_seconds",
+            "When a version of the tokens file last took effect (at start, or reloaded), Unix time",
+        )
+        success.add_metric([], watcher.last_success)
+        yield from (errors, stale, success)
 
     def _delivery_metrics(self, engine: DeliveryEngine) -> Iterator[Metric]:
         labels = ["subscription"]
@@ -143,12 +169,14 @@ def build_registry(
     engine: DeliveryEngine | None = None,
     *,
     lease_held: Callable[[], bool] | None = None,
+    tokens_file: TokensFileWatcher | None = None,
 ) -> CollectorRegistry:
     """A registry of its own per app, so several apps (tests) never collide in the global one.
 
     `lease_held` (e.g. `lambda: lease.held`) says whether the delivery lease is still held;
-    without it the service reports holding it, as it does while it runs.
+    without it the service reports holding it, as it does while it runs. `tokens_file` adds
+    the `mic_tokens_file_*` metrics (a service without a tokens file has none).
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(supervisor, hub, engine, lease_held))
+    registry.register(ServiceCollector(supervisor, hub, engine, lease_held, tokens_file))
     return registry

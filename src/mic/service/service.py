@@ -4,8 +4,9 @@ Start order follows the data: the store, the hub, then the delivery engine (it l
 subscriptions and wires itself into the hub as a batch listener and as the source of known
 state), and only then the supervisor's first pass, which adds the clusters: every informer's
 first list must already meet the subscriptions and the ledger, or changes made while MIC was
-down would be missed or re-sent. Shutdown runs the other way round; the engine closes before
-the hub so no informer hands it a batch while it stops.
+down would be missed or re-sent. The tokens file's watcher starts last and stops first.
+Shutdown runs the other way round; the engine closes before the hub so no informer hands it a
+batch while it stops.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from mic.service.metrics import build_registry
 from mic.service.settings import ServiceSettings
 from mic.service.subscriptions import Subscriptions
 from mic.service.supervisor import Supervisor
-from mic.service.tokens import TokenVerifier, generate_admin_token_if_none
+from mic.service.tokens import (
+    TokensFileContent,
+    TokensFileWatcher,
+    TokenVerifier,
+    generate_admin_token_if_none,
+)
 from mic.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,8 @@ class Service:
     subscriptions: Subscriptions
     tokens: TokenVerifier
     metrics: CollectorRegistry
+    tokens_file: TokensFileWatcher | None = None
+    """Follows `settings.tokens_file` while the service runs (None without one)."""
 
     async def ready(self) -> bool:
         """Store reachable and the supervisor's first pass done (for `/readyz`)."""
@@ -87,12 +95,15 @@ async def running_service(
     """Open the store (applying migrations), take its delivery lease (waiting as a standby while
     another MIC holds it: `on_standby(holder)` is called once), start everything; close
     everything on exit and release the lease. Losing the lease later calls `on_lease_lost`."""
-    grants = settings.token_grants()
+    environment_grants = settings.environment_grants()
+    # Read once: the grants the service starts with and the version the watcher compares with.
+    loaded = TokensFileContent.read(settings.tokens_file) if settings.tokens_file is not None else None
+    file_grants = list(loaded.grants) if loaded is not None else []
     informer_options = settings.informer_options()
     store = await Store.open(settings.effective_database_url)
     lease = StoreLease(store, duration=settings.lease_seconds)
     try:
-        token = await generate_admin_token_if_none(store, grants)
+        token = await generate_admin_token_if_none(store, environment_grants + file_grants)
         if token is not None and settings.announce_generated_token:
             announce(settings, token)
 
@@ -122,10 +133,18 @@ async def running_service(
         )
         engine = DeliveryEngine(store, hub, may_deliver=lease.current)
         supervisor.on_delete = engine.cluster_deletion
+        tokens = TokenVerifier(store, environment_grants, file_grants)
+        watcher = (
+            TokensFileWatcher(settings.tokens_file, tokens, loaded)
+            if settings.tokens_file and loaded
+            else None
+        )
         keeper = asyncio.create_task(_keep(lease, on_lease_lost), name="mic-lease")
         try:
             await engine.start()
             await supervisor.start()
+            if watcher is not None:
+                watcher.start()
             yield Service(
                 settings=settings,
                 store=store,
@@ -133,10 +152,15 @@ async def running_service(
                 supervisor=supervisor,
                 engine=engine,
                 subscriptions=Subscriptions(store, engine),
-                tokens=TokenVerifier(store, grants),
-                metrics=build_registry(supervisor, hub, engine, lease_held=lambda: lease.held),
+                tokens=tokens,
+                metrics=build_registry(
+                    supervisor, hub, engine, lease_held=lambda: lease.held, tokens_file=watcher
+                ),
+                tokens_file=watcher,
             )
         finally:
+            if watcher is not None:
+                await watcher.close()
             await supervisor.close()
             await engine.close()
             await hub.close()

@@ -49,6 +49,10 @@ class TokenGrant:
     token: str = field(repr=False)
 
 
+SourcedGrant = tuple[TokenGrant, str]
+"""A token with the words that name where it was configured (for messages: never the token)."""
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Everything the service needs to start. Defaults suit `make run` on a laptop.
@@ -141,51 +145,94 @@ class ServiceSettings:
         a token shorter than `MIN_TOKEN_LENGTH` (the message names where it is, never the token)."""
         return [grant for grant, _ in self._sourced_grants()]
 
+    def environment_grants(self) -> list[TokenGrant]:
+        """Only the tokens of `MIC_ADMIN_TOKEN` and `MIC_VIEWER_TOKEN`, checked as `token_grants`
+        checks them: the service reads the tokens file itself, to follow its changes."""
+        sourced = self._environment_sourced()
+        refuse_short_tokens(sourced)
+        return [grant for grant, _ in sourced]
+
     def weak_token_warnings(self) -> list[str]:
         """A message for each accepted token shorter than `RECOMMENDED_TOKEN_LENGTH`, naming
         where it is (never the token); raises SettingsError as `token_grants` does."""
-        return [
-            f"{where} is only {len(grant.token)} characters long; {RECOMMENDED_TOKEN_LENGTH} or more"
-            f" random characters are recommended ({TOKEN_ADVICE})"
-            for grant, where in self._sourced_grants()
-            if len(grant.token) < RECOMMENDED_TOKEN_LENGTH
-        ]
+        return weak_token_messages(self._sourced_grants())
 
-    def _sourced_grants(self) -> list[tuple[TokenGrant, str]]:
+    def _sourced_grants(self) -> list[SourcedGrant]:
         """Each configured token with the words that name where it was configured."""
-        sourced: list[tuple[TokenGrant, str]] = []
+        sourced = self._environment_sourced()
+        if self.tokens_file is not None:
+            sourced.extend(_tokens_file_sourced(read_tokens_file(self.tokens_file), self.tokens_file))
+        refuse_short_tokens(sourced)
+        return sourced
+
+    def _environment_sourced(self) -> list[SourcedGrant]:
+        sourced: list[SourcedGrant] = []
         if self.admin_token:
             sourced.append((TokenGrant("MIC_ADMIN_TOKEN", "admin", self.admin_token), "MIC_ADMIN_TOKEN"))
         if self.viewer_token:
             sourced.append((TokenGrant("MIC_VIEWER_TOKEN", "viewer", self.viewer_token), "MIC_VIEWER_TOKEN"))
-        if self.tokens_file is not None:
-            sourced.extend(
-                (
-                    grant,
-                    f"the token of {grant.name!r} in tokens file {str(self.tokens_file)!r} (MIC_TOKENS_FILE)",
-                )
-                for grant in read_tokens_file(self.tokens_file)
-            )
-        for grant, where in sourced:
-            if len(grant.token) < MIN_TOKEN_LENGTH:
-                raise SettingsError(
-                    f"{where} is {len(grant.token)} characters long: API tokens must have at least"
-                    f" {MIN_TOKEN_LENGTH} ({RECOMMENDED_TOKEN_LENGTH} or more recommended); {TOKEN_ADVICE}"
-                )
         return sourced
 
 
+def checked_tokens_file(data: bytes, path: Path) -> list[SourcedGrant]:
+    """The grants in the tokens file content `data` (read from `path`), checked as at start:
+    raises SettingsError with the same messages (bad syntax, unknown role, short token)."""
+    sourced = _tokens_file_sourced(parse_tokens_file(data, path), path)
+    refuse_short_tokens(sourced)
+    return sourced
+
+
+def refuse_short_tokens(sourced: list[SourcedGrant]) -> None:
+    """Raise SettingsError for the first token shorter than `MIN_TOKEN_LENGTH`."""
+    for grant, where in sourced:
+        if len(grant.token) < MIN_TOKEN_LENGTH:
+            raise SettingsError(
+                f"{where} is {len(grant.token)} characters long: API tokens must have at least"
+                f" {MIN_TOKEN_LENGTH} ({RECOMMENDED_TOKEN_LENGTH} or more recommended); {TOKEN_ADVICE}"
+            )
+
+
+def weak_token_messages(sourced: list[SourcedGrant]) -> list[str]:
+    """A warning for each token shorter than `RECOMMENDED_TOKEN_LENGTH`, naming where it is."""
+    return [
+        f"{where} is only {len(grant.token)} characters long; {RECOMMENDED_TOKEN_LENGTH} or more"
+        f" random characters are recommended ({TOKEN_ADVICE})"
+        for grant, where in sourced
+        if len(grant.token) < RECOMMENDED_TOKEN_LENGTH
+    ]
+
+
+def _tokens_file_sourced(grants: list[TokenGrant], path: Path) -> list[SourcedGrant]:
+    return [
+        (grant, f"the token of {grant.name!r} in tokens file {str(path)!r} (MIC_TOKENS_FILE)")
+        for grant in grants
+    ]
+
+
+def read_tokens_file_bytes(path: Path) -> bytes:
+    """The tokens file's content as it is now; raises SettingsError when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise SettingsError(f"cannot read tokens file {str(path)!r}: {error.strerror or error}") from None
+
+
 def read_tokens_file(path: Path) -> list[TokenGrant]:
+    """Read and parse a tokens file (see `parse_tokens_file`); raises SettingsError."""
+    return parse_tokens_file(read_tokens_file_bytes(path), path)
+
+
+def parse_tokens_file(data: bytes, path: Path) -> list[TokenGrant]:
     """Parse a tokens file: one `role:name:token` per line, `#` comments and blank lines ignored.
 
     A file whose first non-blank character is `[` is read as JSON instead:
     `[{"role": "admin", "name": "ci", "token": "..."}]`. Error messages name the line, never
-    the token.
+    the token. Token lengths are checked by `refuse_short_tokens`, which knows where each came from.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SettingsError(f"cannot read tokens file {str(path)!r}: {error.strerror}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SettingsError(f"tokens file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
     if text.lstrip().startswith("["):
         return _json_tokens(text, path)
     grants = []
