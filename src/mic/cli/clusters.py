@@ -20,6 +20,7 @@ import yaml
 
 from mic.cli.client import (
     DEFAULT_URL,
+    MicClient,
     MicError,
     TokenOption,
     UrlOption,
@@ -28,6 +29,13 @@ from mic.cli.client import (
     local_path,
     read_local_file,
     reporting_errors,
+)
+from mic.cli.cluster_wait import (
+    DEFAULT_WAIT_SECONDS,
+    Outcome,
+    connected_line,
+    not_connected_error,
+    wait_for_connection,
 )
 from mic.cli.output import (
     OutputFormat,
@@ -270,9 +278,31 @@ KubeconfigOnServerOption = Annotated[
         help="Kubeconfig file on the MIC host, inside its MIC_KUBECONFIG_DIR (not read here).",
     ),
 ]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait for MIC to connect to the cluster and say how it went (--no-wait: exit once stored).",
+    ),
+]
+WaitSecondsOption = Annotated[
+    float,
+    typer.Option(
+        "--wait-seconds",
+        min=0.0,
+        help="How long to wait for the cluster to connect; then exit 1, the registration kept.",
+    ),
+]
+EXIT_CODES_HELP = (
+    "Exit code 0: connected (with --no-wait: stored). 1: nothing stored (the error says why), or"
+    " stored but not working: MIC cannot connect (unauthorized, unreachable, a certificate that"
+    " fails), cannot watch every resource, or did not connect within --wait-seconds; the"
+    " registration then stays, and `mic clusters update` fixes it. 2: wrong options."
+)
+"""Shown under the options of `add` and `update`, where man pages put EXIT STATUS."""
 
 
-@clusters_app.command("add")
+@clusters_app.command("add", epilog=EXIT_CODES_HELP)
 @reporting_errors
 def add(
     name: Annotated[str, typer.Argument(help="Name for the cluster in MIC (a DNS-1123 label, e.g. eu-1).")],
@@ -293,11 +323,14 @@ def add(
         list[str] | None,
         typer.Option("--resource", help="Resource to watch and cache (e.g. ingresses); repeatable."),
     ] = None,
+    wait: WaitOption = True,
+    wait_seconds: WaitSecondsOption = DEFAULT_WAIT_SECONDS,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """Register a cluster: MIC starts watching it and keeps it across restarts."""
+    """Register a cluster: MIC starts watching it and keeps it across restarts. Then wait until MIC
+    has connected to it, or found that it cannot, and say so."""
     connection = build_connection(
         kubeconfig=kubeconfig,
         context=context,
@@ -314,10 +347,10 @@ def add(
         body["resources"] = resource
     with connect(url, token) as api:
         cluster = api.add_cluster(body)
-    _report(cluster, name, "added", output)
+        _finish(api, cluster, name, "added", output, wait_seconds if wait else None)
 
 
-@clusters_app.command("update")
+@clusters_app.command("update", epilog=EXIT_CODES_HELP)
 @reporting_errors
 def update(
     name: Annotated[str, typer.Argument(help="Cluster name.")],
@@ -330,12 +363,15 @@ def update(
     tls_server_name: TlsServerNameOption = None,
     in_cluster: InClusterOption = False,
     kubeconfig_on_server: KubeconfigOnServerOption = None,
+    wait: WaitOption = True,
+    wait_seconds: WaitSecondsOption = DEFAULT_WAIT_SECONDS,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Replace a cluster's connection (a rotated token, CA or kubeconfig), given as for `add`;
-    its labels and resources stay. MIC reconnects; what its objects did meanwhile is relisted."""
+    its labels and resources stay. MIC reconnects; what its objects did meanwhile is relisted.
+    Then wait until MIC has connected with the new connection, or found that it cannot, and say so."""
     connection = build_connection(
         kubeconfig=kubeconfig,
         context=context,
@@ -355,17 +391,60 @@ def update(
             "connection": connection,
         }
         cluster = api.replace_cluster(name, body)
-    _report(cluster, name, "updated", output)
+        _finish(api, cluster, name, "updated", output, wait_seconds if wait else None)
 
 
-def _report(cluster: dict[str, Any], name: str, done: str, output: OutputFormat) -> None:
+def _finish(
+    api: MicClient,
+    cluster: dict[str, Any],
+    name: str,
+    done: str,
+    output: OutputFormat,
+    wait_seconds: float | None,
+) -> None:
+    """Report a stored cluster: at once (`wait_seconds` None), or once it connected or could not.
+
+    A cluster that does not work ends the command with `not_connected_error` *after* the output,
+    so `-o json|yaml` still prints the stored cluster (its latest status) on stdout.
+    """
+    name = str(cluster.get("name") or name)
+    if wait_seconds is None:
+        _report_stored(cluster, name, done, output)
+        return
+    outcome = _wait(api, cluster, name, done, wait_seconds)
+    if output is not OutputFormat.TABLE:
+        print_data(outcome.cluster, output)
+    elif outcome.connected:
+        print_message(connected_line(outcome, name, done))
+    if not outcome.connected:
+        raise not_connected_error(outcome, name, done, wait_seconds)
+
+
+def _wait(api: MicClient, cluster: dict[str, Any], name: str, done: str, wait_seconds: float) -> Outcome:
+    """`wait_for_connection`, with a failed status read or a Ctrl-C still saying the cluster is stored."""
+    try:
+        return wait_for_connection(api, name, cluster, wait_seconds)
+    except MicError as exc:
+        raise MicError(
+            f"cluster '{name}' {done}, but reading its status failed: {exc.message}", exit_code=exc.exit_code
+        ) from None
+    except KeyboardInterrupt:
+        raise MicError(
+            f"interrupted while waiting for cluster '{name}' to connect; the registration is stored:"
+            f" see 'mic clusters get {name}'",
+            exit_code=130,
+        ) from None
+
+
+def _report_stored(cluster: dict[str, Any], name: str, done: str, output: OutputFormat) -> None:
+    """What `--no-wait` prints: the answer to the write, whatever the state it shows."""
     if output is not OutputFormat.TABLE:
         print_data(cluster, output)
         return
     status = cluster.get("status")
     state = status.get("state") if isinstance(status, dict) else None
     suffix = f" (state: {state})" if state else ""
-    print_message(f"cluster '{cluster.get('name', name)}' {done}{suffix}")
+    print_message(f"cluster '{name}' {done}{suffix}")
 
 
 @clusters_app.command("list")

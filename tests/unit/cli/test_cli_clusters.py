@@ -64,7 +64,7 @@ def test_add_sends_minified_flattened_kubeconfig_content_not_path(
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "cluster 'eu-1' added (state: ready)\n"
+    assert result.stdout == "cluster 'eu-1' added: connected (server v1.30.2), 7 objects cached\n"
     sent = fake_mic.only_request()
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
     assert sent.body["name"] == "eu-1"
@@ -170,6 +170,7 @@ def test_update_replaces_only_the_connection(run: Run, fake_mic: FakeMic, tmp_pa
         "https://eu.example:6443",
         "--token-file",
         str(tmp_path / "token"),
+        "--no-wait",
     )
 
     assert (result.exit_code, result.stdout) == (0, "cluster 'eu-1' updated (state: connecting)\n"), (
