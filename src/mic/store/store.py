@@ -80,6 +80,13 @@ from mic.store.schema import ledger as ledger_table
 
 log = logging.getLogger(__name__)
 
+PURGE_CHUNK = 2_000
+"""Events deleted per transaction by `Store.purge_delivered_events` (tens of milliseconds)."""
+
+PURGE_PAUSE = 0.01
+"""Seconds between two purge transactions: long enough for writers that waited on the lock
+(SQLite's busy handler sleeps a few milliseconds between tries) to take it."""
+
 _T = TypeVar("_T")
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -1057,11 +1064,32 @@ class Store:
         )
 
     async def purge_delivered_events(self) -> int:
-        """Delete the events no delivery (pending or dead) refers to any more; returns how many."""
+        """Delete the events no delivery (pending or dead) refers to any more; returns how many.
+
+        In transactions of `PURGE_CHUNK` events at most, walking up the sequence, with a pause
+        between them: deleting a minute's events in one transaction (100,000 of them) held
+        SQLite's write lock for 1.8 s, and every outbox write, so every delivery, waited as long.
+        """
         e, d = events_table, deliveries
-        async with self._write() as conn:
-            result = await conn.execute(sa.delete(e).where(~sa.exists().where(d.c.event_seq == e.c.seq)))
-        return int(result.rowcount)
+        unreferenced = ~sa.exists().where(d.c.event_seq == e.c.seq)
+        purged, after = 0, 0
+        while True:
+            async with self._write() as conn:
+                chunk = (
+                    sa.select(e.c.seq)
+                    .where(e.c.seq > after, unreferenced)
+                    .order_by(e.c.seq)
+                    .limit(PURGE_CHUNK)
+                ).subquery()
+                last = (await conn.execute(sa.select(sa.func.max(chunk.c.seq)))).scalar()
+                if last is None:
+                    return purged
+                result = await conn.execute(
+                    sa.delete(e).where(e.c.seq > after, e.c.seq <= last, unreferenced)
+                )
+            purged += int(result.rowcount)
+            after = int(last)
+            await asyncio.sleep(PURGE_PAUSE)
 
     async def _add_totals(
         self, conn: AsyncConnection, subscription: str, *, delivered: int = 0, dead: int = 0

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+import mic.store.store as store_module
 from mic.events import Event, EventType
 from mic.store import (
     ClusterRecord,
@@ -490,6 +491,33 @@ async def test_purge_keeps_events_still_referenced(ready: Store) -> None:
     assert await _rows(store, "events") == 2
     assert (await store.pending_deliveries("b"))[0].event.name == "x"
     assert (await store.dead_letters("a"))[0].event.name == "z"
+    assert await store.purge_delivered_events() == 0
+
+
+async def test_purge_deletes_in_short_transactions_a_writer_can_come_between(
+    ready: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction for every delivered event held SQLite's write lock for seconds."""
+    store = ready
+    monkeypatch.setattr(store_module, "PURGE_CHUNK", 3)
+    monkeypatch.setattr(store_module, "PURGE_PAUSE", 0.0)
+    events = [_event(f"o{i}", i) for i in range(10)]
+    ids = await _queue(store, "a", events)
+    kept = {1, 5, 9}  # still pending, between and after the purged ones
+    await store.delivered("a", [id_ for i, id_ in enumerate(ids) if i not in kept])
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    sa.event.listen(store.engine.sync_engine, "commit", committed)
+    try:
+        assert await store.purge_delivered_events() == 7
+    finally:
+        sa.event.remove(store.engine.sync_engine, "commit", committed)
+    assert len(commits) >= 3  # 3 + 3 + 1 events
+    assert sorted(r.event.name for r in await store.pending_deliveries("a")) == ["o1", "o5", "o9"]
+    assert await _rows(store, "events") == 3
     assert await store.purge_delivered_events() == 0
 
 
