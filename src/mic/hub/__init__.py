@@ -1,17 +1,29 @@
 """Many clusters at once: the library's public face."""
 
-from mic.hub.hub import DuplicateClusterError, Handler, Hub, NotWatchedError, UnknownClusterError
+from mic.hub.hub import (
+    ClusterObjects,
+    DuplicateClusterError,
+    Handler,
+    Hub,
+    NotDiscoveredError,
+    NotSyncedError,
+    NotWatchedError,
+    UnknownClusterError,
+)
 from mic.hub.spec import WatchSpec
 from mic.hub.status import ClusterState, ClusterStatus, ResourceStatus
 from mic.hub.stream import EventStream, StreamOverflowError
 
 __all__ = [
+    "ClusterObjects",
     "ClusterState",
     "ClusterStatus",
     "DuplicateClusterError",
     "EventStream",
     "Handler",
     "Hub",
+    "NotDiscoveredError",
+    "NotSyncedError",
     "NotWatchedError",
     "ResourceStatus",
     "StreamOverflowError",

@@ -7,6 +7,7 @@ import builtins
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mic.events import Event, EventType
@@ -15,7 +16,7 @@ from mic.hub.spec import WatchSpec
 from mic.hub.status import ClusterStatus
 from mic.hub.stream import SLOW_CONSUMER_SECONDS, EventStream
 from mic.kube.connection import ClusterConnection
-from mic.kube.errors import KubeError, UnknownResourceError
+from mic.kube.errors import AmbiguousResourceError, KubeError, UnknownResourceError
 from mic.kube.informer import Informer, InformerOptions, KnownObject
 from mic.kube.resources import ResourceInfo
 from mic.kube.selectors import LabelSelector
@@ -48,6 +49,38 @@ class DuplicateClusterError(KubeError, ValueError):
 
 class NotWatchedError(KubeError, LookupError):
     """A cache query on a resource that no informer in that cluster covers."""
+
+
+class NotDiscoveredError(NotWatchedError):
+    """A cache query on a cluster that has not answered discovery yet (just added, or
+    unreachable since it was): what it serves, and so what a resource name means there, is
+    not known, and no cache of it can answer."""
+
+
+class NotSyncedError(KubeError):
+    """The cache of a resource exists but its first list has not completed: it holds only part
+    of the cluster's objects (see `Hub.list_all`)."""
+
+
+class ClusterObjects(list[tuple[str, KubeObject]]):
+    """What `Hub.list_all` found: (cluster, object) pairs, clusters in name order.
+
+    A list, as `list_all` always returned, that also says which clusters answered
+    (`answered`, in name order, those without objects included) and which could not and why
+    (`skipped`: cluster name → the error `Hub.list` raises for it, or `NotSyncedError`). A
+    controller that reconciles from the result must treat a skipped cluster's objects as
+    unknown, not as gone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered: list[str] = []
+        self.skipped: dict[str, KubeError] = {}
+
+    @property
+    def complete(self) -> bool:
+        """Whether every cluster asked answered."""
+        return not self.skipped
 
 
 class Hub:
@@ -95,7 +128,7 @@ class Hub:
         self._specs: dict[WatchSpec, int] = {}  # uses of each spec: watch() calls, streams, handlers
         self._watched: dict[WatchSpec, int] = {}  # of those, the watch() calls
         self._streams: dict[WatchSpec, list[EventStream]] = {}
-        self._handlers: list[tuple[WatchSpec, frozenset[EventType] | None, Handler]] = []
+        self._handlers: list[tuple[_Registration, Handler]] = []
         self._tasks = OwnedTasks("hub")
         self._handlers_started = False
         self._closed = False
@@ -196,21 +229,63 @@ class Hub:
         self._label_listeners.append(listener)
 
     async def set_cluster_labels(self, name: str, labels: Mapping[str, str]) -> None:
-        """Replace a cluster's labels; nothing restarts (labels only select, they never connect)."""
+        """Replace a cluster's labels; nothing restarts (labels only select, they never connect).
+
+        Streams and handlers with a `cluster_selector` judge the cluster's next changes by the
+        new labels; one the cluster enters gets its cached objects as ADDED, one it leaves gets
+        them as DELETED (see `events`).
+        """
         runtime = self._cluster(name)
         old, new = dict(runtime.labels), dict(labels)
         if old == new:
             return
+        applied = False
 
         def apply() -> None:
-            runtime.labels = dict(new)
+            nonlocal applied
+            if applied:
+                return
+            applied = True
+            previous, runtime.labels = runtime.labels, dict(new)
+            self._relabelled(runtime, previous)
 
         for listener in self._label_listeners:
             await listener(name, old, new, apply)
         apply()
 
-    def cluster_names(self) -> list[str]:
-        return sorted(self._clusters)
+    def _relabelled(self, runtime: ClusterRuntime, previous: Mapping[str, str]) -> None:
+        """Streams whose cluster selector `runtime` entered get its cached objects as ADDED,
+        those it left get them as DELETED, as a Kubernetes watch reports an object entering or
+        leaving its label selector (and as the delivery engine treats subscriptions' cluster
+        selectors): a consumer that keeps state from its stream stays right. Runs in the same
+        step as the labels change, so no batch is judged by one and snapshotted by the other."""
+        for streams in self._streams.values():
+            for stream in streams:
+                if stream.cluster_selector is None or stream.closed:
+                    continue
+                if not stream.spec.applies_to(runtime.name):
+                    continue
+                now = stream.selects(runtime.labels)
+                if stream.selects(previous) == now:
+                    continue
+                informer = runtime.informer_for(stream.spec)
+                type_ = EventType.ADDED if now else EventType.DELETED
+                events = (
+                    [informer.make_event(type_, obj) for _, obj in informer.cache.items()]
+                    if informer is not None
+                    else []
+                )
+                stream.change_view(runtime.name, events)
+
+    def cluster_names(self, *, selector: str | LabelSelector | None = None) -> list[str]:
+        """The clusters' names in order; with `selector` (a label selector over cluster labels,
+        as a subscription's `clusterSelector`), those whose labels match it now."""
+        wanted = _cluster_selector(selector)
+        return sorted(
+            name
+            for name, runtime in self._clusters.items()
+            if wanted is None or wanted.matches(runtime.labels)
+        )
 
     def clusters_serving(self, resource: str) -> tuple[list[str], list[str]]:
         """(the clusters whose resources are known, those of them that serve `resource`), from
@@ -328,6 +403,7 @@ class Hub:
         label_selector: str | LabelSelector | None = None,
         types: Iterable[EventType | str] | None = None,
         max_wait: float | Literal["hub"] | None = "hub",
+        cluster_selector: str | LabelSelector | None = None,
     ) -> EventStream:
         """A stream of the changes of `resource`: the current objects first (ADDED), then changes.
 
@@ -340,6 +416,15 @@ class Hub:
         A consumer that falls `stream_max_batches` behind holds the informers back for at most
         `max_wait` seconds (the hub's `slow_consumer_seconds` by default; None: no limit), then
         its stream ends with `StreamOverflowError`.
+
+        `cluster_selector` (a label selector over cluster labels, `"env=prod,region in (eu,us)"`,
+        the syntax of a subscription's `clusterSelector`) keeps only the events of clusters
+        whose labels match it when the change reaches the hub; with `clusters` both must hold. The
+        resource is still watched in every cluster of `clusters` (all by default), so that
+        `set_cluster_labels` takes effect at once: a cluster relabelled into the selector sends
+        its cached objects as ADDED, one relabelled out sends them as DELETED (as a Kubernetes
+        watch does for an object entering or leaving its label selector), then only the
+        changes its new labels select.
         """
         self._check_open()
         spec = WatchSpec.build(
@@ -349,6 +434,7 @@ class Hub:
         stream = EventStream(
             spec,
             types=wanted_types,
+            cluster_selector=_cluster_selector(cluster_selector),
             max_batches=self._stream_max_batches,
             max_wait=self._slow_consumer_seconds if max_wait == "hub" else max_wait,
             on_close=self._stream_closed,
@@ -370,7 +456,7 @@ class Hub:
         resolves it), and `_spec_joined` replays then.
         """
         for name, runtime in self._clusters.items():
-            if not stream.spec.applies_to(name):
+            if not stream.spec.applies_to(name) or not stream.selects(runtime.labels):
                 continue
             informer = runtime.informer_for(stream.spec)
             if informer is None or not informer.populated:
@@ -380,7 +466,8 @@ class Hub:
     def _spec_joined(self, runtime: ClusterRuntime, spec: WatchSpec, informer: Informer) -> None:
         """`spec` now shares an informer that already holds objects (another spelling of the
         resource, another cluster list, a CRD resolved later): its streams get them first."""
-        self._replay(informer, self._streams.get(spec, ()))
+        streams = self._streams.get(spec, ())
+        self._replay(informer, [stream for stream in streams if stream.selects(runtime.labels)])
 
     @staticmethod
     def _replay(informer: Informer, streams: Iterable[EventStream]) -> None:
@@ -409,25 +496,29 @@ class Hub:
         namespaces: Iterable[str] | None = None,
         label_selector: str | LabelSelector | None = None,
         types: Iterable[EventType | str] | None = None,
+        cluster_selector: str | LabelSelector | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register an async handler called for each event, in order, once the hub runs.
 
         ```
-        @hub.on("ingresses", types=["ADDED", "MODIFIED"])
+        @hub.on("ingresses", types=["ADDED", "MODIFIED"], cluster_selector="env=prod")
         async def route(event: Event) -> None: ...
         ```
         A handler that raises is logged and called again for the next event; it never stops
-        the hub.
+        the hub. `cluster_selector` selects clusters by their labels as in `events`.
         """
-        spec = WatchSpec.build(
-            resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
+        registration = _Registration(
+            WatchSpec.build(
+                resource, clusters=clusters, namespaces=namespaces, label_selector=label_selector
+            ),
+            frozenset(EventType(t) for t in types) if types is not None else None,
+            _cluster_selector(cluster_selector),
         )
-        wanted_types = frozenset(EventType(t) for t in types) if types is not None else None
 
         def register(handler: Handler) -> Handler:
-            self._handlers.append((spec, wanted_types, handler))
+            self._handlers.append((registration, handler))
             if self._handlers_started:
-                self._tasks.start(f"handler {_name(handler)}", self._run_handler(spec, wanted_types, handler))
+                self._tasks.start(f"handler {_name(handler)}", self._run_handler(registration, handler))
             return handler
 
         return register
@@ -436,19 +527,19 @@ class Hub:
         if self._handlers_started:
             return
         self._handlers_started = True
-        for spec, types, handler in self._handlers:
-            self._tasks.start(f"handler {_name(handler)}", self._run_handler(spec, types, handler))
+        for registration, handler in self._handlers:
+            self._tasks.start(f"handler {_name(handler)}", self._run_handler(registration, handler))
 
-    async def _run_handler(
-        self, spec: WatchSpec, types: frozenset[EventType] | None, handler: Handler
-    ) -> None:
+    async def _run_handler(self, registration: _Registration, handler: Handler) -> None:
+        spec = registration.spec
         stream = await self.events(
             spec.resource,
             clusters=spec.clusters,
             namespaces=spec.namespaces,
             label_selector=spec.label_selector or None,
-            types=types,
+            types=registration.types,
             max_wait=None,  # the application's own code: back-pressure, never a lost event
+            cluster_selector=registration.cluster_selector,
         )
         async with stream:
             async for event in stream:
@@ -466,13 +557,21 @@ class Hub:
     async def _dispatch(self, runtime: ClusterRuntime, key: InformerKey, events: list[Event]) -> None:
         # The streams are taken before the first await: the cache holds this batch already, so
         # a stream opened while a listener or a slow stream is awaited started from a snapshot
-        # with it, and must not get it a second time.
-        streams = [stream for spec in runtime.specs_for(key) for stream in self._streams.get(spec, ())]
-        self.events_observed[(runtime.name, key.qualified_resource)] += len(events)
+        # with it, and must not get it a second time. For the same reason each stream's cluster
+        # selector is judged now, and a relabel meanwhile (whose snapshot holds the batch too)
+        # makes `put` drop it (the epoch).
+        name, labels = runtime.name, runtime.labels
+        streams = [
+            (stream, stream.view_epoch(name))
+            for spec in runtime.specs_for(key)
+            for stream in self._streams.get(spec, ())
+            if stream.selects(labels)
+        ]
+        self.events_observed[(name, key.qualified_resource)] += len(events)
         for listener in self._listeners:
-            await listener(runtime.name, key, events)
-        for stream in streams:
-            await stream.put(events)
+            await listener(name, key, events)
+        for stream, epoch in streams:
+            await stream.put(events, epoch=(name, epoch))
 
     # -- readiness and cache queries ------------------------------------------------------
 
@@ -504,7 +603,7 @@ class Hub:
     def _informer(self, cluster: str, resource: str, namespace: str | None, label_selector: str) -> Any:
         runtime = self._cluster(cluster)
         if runtime.catalog is None:
-            raise NotWatchedError(f"cluster {cluster!r} has not been discovered yet")
+            raise NotDiscoveredError(f"cluster {cluster!r} has not been discovered yet")
         info = runtime.catalog.resolve(resource)
         informer = runtime.find_informer(info, namespace, label_selector)
         if informer is None:
@@ -542,36 +641,132 @@ class Hub:
     ) -> list[KubeObject]:
         """Cached objects of one cluster, filtered by namespace and label selector."""
         selector = LabelSelector.parse(label_selector) if isinstance(label_selector, str) else label_selector
+        informer = self._informer_for_list(cluster, resource, namespace, selector)
+        result: list[KubeObject] = informer.cache.list(namespace, selector)
+        return result
+
+    def _informer_for_list(
+        self, cluster: str, resource: str, namespace: str | None, selector: LabelSelector | None
+    ) -> Informer:
+        """The informer whose cache answers `list`: one watched with this very selector, or one
+        without a selector (the query filters its objects)."""
         canonical = str(selector) if selector is not None else ""
         try:
-            informer = self._informer(cluster, resource, namespace, canonical)
+            informer: Informer = self._informer(cluster, resource, namespace, canonical)
         except NotWatchedError:
             if not canonical:
                 raise
             informer = self._informer(cluster, resource, namespace, "")
-        result: list[KubeObject] = informer.cache.list(namespace, selector)
-        return result
+        return informer
 
     def list_all(
         self,
         resource: str,
         *,
         clusters: Iterable[str] | None = None,
+        cluster_selector: str | LabelSelector | None = None,
         namespace: str | None = None,
         label_selector: str | LabelSelector | None = None,
-    ) -> builtins.list[tuple[str, KubeObject]]:
+        strict: bool = False,
+    ) -> ClusterObjects:
         """Cached objects across clusters as (cluster, object) pairs, clusters in name order.
 
-        Raises as `list` does for the first cluster that cannot answer (not discovered yet, or
-        without the resource); to take what the others have, call `list` per cluster."""
-        names = sorted(clusters) if clusters is not None else sorted(self._clusters)
-        found: builtins.list[tuple[str, KubeObject]] = []
-        for name in names:
-            found.extend(
-                (name, obj)
-                for obj in self.list(name, resource, namespace=namespace, label_selector=label_selector)
-            )
+        `clusters` (all by default) and `cluster_selector` (over cluster labels, as in
+        `events`) choose the clusters asked. A controller listing "every ingress" wants the
+        clusters that can answer rather than nothing because one cannot, so a cluster whose
+        cache cannot answer is skipped and named, with the reason, in the result's `skipped`
+        (`answered` names the others; both are attributes of the list returned):
+
+        - not discovered yet (`NotDiscoveredError`: just added, or unreachable since);
+        - not serving the resource (`UnknownResourceError`, e.g. a CRD installed elsewhere),
+          or serving more than one resource by that name (`AmbiguousResourceError`);
+        - not watching it there, in this scope (`NotWatchedError`);
+        - its cache still in its first list (`NotSyncedError`): part of the objects only,
+          which a caller would take for the whole (`list` hands them out as they are).
+
+        A cluster that became unreachable after its first list answers with its objects as
+        last seen (`status(name)` says so). Two failures are the caller's mistakes and still
+        raise, as waiting cannot fix them: a cluster name the hub does not know
+        (`UnknownClusterError`), and a resource that none of the clusters asked watches
+        while one of them serves it (`NotWatchedError`: call `watch` first, or query within
+        its namespaces and selector). `strict=True` keeps the behaviour of older versions:
+        the first cluster that cannot answer raises as `list` does, and caches still in their
+        first list answer with what they hold.
+        """
+        selector = LabelSelector.parse(label_selector) if isinstance(label_selector, str) else label_selector
+        found = ClusterObjects()
+        for name in self._chosen_clusters(clusters, cluster_selector):
+            try:
+                objects = self._list_for_all(name, resource, namespace, selector, strict=strict)
+            except (NotWatchedError, NotSyncedError, UnknownResourceError, AmbiguousResourceError) as error:
+                if strict:
+                    raise
+                found.skipped[name] = error
+                continue
+            found.answered.append(name)
+            found.extend((name, obj) for obj in objects)
+        unwatched = _watched_nowhere(found)
+        if unwatched is not None:
+            raise unwatched
         return found
+
+    def _chosen_clusters(
+        self, clusters: Iterable[str] | None, cluster_selector: str | LabelSelector | None
+    ) -> builtins.list[str]:
+        names = sorted(set(clusters)) if clusters is not None else sorted(self._clusters)
+        wanted = _cluster_selector(cluster_selector)
+        if wanted is None:
+            return names
+        return [name for name in names if wanted.matches(self._cluster(name).labels)]
+
+    def _list_for_all(
+        self,
+        cluster: str,
+        resource: str,
+        namespace: str | None,
+        selector: LabelSelector | None,
+        *,
+        strict: bool,
+    ) -> builtins.list[KubeObject]:
+        informer = self._informer_for_list(cluster, resource, namespace, selector)
+        if not strict and not informer.synced:
+            raise NotSyncedError(
+                f"the cache of {informer.resource.qualified_name} in cluster {cluster!r} has not"
+                " completed its first list yet"
+            )
+        result: builtins.list[KubeObject] = informer.cache.list(namespace, selector)
+        return result
+
+
+@dataclass(frozen=True)
+class _Registration:
+    """What a handler registered with `Hub.on` consumes."""
+
+    spec: WatchSpec
+    types: frozenset[EventType] | None
+    cluster_selector: LabelSelector | None
+
+
+def _cluster_selector(selector: str | LabelSelector | None) -> LabelSelector | None:
+    """A selector over cluster labels, parsed (InvalidSelectorError if bad); None selects all."""
+    parsed = LabelSelector.parse(selector) if isinstance(selector, str) else selector
+    return None if parsed is None or parsed.is_empty else parsed
+
+
+def _watched_nowhere(found: ClusterObjects) -> NotWatchedError | None:
+    """The error `list_all` raises when no cluster asked has a cache of the resource and one
+    that serves it says it is not watched: a missing `watch` (or a query outside its scope)
+    that no wait fixes, so it must not pass for an empty result."""
+    if found.answered or any(isinstance(error, NotSyncedError) for error in found.skipped.values()):
+        return None
+    return next(
+        (
+            error
+            for error in found.skipped.values()
+            if isinstance(error, NotWatchedError) and not isinstance(error, NotDiscoveredError)
+        ),
+        None,
+    )
 
 
 def _name(handler: Handler) -> str:

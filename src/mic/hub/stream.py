@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 from mic.events import Event, EventType
 from mic.hub.spec import WatchSpec
+from mic.kube.selectors import LabelSelector
 
 SLOW_CONSUMER_SECONDS = 30.0
 """How long an informer waits for room in a full stream before closing it (`max_wait`)."""
@@ -30,6 +31,10 @@ class EventStream:
     `StreamOverflowError` (as kube-apiserver ends the watch of a client that does not keep up).
     `max_wait` None waits for as long as it takes. `close()` (or leaving `async with`) ends
     the iteration.
+
+    `cluster_selector` (over cluster labels) narrows the stream to the clusters it selects;
+    the hub asks `selects` with a cluster's labels of the moment, and calls `change_view` when
+    a cluster enters or leaves the selection (see `Hub.events`).
     """
 
     def __init__(
@@ -37,12 +42,17 @@ class EventStream:
         spec: WatchSpec,
         *,
         types: Iterable[EventType] | None = None,
+        cluster_selector: LabelSelector | None = None,
         max_batches: int = 1024,
         max_wait: float | None = SLOW_CONSUMER_SECONDS,
         on_close: Callable[[EventStream], None] | None = None,
     ) -> None:
         self.spec = spec
         self.types = frozenset(types) if types is not None else None
+        self.cluster_selector = (
+            cluster_selector if cluster_selector is not None and not cluster_selector.is_empty else None
+        )
+        self._view_changes: Counter[str] = Counter()
         self._batches: deque[list[Event]] = deque()
         self._max_batches = max_batches
         self._max_wait = max_wait
@@ -54,13 +64,38 @@ class EventStream:
         self._closed = False
         self._on_close = on_close
 
-    async def put(self, events: list[Event]) -> None:
-        """Queue a batch (called by the hub); waits while the consumer is too far behind."""
+    def selects(self, cluster_labels: Mapping[str, str]) -> bool:
+        """Whether events of a cluster with these labels belong in this stream."""
+        return self.cluster_selector is None or self.cluster_selector.matches(cluster_labels)
+
+    def view_epoch(self, cluster: str) -> int:
+        """How many times `cluster` entered or left this stream's selection (see `put`)."""
+        return self._view_changes[cluster]
+
+    def change_view(self, cluster: str, events: list[Event]) -> None:
+        """`cluster` entered or left the selection: queue `events` (its cached objects as ADDED
+        or DELETED) now, and make every batch of it taken before (`put`'s `epoch`) obsolete,
+        since the cache they were made from already held those batches."""
+        self._view_changes[cluster] += 1
+        self.put_nowait(events)
+        self._not_full.set()  # a producer waiting for room with an obsolete batch need not wait
+
+    def _obsolete(self, epoch: tuple[str, int] | None) -> bool:
+        return epoch is not None and self._view_changes[epoch[0]] != epoch[1]
+
+    async def put(self, events: list[Event], *, epoch: tuple[str, int] | None = None) -> None:
+        """Queue a batch (called by the hub); waits while the consumer is too far behind.
+
+        `epoch` is (cluster, `view_epoch(cluster)`) when the hub took the batch for this stream:
+        if the cluster entered or left the selection since, the batch is dropped, as the events
+        `change_view` queued already account for it (queued ahead of it, they would otherwise
+        come out of order: a DELETED of an object, then its ADDED).
+        """
         if self.types is not None:
             events = [event for event in events if event.type in self.types]
             if not events:
                 return
-        while len(self._batches) >= self._max_batches and not self._closed:
+        while len(self._batches) >= self._max_batches and not self._closed and not self._obsolete(epoch):
             self._not_full.clear()
             try:
                 async with asyncio.timeout(self._max_wait):
@@ -68,7 +103,7 @@ class EventStream:
             except TimeoutError:
                 self._overflowed = True
                 self.close()
-        if self._closed:
+        if self._closed or self._obsolete(epoch):
             return
         self._batches.append(events)
         self._not_empty.set()

@@ -9,6 +9,7 @@ import pytest
 from mic.events import Event, EventType
 from mic.hub.spec import WatchSpec
 from mic.hub.stream import EventStream, StreamOverflowError
+from mic.kube.selectors import LabelSelector
 
 
 def event(name: str, type_: EventType = EventType.ADDED) -> Event:
@@ -87,3 +88,38 @@ async def test_without_max_wait_the_producer_waits_for_as_long_as_it_takes() -> 
     assert (await anext(stream)).name == "1"
     await asyncio.wait_for(producer, 1)
     assert (await anext(stream)).name == "2"
+
+
+async def test_a_cluster_selector_judges_cluster_labels() -> None:
+    stream = EventStream(WatchSpec("pods"), cluster_selector=LabelSelector.parse("env=prod"))
+    assert stream.selects({"env": "prod", "region": "eu"})
+    assert not stream.selects({"env": "dev"})
+    assert not stream.selects({})
+    assert EventStream(WatchSpec("pods"), cluster_selector=LabelSelector.parse("")).cluster_selector is None
+
+
+async def test_a_batch_taken_before_the_cluster_entered_or_left_the_view_is_dropped() -> None:
+    stream = EventStream(WatchSpec("pods"), cluster_selector=LabelSelector.parse("env=prod"))
+    taken = stream.view_epoch("c")
+    stream.change_view("c", [event("a", EventType.DELETED)])
+    await stream.put([event("a")], epoch=("c", taken))  # the snapshot above accounts for it
+    await stream.put([event("b")], epoch=("c", stream.view_epoch("c")))
+    await stream.put([event("x")], epoch=("other", taken))  # another cluster's view is unchanged
+    stream.close()
+    assert [(e.type, e.name) async for e in stream] == [
+        (EventType.DELETED, "a"),
+        (EventType.ADDED, "b"),
+        (EventType.ADDED, "x"),
+    ]
+
+
+async def test_a_producer_waiting_for_room_drops_its_batch_if_the_view_changed_meanwhile() -> None:
+    stream = EventStream(WatchSpec("pods"), max_batches=1)
+    await stream.put([event("1")])
+    producer = asyncio.create_task(stream.put([event("2")], epoch=("c", stream.view_epoch("c"))))
+    await asyncio.sleep(0.01)
+    stream.change_view("c", [event("2", EventType.DELETED)])
+    assert (await anext(stream)).name == "1"
+    await asyncio.wait_for(producer, 1)
+    stream.close()
+    assert [(e.type, e.name) async for e in stream] == [(EventType.DELETED, "2")]
