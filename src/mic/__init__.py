@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mic.events import Event, EventType
     from mic.hub import (
         ClusterObjects,
+        ClusterReason,
         ClusterState,
         ClusterStatus,
         DuplicateClusterError,
@@ -50,6 +51,7 @@ _EXPORTS = {
     "ApiError": "mic.kube.errors",
     "ClusterConnection": "mic.kube.connection",
     "ClusterObjects": "mic.hub",
+    "ClusterReason": "mic.hub",
     "ClusterState": "mic.hub",
     "ClusterStatus": "mic.hub",
     "ConfigError": "mic.kube.errors",
@@ -97,6 +99,7 @@ __all__ = [
     "ApiError",
     "ClusterConnection",
     "ClusterObjects",
+    "ClusterReason",
     "ClusterState",
     "ClusterStatus",
     "ConfigError",

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from mic.hub.status import ClusterReason
 from mic.kube.selectors import InvalidSelectorError, LabelSelector
 from mic.service.connections import EXAMPLE_CA_PEM, ConnectionSpec
 
@@ -160,6 +161,11 @@ class ResourceStatusView(ApiModel):
     namespaces: list[str] | None = Field(description="the namespaces watched; null: all namespaces")
     label_selector: str = Field(description="label selector of the watch; empty: all objects")
     state: str = Field(description="the informer's state", examples=["watching"])
+    reason: ClusterReason | None = Field(
+        default=None,
+        description="why the watch fails, as a stable word (see ClusterReason); null while it works",
+        examples=["ResourceForbidden"],
+    )
     synced: bool = Field(description="whether the first list completed")
     object_count: int = Field(description="objects in this cache now")
     resource_version: str = Field(description="the last resourceVersion seen")
@@ -172,6 +178,14 @@ class ClusterStatusView(ApiModel):
 
     state: Literal["connecting", "ready", "degraded", "unreachable", "unauthorized", "stopped"] = Field(
         description="how the cluster is doing, from MIC's point of view"
+    )
+    reason: ClusterReason = Field(
+        description=(
+            "why the cluster is in its state, as a stable CamelCase word for alerts and scripts (as "
+            "a Kubernetes condition's reason); `lastError` says it in words. New values may come: "
+            "treat an unknown one as Error"
+        ),
+        examples=["Connected", "TLSVerifyFailed"],
     )
     last_error: str | None = Field(default=None, description="what explains the state, if anything")
     server_version: str | None = Field(
@@ -204,6 +218,7 @@ class Cluster(ApiModel):
                     "generation": 3,
                     "status": {
                         "state": "ready",
+                        "reason": "Connected",
                         "lastError": None,
                         "serverVersion": "v1.31.0",
                         "lastEventTime": "2025-01-01T12:00:05Z",
@@ -213,6 +228,7 @@ class Cluster(ApiModel):
                                 "namespaces": None,
                                 "labelSelector": "",
                                 "state": "watching",
+                                "reason": None,
                                 "synced": True,
                                 "objectCount": 12,
                                 "resourceVersion": "48213",

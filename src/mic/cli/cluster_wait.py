@@ -18,6 +18,10 @@ which MIC retries with a backoff that would outlast any sensible wait; `degraded
 but a resource cannot be watched: not served by the cluster, forbidden by its RBAC), which needs
 a change too; `stopped`. Reporting the first of them at once, rather than hoping for a retry
 until the time runs out, is what makes a wrong token fail in a second instead of ten.
+
+The hint on what to do next follows the status' `reason` (`mic.hub.status.ClusterReason`), not
+the wording of `lastError`: a `TLSVerifyFailed` asks for the CA that signed the server's
+certificate. A MIC too old to send a reason gets the hint of the state alone.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ class Outcome:
     @property
     def state(self) -> str:
         return str(_status(self.cluster).get("state") or "")
+
+    @property
+    def reason(self) -> str:
+        """The status' `reason` (`TLSVerifyFailed`...); "" from a MIC that sends none."""
+        return str(_status(self.cluster).get("reason") or "")
 
     @property
     def connected(self) -> bool:
@@ -164,9 +173,13 @@ def _update_command(outcome: Outcome, name: str, *, ca: bool = False) -> str:
     return f"'mic clusters update {name} {options}'"
 
 
+TLS_VERIFY_FAILED = "TLSVerifyFailed"
+"""The reason of a server certificate that failed verification (not trusted, or not naming the host)."""
+
+
 def _certificate_failed(outcome: Outcome) -> bool:
     """A TLS handshake that failed on the server's certificate, which MIC reports as unreachable."""
-    return outcome.state == "unreachable" and "certificate" in _last_error(outcome).lower()
+    return outcome.state == "unreachable" and outcome.reason == TLS_VERIFY_FAILED
 
 
 def _last_error(outcome: Outcome) -> str:

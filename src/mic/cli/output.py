@@ -193,6 +193,7 @@ def cluster_row(cluster: Mapping[str, Any]) -> list[str]:
     return [
         _text(cluster.get("name")),
         _text(status.get("state")),
+        _text(status.get("reason")),
         _text(status.get("serverVersion")),
         labels_text(cluster.get("labels")),
         resources,
@@ -201,7 +202,16 @@ def cluster_row(cluster: Mapping[str, Any]) -> list[str]:
     ]
 
 
-CLUSTER_HEADERS = ("name", "state", "server version", "labels", "resources", "objects", "last error")
+CLUSTER_HEADERS = (
+    "name",
+    "state",
+    "reason",
+    "server version",
+    "labels",
+    "resources",
+    "objects",
+    "last error",
+)
 
 
 def print_clusters(clusters: Sequence[Mapping[str, Any]]) -> None:
@@ -231,6 +241,7 @@ def print_cluster(cluster: Mapping[str, Any]) -> None:
         [
             ("Name", _text(cluster.get("name"))),
             ("State", _text(status.get("state"))),
+            ("Reason", _text(status.get("reason"))),
             ("Server version", _text(status.get("serverVersion"))),
             ("Connection", _connection_text(cluster.get("connection"))),
             ("Labels", labels_text(cluster.get("labels"))),
@@ -251,6 +262,7 @@ def print_cluster(cluster: Mapping[str, Any]) -> None:
                 "namespaces",
                 "selector",
                 "state",
+                "reason",
                 "synced",
                 "objects",
                 "resource version",
@@ -262,6 +274,7 @@ def print_cluster(cluster: Mapping[str, Any]) -> None:
                     ",".join(res["namespaces"]) if isinstance(res.get("namespaces"), list) else "*",
                     _text(res.get("labelSelector")),
                     _text(res.get("state")),
+                    _text(res.get("reason")),
                     "yes" if res.get("synced") else "no",
                     _text(res.get("objectCount")),
                     _text(res.get("resourceVersion")),

@@ -11,11 +11,12 @@ from mic.hub.hub import (
     UnknownClusterError,
 )
 from mic.hub.spec import WatchSpec
-from mic.hub.status import ClusterState, ClusterStatus, ResourceStatus
+from mic.hub.status import ClusterReason, ClusterState, ClusterStatus, ResourceStatus
 from mic.hub.stream import EventStream, StreamOverflowError
 
 __all__ = [
     "ClusterObjects",
+    "ClusterReason",
     "ClusterState",
     "ClusterStatus",
     "DuplicateClusterError",

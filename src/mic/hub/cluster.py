@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mic.events import Event
+from mic.hub.reasons import reason_for, reason_for_informer
 from mic.hub.spec import WatchSpec
-from mic.hub.status import ClusterState, ClusterStatus, ResourceStatus
+from mic.hub.status import ClusterReason, ClusterState, ClusterStatus, ResourceStatus
 from mic.kube.backoff import Backoff
 from mic.kube.client import KubeClient
 from mic.kube.connection import ClusterConnection
@@ -52,6 +53,14 @@ class InformerKey:
         return f"{self.group}/{self.resource}|{namespaces}|{self.label_selector}"
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    """Why a wanted spec has no informer (yet): in words, and as the reason the status shows."""
+
+    why: str
+    reason: ClusterReason
+
+
 KnownStateLoader = Callable[[str, InformerKey], Awaitable[dict[str, KnownObject] | None]]
 BatchSink = Callable[["ClusterRuntime", InformerKey, list[Event]], Awaitable[None]]
 JoinHook = Callable[["ClusterRuntime", WatchSpec, Informer], None]
@@ -87,6 +96,7 @@ class ClusterRuntime:
         self.server_version: str | None = None
         self.last_error: str | None = None
         self._discovery_state = ClusterState.CONNECTING
+        self._discovery_reason = ClusterReason.CONNECTING
         self._sink = sink
         self._informer_options = informer_options
         self._refresh_interval = discovery_refresh_interval
@@ -95,7 +105,7 @@ class ClusterRuntime:
         self._closed = False
         self._wants: dict[WatchSpec, int] = {}
         self._resolved: dict[WatchSpec, InformerKey] = {}
-        self._unresolved: dict[WatchSpec, str] = {}
+        self._unresolved: dict[WatchSpec, Unresolved] = {}
         self._informers: dict[InformerKey, Informer] = {}
         self._users: dict[InformerKey, set[WatchSpec]] = {}
         self._discovered = asyncio.Event()
@@ -177,6 +187,7 @@ class ClusterRuntime:
         except Exception as error:
             log.error("cluster %s: unexpected error asking for /version", self.name, exc_info=error)
             failure = ConnectionFailure(f"unexpected error ({type(error).__name__}); see the MIC log")
+            failure.__cause__ = error  # so its reason is `Error`, not a network failure
             self._discovery_failed(failure, None)
             return False
         return True
@@ -186,6 +197,7 @@ class ClusterRuntime:
 
     def _discovery_failed(self, error: Exception, status: int | None) -> None:
         self.last_error = str(error)
+        self._discovery_reason = reason_for(error)
         if status in (401, 403):
             self._discovery_state = ClusterState.UNAUTHORIZED
         else:
@@ -221,6 +233,7 @@ class ClusterRuntime:
         self.catalog = catalog
         self._last_discovery = time.monotonic()
         self._discovery_state = ClusterState.READY
+        self._discovery_reason = ClusterReason.CONNECTED
         self.last_error = None
         self._discovered.set()
         await self._release_vanished(catalog)
@@ -251,7 +264,10 @@ class ClusterRuntime:
                     spec.resource,
                 )
                 # unresolved at once, so no status read shows it neither watched nor missing
-                self._unresolved[spec] = f"{key.qualified_resource}/{key.version} is no longer served"
+                self._unresolved[spec] = Unresolved(
+                    f"{key.qualified_resource}/{key.version} is no longer served",
+                    ClusterReason.RESOURCE_NOT_SERVED,
+                )
                 await self._release(key, spec)
 
     async def wait_discovered(self, timeout: float | None) -> bool:
@@ -318,7 +334,9 @@ class ClusterRuntime:
         if self._closed:
             return
         if self.catalog is None:
-            self._unresolved.update(dict.fromkeys(self._wants, "waiting for discovery"))
+            self._unresolved.update(
+                dict.fromkeys(self._wants, Unresolved("waiting for discovery", ClusterReason.CONNECTING))
+            )
             return
         async with self._lock:
             # First every pending spec is resolved and counted as a user of its informer, then
@@ -333,7 +351,9 @@ class ClusterRuntime:
                 try:
                     info = catalog.resolve(spec.resource)
                 except KubeError as error:
-                    self._unresolved[spec] = str(error) + _unavailable_hint(catalog)
+                    self._unresolved[spec] = Unresolved(
+                        str(error) + _unavailable_hint(catalog), reason_for(error)
+                    )
                     continue
                 self._unresolved.pop(spec, None)
                 key = InformerKey(
@@ -381,9 +401,10 @@ class ClusterRuntime:
             log.error("cluster %s: cannot start watching %s", self.name, info.qualified_name, exc_info=error)
             for spec in specs:
                 if spec in self._wants:
-                    self._unresolved[spec] = (
+                    self._unresolved[spec] = Unresolved(
                         f"cannot start watching {info.qualified_name} ({type(error).__name__}; see the "
-                        "MIC log); retrying"
+                        "MIC log); retrying",
+                        ClusterReason.ERROR,
                     )
 
     async def _start_informer(self, key: InformerKey, info: ResourceInfo) -> None:
@@ -467,62 +488,84 @@ class ClusterRuntime:
                     resource_version=status.resource_version,
                     last_error=status.last_error,
                     last_event_at=status.last_event_at,
+                    reason=reason_for_informer(status.state, status.last_failure),
                 )
             )
             if status.last_event_at and (last_event is None or status.last_event_at > last_event):
                 last_event = status.last_event_at
-        state, error = self._overall_state(resources)
+        state, reason, error = self._overall_state(resources)
         return ClusterStatus(
             name=self.name,
             state=state,
+            reason=reason,
             labels=dict(self.labels),
             server_version=self.server_version,
             last_error=error,
             last_event_at=last_event,
             resources=tuple(sorted(resources, key=lambda r: r.resource)),
-            unresolved=tuple(sorted(f"{spec.resource}: {why}" for spec, why in self._unresolved.items())),
+            unresolved=tuple(
+                sorted(f"{spec.resource}: {entry.why}" for spec, entry in self._unresolved.items())
+            ),
         )
 
-    def _overall_state(self, resources: list[ResourceStatus]) -> tuple[ClusterState, str | None]:
+    def _overall_state(
+        self, resources: list[ResourceStatus]
+    ) -> tuple[ClusterState, ClusterReason, str | None]:
+        """The cluster's state, its reason and the message that explains it."""
         if self._closed:
-            return ClusterState.STOPPED, None
+            return ClusterState.STOPPED, ClusterReason.STOPPED, None
         if self._discovery_state is not ClusterState.READY:
-            return self._discovery_state, self.last_error
+            return self._discovery_state, self._discovery_reason, self.last_error
         starting = [
             spec
             for spec in self._wants
             if spec not in self._unresolved and self._resolved.get(spec) not in self._informers
         ]
         if starting:
-            return ClusterState.CONNECTING, None  # resolved, informer not started yet
+            return ClusterState.CONNECTING, ClusterReason.CONNECTING, None  # informer not started yet
         if not resources:
-            return (
-                (ClusterState.DEGRADED, self._first_unresolved())
-                if self._unresolved
-                else (
-                    ClusterState.READY,
-                    None,
-                )
-            )
+            return self._unresolved_verdict() if self._unresolved else _CONNECTED
         states = [r.state for r in resources]
-        errors = [r.last_error for r in resources if r.last_error]
         auth_states = {InformerState.UNAUTHORIZED, InformerState.FORBIDDEN}
         if all(s in auth_states for s in states):
-            return ClusterState.UNAUTHORIZED, errors[0] if errors else None
+            return ClusterState.UNAUTHORIZED, *_first_failure(resources)
         if all(s is InformerState.UNREACHABLE for s in states):
-            return ClusterState.UNREACHABLE, errors[0] if errors else None
+            return ClusterState.UNREACHABLE, *_first_failure(resources)
         if any(
             s not in (InformerState.WATCHING, InformerState.LISTING, InformerState.PENDING) for s in states
         ):
-            return ClusterState.DEGRADED, errors[0] if errors else None
+            return ClusterState.DEGRADED, *_first_failure(resources)
         if self._unresolved:
-            return ClusterState.DEGRADED, self._first_unresolved()
+            return self._unresolved_verdict()
         if not all(r.synced for r in resources):
-            return ClusterState.CONNECTING, None
-        return ClusterState.READY, None
+            return ClusterState.CONNECTING, ClusterReason.CONNECTING, None
+        return _CONNECTED
 
-    def _first_unresolved(self) -> str | None:
-        return next(iter(self._unresolved.values()), None)
+    def _unresolved_verdict(self) -> tuple[ClusterState, ClusterReason, str | None]:
+        """Degraded by the first spec that cannot be watched: not served, ambiguous, or failed to start."""
+        first = next(iter(self._unresolved.values()))
+        return ClusterState.DEGRADED, first.reason, first.why
+
+
+_CONNECTED: tuple[ClusterState, ClusterReason, str | None] = (
+    ClusterState.READY,
+    ClusterReason.CONNECTED,
+    None,
+)
+
+
+def _first_failure(resources: list[ResourceStatus]) -> tuple[ClusterReason, str | None]:
+    """The reason and message of the first failing resource, which explain the cluster's state.
+
+    A resource that works again may still show its last error (a list retried after a 403
+    keeps it until the watch starts): one that fails now is preferred, so the reason and the
+    message shown always come from the same resource when one has both.
+    """
+    for resource in resources:
+        if resource.reason is not None and resource.last_error:
+            return resource.reason, resource.last_error
+    reason = next((r.reason for r in resources if r.reason is not None), ClusterReason.ERROR)
+    return reason, next((r.last_error for r in resources if r.last_error), None)
 
 
 def _unavailable_hint(catalog: ResourceCatalog) -> str:

@@ -113,6 +113,9 @@ class InformerStatus:
     state: InformerState = InformerState.PENDING
     synced: bool = False
     last_error: str | None = None
+    last_failure: BaseException | None = None
+    """The error behind `last_error`, when one is (a consumer's failure has none): what a
+    status can classify by type (`mic.hub.reasons`), never by its text."""
     resource_version: str = ""
     object_count: int = 0
     last_event_at: float | None = None
@@ -211,15 +214,16 @@ class Informer:
     @property
     def status(self) -> InformerStatus:
         states = {r.state for r in self._reflectors}
-        errors = [r.last_error for r in self._reflectors if r.last_error]
+        errors = [(r.last_error, r.last_failure) for r in self._reflectors if r.last_error]
         if self._consumer_error is not None:  # the stream waits for its consumer
             states.add(InformerState.BACKOFF)
-            errors.insert(0, self._consumer_error)
+            errors.insert(0, (self._consumer_error, None))
         state = next(s for s in _SEVERITY if s in states)
         return InformerStatus(
             state=state,
             synced=self.synced,
-            last_error=errors[0] if errors else None,
+            last_error=errors[0][0] if errors else None,
+            last_failure=errors[0][1] if errors else None,
             resource_version=max((r.resource_version for r in self._reflectors), key=_rv_order, default=""),
             object_count=len(self.cache),
             last_event_at=self.last_event_at,
@@ -340,6 +344,7 @@ class Reflector:
         self.name = f"reflector ns={namespace or '*'}"
         self.state = InformerState.PENDING
         self.last_error: str | None = None
+        self.last_failure: BaseException | None = None
         self.resource_version = ""
         self.synced = False
         self.populated = False
@@ -386,13 +391,13 @@ class Reflector:
                 await self._on_api_error(error)
             except ConnectionFailure as error:
                 self._check_history = True
-                await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay())
+                await self._pause(InformerState.UNREACHABLE, str(error), self._backoff.next_delay(), error)
             except Exception as error:
                 # A defect here (a failing consumer is retried in `Informer.emit`): the stream
                 # must go on; log it loudly and resume from the last version seen.
                 log.exception("%s: unexpected failure; resuming in a moment", self._where)
                 await self._pause(
-                    InformerState.BACKOFF, f"internal error: {error!r}", self._backoff.next_delay()
+                    InformerState.BACKOFF, f"internal error: {error!r}", self._backoff.next_delay(), error
                 )
             finally:
                 if self._watch_open:
@@ -526,22 +531,23 @@ class Reflector:
                 self._backoff.next_delay()
             return
         if error.is_unauthorized:
-            await self._pause(InformerState.UNAUTHORIZED, error.message, options.auth_retry_interval)
+            await self._pause(InformerState.UNAUTHORIZED, error.message, options.auth_retry_interval, error)
         elif error.is_forbidden:
-            await self._pause(InformerState.FORBIDDEN, error.message, options.auth_retry_interval)
+            await self._pause(InformerState.FORBIDDEN, error.message, options.auth_retry_interval, error)
         elif error.is_not_found:
-            await self._pause(InformerState.NOT_FOUND, error.message, options.auth_retry_interval)
+            await self._pause(InformerState.NOT_FOUND, error.message, options.auth_retry_interval, error)
         elif error.status == 429 and error.retry_after is not None:
-            await self._pause(InformerState.BACKOFF, str(error), error.retry_after)
+            await self._pause(InformerState.BACKOFF, str(error), error.retry_after, error)
         else:
             delay = self._backoff.next_delay()
             if error.retry_after is not None:
                 delay = max(delay, error.retry_after)
-            await self._pause(InformerState.BACKOFF, str(error), delay)
+            await self._pause(InformerState.BACKOFF, str(error), delay, error)
 
-    async def _pause(self, state: InformerState, message: str, delay: float) -> None:
+    async def _pause(self, state: InformerState, message: str, delay: float, failure: BaseException) -> None:
         self.state = state
         self.last_error = message
+        self.last_failure = failure
         log.warning("%s: %s: %s; retrying in %.1fs", self._where, state.value, message, delay)
         await asyncio.sleep(delay)
 
@@ -713,7 +719,7 @@ class Reflector:
         async with self.informer.client.watch(self._path, params) as stream:
             self._watch_open = True
             self.state = InformerState.WATCHING
-            self.last_error = None
+            self.last_error = self.last_failure = None
             while True:
                 try:
                     async with asyncio.timeout(self._stall_timeout):

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from mic.hub import ClusterState, Hub
+from mic.hub import ClusterState, ClusterStatus, Hub
+from mic.hub.status import default_reason
 
 if TYPE_CHECKING:
     from mic.delivery.engine import DeliveryEngine
@@ -28,7 +29,7 @@ LEASE_HELD_HELP = "Whether this MIC holds the store's delivery lease (1) or wait
 
 
 class ServiceCollector(Collector):
-    """Lease held, clusters by state, informer object counts and sync state, events observed,
+    """Lease held, clusters by state and reason, informer object counts and sync state, events observed,
     the state of the tokens file.
 
     Label values are only names: of clusters and subscriptions (registered by an admin) and of
@@ -71,6 +72,7 @@ class ServiceCollector(Collector):
             for state in ClusterState:
                 cluster_state.add_metric([status.name, state.value], 1 if status.state is state else 0)
         yield cluster_state
+        yield _cluster_reasons(statuses)
         # One series per cluster and resource, summed over the informers that watch it: an
         # informer's scope (namespaces, label selector) may come from a viewer's query, and a
         # label per distinct query would both show it to every scraper and grow without bound.
@@ -161,6 +163,25 @@ class ServiceCollector(Collector):
             oldest.add_metric([name], status.oldest_undelivered_age or 0.0)
             overflowing.add_metric([name], 1 if status.overflowing else 0)
         yield from (delivered, dead, coalesced, failed, backlog, retrying, dead_now, oldest, overflowing)
+
+
+def _cluster_reasons(statuses: list[ClusterStatus]) -> GaugeMetricFamily:
+    """`mic_cluster_reason{cluster,reason}`: one series per cluster, valued 1, for its reason.
+
+    Alerts can tell a certificate that is not trusted from a host that is down
+    (`mic_cluster_reason{reason="TLSVerifyFailed"}`). Reasons are a fixed list, so the label stays
+    bounded; only the current one is reported (a series per possible reason, as
+    `mic_cluster_state` has per state, would be 19 per cluster for a value nobody sums).
+    """
+    reasons = GaugeMetricFamily(
+        "mic_cluster_reason",
+        "1 for the reason (ClusterReason) of each registered cluster's state",
+        labels=["cluster", "reason"],
+    )
+    for status in statuses:
+        reason = status.reason or default_reason(status.state)
+        reasons.add_metric([status.name, reason.value], 1)
+    return reasons
 
 
 def build_registry(

@@ -32,7 +32,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mic.hub import ClusterState, ClusterStatus, Hub, ResourceStatus, UnknownClusterError, WatchSpec
+from mic.hub import (
+    ClusterReason,
+    ClusterState,
+    ClusterStatus,
+    Hub,
+    ResourceStatus,
+    UnknownClusterError,
+    WatchSpec,
+)
 from mic.kube.connection import ClusterConnection
 from mic.kube.errors import ConfigError
 from mic.kube.informer import InformerState
@@ -375,6 +383,7 @@ class Supervisor:
             status = ClusterStatus(
                 name=name,
                 state=ClusterState.UNREACHABLE,
+                reason=ClusterReason.CONFIG_INVALID,
                 labels=dict(applied.record.labels),
                 last_error=applied.error,
             )

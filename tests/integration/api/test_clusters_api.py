@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mic_api_harness import Api, kubeconfig_connection, run_app
 
+from mic.hub.status import ClusterReason
 from mic.service.settings import ServiceSettings
 from mic.testing.emulator import KubeEmulator, TokenPolicy
 
@@ -41,7 +42,9 @@ async def test_register_get_list_and_status_becomes_ready(api: Api, kube_emulato
     assert created["updatedAt"]
 
     ready = await api.wait_cluster("eu-1", lambda c: c["status"]["state"] == "ready")
+    assert ready["status"]["reason"] == "Connected"
     (resource,) = ready["status"]["resources"]
+    assert resource["reason"] is None
     assert resource["resource"] == "ingresses.networking.k8s.io"
     assert resource["synced"] is True
     assert resource["namespaces"] is None
@@ -300,6 +303,10 @@ async def test_unreachable_cluster_is_accepted_and_reported(api: Api) -> None:
     assert response.json()["connection"]["server"] == server
     cluster = await api.wait_cluster("gone", lambda c: c["status"]["state"] == "unreachable")
     assert cluster["status"]["lastError"]
+    assert cluster["status"]["reason"] == "ConnectionRefused"
+    metrics = (await api.get("/metrics")).text
+    assert 'mic_cluster_reason{cluster="gone",reason="ConnectionRefused"} 1.0' in metrics
+    assert 'mic_cluster_state{cluster="gone",state="unreachable"} 1.0' in metrics
 
 
 async def test_unauthorized_cluster_is_accepted_and_reported(api: Api, kube_emulators: Any) -> None:
@@ -311,6 +318,32 @@ async def test_unauthorized_cluster_is_accepted_and_reported(api: Api, kube_emul
     assert (await api.post("/v1/clusters", json=body)).status_code == 201
     cluster = await api.wait_cluster("locked", lambda c: c["status"]["state"] == "unauthorized")
     assert "401" in cluster["status"]["lastError"]
+    assert cluster["status"]["reason"] == "Unauthorized"
+
+
+async def test_a_forbidden_resource_has_a_reason_in_the_cluster_and_in_the_resource(
+    api: Api, kube_emulators: Any
+) -> None:
+    emulator = await kube_emulators(name="rbac", tokens={"only-pods": TokenPolicy(resources={"pods"})})
+    body = {
+        "name": "rbac",
+        "connection": {"type": "token", "server": emulator.url, "token": "only-pods"},
+        "resources": ["pods", "configmaps"],
+    }
+    assert (await api.post("/v1/clusters", json=body)).status_code == 201
+    cluster = await api.wait_cluster("rbac", lambda c: c["status"]["state"] == "degraded")
+    assert cluster["status"]["reason"] == "ResourceForbidden"
+    reasons = {r["resource"]: r["reason"] for r in cluster["status"]["resources"]}
+    assert reasons["configmaps"] == "ResourceForbidden"
+
+
+async def test_openapi_lists_every_reason(api: Api) -> None:
+    schemas = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    assert schemas["ClusterReason"]["enum"] == [reason.value for reason in ClusterReason]
+    assert "TLSVerifyFailed" in schemas["ClusterReason"]["description"]
+    status = schemas["ClusterStatusView"]
+    assert status["properties"]["reason"]["$ref"] == "#/components/schemas/ClusterReason"
+    assert "reason" in status["required"]
 
 
 async def test_put_replaces_and_patch_merges(api: Api, kube_emulator: KubeEmulator) -> None:

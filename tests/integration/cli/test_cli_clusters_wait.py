@@ -190,6 +190,12 @@ def test_add_with_a_rejected_token_exits_1_and_says_the_registration_is_stored(s
     )
     stored = mic(servers, "clusters", "get", "locked", "-o", "json")
     assert json.loads(stored.stdout)["status"]["state"] == "unauthorized"
+    assert json.loads(stored.stdout)["status"]["reason"] == "Unauthorized"
+    shown = [line.split() for line in mic(servers, "clusters", "get", "locked").stdout.splitlines()]
+    assert ["Reason:", "Unauthorized"] in shown
+    listed = [line.split() for line in mic(servers, "clusters", "list").stdout.splitlines()]
+    assert listed[0][:3] == ["NAME", "STATE", "REASON"]
+    assert listed[1][:3] == ["locked", "unauthorized", "Unauthorized"]
 
 
 def test_add_json_output_still_prints_the_stored_cluster_when_it_cannot_connect(servers: Servers) -> None:
@@ -254,6 +260,8 @@ def test_add_a_server_whose_certificate_fails_suggests_its_ca(servers: Servers) 
         " certificate could not be verified (cannot reach https://127.0.0.1:"
     )
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
+    stored = json.loads(mic(servers, "clusters", "get", "private-ca", "-o", "json").stdout)
+    assert (stored["status"]["state"], stored["status"]["reason"]) == ("unreachable", "TLSVerifyFailed")
     assert result.stderr.endswith(
         ". The registration is stored and MIC keeps retrying; give the CA that signed it with"
         " 'mic clusters update private-ca --server URL --token-file FILE --ca-file CA.pem'\n"

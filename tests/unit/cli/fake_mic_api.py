@@ -128,6 +128,7 @@ def cluster_json(name: str = "eu-1", **overrides: Any) -> dict[str, Any]:
         "generation": 1,
         "status": {
             "state": "ready",
+            "reason": "Connected",
             "lastError": None,
             "serverVersion": "v1.30.2",
             "lastEventTime": "2024-05-01T10:05:00Z",
@@ -137,6 +138,7 @@ def cluster_json(name: str = "eu-1", **overrides: Any) -> dict[str, Any]:
                     "namespaces": None,
                     "labelSelector": "",
                     "state": "watching",
+                    "reason": None,
                     "synced": True,
                     "objectCount": 3,
                     "resourceVersion": "1200",
@@ -148,6 +150,7 @@ def cluster_json(name: str = "eu-1", **overrides: Any) -> dict[str, Any]:
                     "namespaces": None,
                     "labelSelector": "",
                     "state": "watching",
+                    "reason": None,
                     "synced": True,
                     "objectCount": 4,
                     "resourceVersion": "1201",

@@ -382,7 +382,8 @@ def test_list_table(run: Run, fake_mic: FakeMic) -> None:
     broken = cluster_json(
         "us-1",
         labels={},
-        status={"state": "unreachable", "lastError": "[Errno 111] Connect call failed", "serverVersion": None,
+        status={"state": "unreachable", "reason": "ConnectionRefused",
+                "lastError": "[Errno 111] Connect call failed", "serverVersion": None,
                 "lastEventTime": None, "resources": []},
     )  # fmt: skip
     fake_mic.on("GET", "/v1/clusters", (200, {"items": [broken, cluster_json("eu-1")]}))
@@ -394,6 +395,7 @@ def test_list_table(run: Run, fake_mic: FakeMic) -> None:
     assert lines[0] == [
         "NAME",
         "STATE",
+        "REASON",
         "SERVER",
         "VERSION",
         "LABELS",
@@ -402,10 +404,19 @@ def test_list_table(run: Run, fake_mic: FakeMic) -> None:
         "LAST",
         "ERROR",
     ]
-    assert lines[1] == ["eu-1", "ready", "v1.30.2", "region=eu,tier=prod", "ingresses,services", "7"]
+    assert lines[1] == [
+        "eu-1",
+        "ready",
+        "Connected",
+        "v1.30.2",
+        "region=eu,tier=prod",
+        "ingresses,services",
+        "7",
+    ]
     assert lines[2] == [
         "us-1",
         "unreachable",
+        "ConnectionRefused",
         "ingresses,services",
         "0",
         "[Errno",
@@ -455,6 +466,22 @@ def test_get_shows_details_and_watched_resources(run: Run, fake_mic: FakeMic) ->
 
     result = run("clusters", "get", "eu-1", "-o", "json")
     assert json.loads(result.stdout) == cluster_json("eu-1")
+
+
+def test_get_shows_the_reasons_of_the_cluster_and_of_a_failing_resource(run: Run, fake_mic: FakeMic) -> None:
+    cluster = cluster_json("eu-1")
+    cluster["status"].update(state="degraded", reason="ResourceForbidden", lastError="secrets is forbidden")
+    cluster["status"]["resources"][1].update(state="forbidden", reason="ResourceForbidden", synced=False)
+    fake_mic.on("GET", "/v1/clusters/eu-1", (200, cluster))
+
+    result = run("clusters", "get", "eu-1")
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["State:", "degraded"] in rows
+    assert ["Reason:", "ResourceForbidden"] in rows
+    assert rows[-3][:6] == ["RESOURCE", "NAMESPACES", "SELECTOR", "STATE", "REASON", "SYNCED"]
+    assert ["services", "*", "forbidden", "ResourceForbidden", "no", "4", "1201"] in rows
 
 
 def test_get_unknown_cluster(run: Run, fake_mic: FakeMic) -> None:

@@ -148,3 +148,46 @@ def test_ctrl_c_while_waiting_says_the_cluster_is_stored(
         "error: interrupted while waiting for cluster 'eu-1' to connect; the registration is stored:"
         " see 'mic clusters get eu-1'\n"
     )
+
+
+def unreachable(reason: str | None, last_error: str) -> dict[str, Any]:
+    """A token cluster MIC cannot reach; `reason` None: a MIC too old to send one."""
+    status: dict[str, Any] = {"state": "unreachable", "lastError": last_error, "resources": []}
+    if reason is not None:
+        status["reason"] = reason
+    connection = {"type": "token", "server": "https://10.0.0.1:6443"}
+    return cluster_json("eu-1", status=status, connection=connection)
+
+
+def test_a_certificate_that_fails_verification_is_told_by_its_reason(run: Run, fake_mic: FakeMic) -> None:
+    # The words are the server's or OpenSSL's and may not say "certificate": the reason does.
+    failed = unreachable("TLSVerifyFailed", "cannot reach https://10.0.0.1:6443: self-signed chain")
+    fake_mic.on("POST", "/v1/clusters", (201, failed))
+
+    result = run("clusters", "add", "eu-1", "--in-cluster")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cluster 'eu-1' added, but MIC cannot connect to it: unreachable: the server's certificate"
+        " could not be verified (cannot reach https://10.0.0.1:6443: self-signed chain). The registration"
+        " is stored and MIC keeps retrying; give the CA that signed it with 'mic clusters update eu-1"
+        " --server URL --token-file FILE --ca-file CA.pem'\n"
+    )
+
+
+@pytest.mark.parametrize("reason", ["ConnectionRefused", None])
+def test_the_word_certificate_in_the_error_is_not_a_certificate_failure(
+    run: Run, fake_mic: FakeMic, reason: str | None
+) -> None:
+    refused = unreachable(reason, "cannot reach https://certificate.example:6443: connection refused")
+    fake_mic.on("POST", "/v1/clusters", (201, refused))
+
+    result = run("clusters", "add", "eu-1", "--in-cluster")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cluster 'eu-1' added, but MIC cannot connect to it: unreachable: cannot reach"
+        " https://certificate.example:6443: connection refused. The registration is stored and MIC keeps"
+        " retrying; check that MIC's host can reach the server, or fix it with 'mic clusters update eu-1"
+        " --server URL --token-file FILE'\n"
+    )

@@ -27,6 +27,7 @@ from mic.api.models import (
 )
 from mic.api.write_only import require_resent
 from mic.hub import ClusterStatus
+from mic.hub.status import default_reason
 from mic.kube.patch import merge_patch
 from mic.service.connections import dump_connection, public_view
 from mic.service.service import Service
@@ -59,6 +60,7 @@ def _time(epoch: float | None) -> datetime | None:
 def status_view(status: ClusterStatus) -> ClusterStatusView:
     return ClusterStatusView(
         state=status.state.value,
+        reason=status.reason or default_reason(status.state),
         last_error=status.last_error,
         server_version=status.server_version,
         last_event_time=_time(status.last_event_at),
@@ -68,6 +70,7 @@ def status_view(status: ClusterStatus) -> ClusterStatusView:
                 namespaces=list(r.namespaces) if r.namespaces is not None else None,
                 label_selector=r.label_selector,
                 state=str(r.state),
+                reason=r.reason,
                 synced=r.synced,
                 object_count=r.object_count,
                 resource_version=r.resource_version,
