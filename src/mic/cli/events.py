@@ -88,6 +88,10 @@ def tail(
     selector: Annotated[
         str | None, typer.Option("--selector", "-l", help="Label selector, e.g. app=web.")
     ] = None,
+    cluster_selector: Annotated[
+        str | None,
+        typer.Option("--cluster-selector", help="Only clusters whose labels match, e.g. env=prod."),
+    ] = None,
     type_: Annotated[
         list[str] | None, typer.Option("--type", help="Only ADDED, MODIFIED or DELETED; repeatable.")
     ] = None,
@@ -104,6 +108,8 @@ def tail(
         params["namespace"] = namespace
     if selector:
         params["labelSelector"] = selector
+    if cluster_selector:
+        params["clusterSelector"] = cluster_selector
     if type_:
         params["types"] = ",".join(t.upper() for t in type_)
     try:

@@ -164,6 +164,35 @@ async def test_existing_objects_come_first_then_changes_with_types_filter(
             assert json.loads(gone["data"])["subject"] == "default/old"
 
 
+async def test_a_cluster_selector_tails_the_clusters_whose_labels_match(
+    served: Served, kube_emulators: Any
+) -> None:
+    prod: KubeEmulator = await kube_emulators(name="prod")
+    dev: KubeEmulator = await kube_emulators(name="dev")
+    prod.create(configmap("in-prod"))
+    dev.create(configmap("in-dev"))
+    async with served.client() as client:
+        for name, emulator, env in (("prod-1", prod, "prod"), ("dev-1", dev, "dev")):
+            connection = kubeconfig_connection(emulator)
+            body = {"name": name, "connection": connection, "labels": {"env": env}}
+            assert (await client.post("/v1/clusters", json=body)).status_code == 201
+        params = {"resource": "configmaps", "clusterSelector": "env=prod"}
+        async with client.stream("GET", "/v1/events", params=params) as response:
+            reader = SseReader(response)
+            first = await reader.next_message()
+            assert json.loads(first["data"])["subject"] == "default/in-prod"
+            await wait_until(lambda: synced(served, "dev-1", "configmaps"))
+            dev.create(configmap("later-in-dev"))
+            prod.create(configmap("later-in-prod"))
+            second = await reader.next_message()
+            assert (second["event"], json.loads(second["data"])["subject"]) == (
+                "ADDED",
+                "default/later-in-prod",
+            )
+        bad = await client.get("/v1/events", params={"resource": "configmaps", "clusterSelector": "env in"})
+        assert bad.status_code == 422, bad.text
+
+
 async def test_secret_data_is_redacted(served: Served, kube_emulator: KubeEmulator) -> None:
     kube_emulator.create(
         {

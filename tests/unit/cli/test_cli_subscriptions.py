@@ -401,6 +401,12 @@ def test_events_tail_json_is_one_object_per_line(mic: Run, fake_mic: FakeMic) ->
     assert fake_mic.only_request().param("types") == "ADDED"
 
 
+def test_events_tail_selects_clusters_by_label(mic: Run, fake_mic: FakeMic) -> None:
+    fake_mic.on("GET", "/v1/events", (200, SSE_BODY))
+    mic("events", "tail", "ingresses", "--cluster-selector", "env=prod,region in (eu)")
+    assert fake_mic.only_request().param("clusterSelector") == "env=prod,region in (eu)"
+
+
 def test_events_tail_errors_are_one_line(mic: Run, fake_mic: FakeMic) -> None:
     fake_mic.on("GET", "/v1/events", (404, {"detail": "cluster 'nope' not found"}))
     result = mic("events", "tail", "--cluster", "nope", "pods")

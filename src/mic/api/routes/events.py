@@ -230,6 +230,17 @@ async def tail_events(
     label_selector: Annotated[
         str | None, Query(alias="labelSelector", description="label selector, e.g. app=web")
     ] = None,
+    cluster_selector: Annotated[
+        str | None,
+        Query(
+            alias="clusterSelector",
+            description=(
+                "label selector over the clusters' labels, as a subscription's clusterSelector, "
+                "e.g. env=prod; a cluster relabelled into it sends its objects as ADDED, one "
+                "relabelled out as DELETED"
+            ),
+        ),
+    ] = None,
     types: Annotated[
         str | None, Query(description="comma-separated event types; default all", examples=["ADDED,DELETED"])
     ] = None,
@@ -244,6 +255,7 @@ async def tail_events(
             "(leave namespace out, and narrow with labelSelector) or name fewer",
         )
     selector = LabelSelector.parse(label_selector) if label_selector else None
+    clusters_wanted = LabelSelector.parse(cluster_selector) if cluster_selector else None
     wanted: list[EventType] | None = None
     if types:
         try:
@@ -266,6 +278,7 @@ async def tail_events(
             label_selector=selector,
             types=wanted,
             max_wait=TAIL_MAX_WAIT,
+            cluster_selector=clusters_wanted,
         )
     finally:
         slots.fill(stream)
