@@ -38,6 +38,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     literal_column,
+    text,
 )
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -226,6 +227,16 @@ deliveries = Table(
     Index("ix_deliveries_subscription_state_id", "subscription", "state", "id"),
     # Purging events no delivery refers to (and the FK check when an event is deleted).
     Index("ix_deliveries_event_seq", "event_seq"),
+    # Migration 0009: an acknowledgement marks its object's older dead letters superseded;
+    # only unmarked dead letters are in it, so outbox inserts never pay for it.
+    Index(
+        "ix_deliveries_dead_unmarked",
+        "subscription",
+        "object_key",
+        "event_seq",
+        sqlite_where=text("state = 'dead' AND superseded_at IS NULL"),
+        postgresql_where=text("state = 'dead' AND superseded_at IS NULL"),
+    ),
 )
 
 

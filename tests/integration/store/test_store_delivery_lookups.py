@@ -1,9 +1,10 @@
-"""Statements given delivery ids find the rows by primary key, whatever the backlog.
+"""Statements on the outbox find their rows without reading a subscription's whole queue.
 
 SQLite, without statistics, preferred the (subscription, state, id) index's equality to an
 `IN` list of ids, and so read the subscription's whole queue on every acknowledgement, dead
-letter and coalescing: each cost grew with the backlog (`schema.not_for_lookup`). These tests
-ask SQLite for its plan of every such statement the store runs.
+letter and coalescing: each cost grew with the backlog (`schema.not_for_lookup`). Marking an
+object's dead letters superseded read every dead letter of the subscription (migration 0009).
+These tests ask SQLite for its plan of every such statement the store runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mic.store import (
     SubscriptionRecord,
     dialects,
 )
-from mic.store.outbox_write import _sqlite_remove_delivered
+from mic.store.outbox_write import _SQLITE_SUPERSEDE_DEAD, _sqlite_remove_delivered
 
 SCOPE = "/configmaps|*|"
 
@@ -70,6 +71,22 @@ async def queued(sqlite_store: Store) -> tuple[Store, list[int]]:
         await store.create_subscription(SubscriptionRecord(name, {"sink": {"url": f"http://{name}"}}))
     await _queue(store, "b", 50)  # another subscription's queue, which no lookup of `a` may read
     return store, await _queue(store, "a", 50)
+
+
+@contextmanager
+def _statements(store: Store, wanted: str) -> Iterator[list[tuple[str, Sequence[Any]]]]:
+    """The statements run through SQLAlchemy whose text holds `wanted`."""
+    seen: list[tuple[str, Sequence[Any]]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if wanted in statement:
+            seen.extend((statement, tuple(p)) for p in (parameters if many else [parameters]))
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
 
 
 @contextmanager
@@ -137,3 +154,40 @@ async def test_acknowledgements_statement_by_statement_find_their_rows_by_id(
     _assert_by_primary_key(_plan(store, statement, parameters), statement)
     assert (await store.counts("a")).delivered_total == 3
     assert (await store.counts("b")).pending == 50
+
+
+def _assert_by_unmarked_dead_letters(plan: list[str], statement: str) -> None:
+    on_deliveries = [step for step in plan if "deliveries" in step]
+    assert on_deliveries, (statement, plan)
+    assert all("ix_deliveries_dead_unmarked" in step for step in on_deliveries), (statement, plan)
+
+
+async def test_marking_dead_letters_superseded_reads_only_the_objects_unmarked_ones(
+    queued: tuple[Store, list[int]],
+) -> None:
+    store, ids = queued
+    await store.dead_letter("a", ids, "HTTP 400")
+    statement = _SQLITE_SUPERSEDE_DEAD
+    plan = _plan(store, statement, ("2026-12-03 00:00:00", "a", "default/o1", 10**6, "u-o1"))
+    _assert_by_unmarked_dead_letters(plan, statement)
+
+
+async def test_marking_dead_letters_statement_by_statement_reads_only_the_objects_unmarked_ones(
+    queued: tuple[Store, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way PostgreSQL writes (and SQLite without the driver's thread) too."""
+    store, ids = queued
+
+    async def unavailable(*args: object) -> int:
+        raise dialects.DriverThreadUnavailable("cannot run a function in the thread of Connection")
+
+    monkeypatch.setattr(dialects, "run_sqlite_transaction", unavailable)
+    await store.dead_letter("a", ids[:5], "HTTP 400")
+    newest = 10**6
+    with _statements(store, "SET superseded_at") as seen:
+        await store.delivered_many({"a": ids[5:6]}, superseding={"a": {("default/o1", "u-o1"): newest}})
+    assert len(seen) == 1
+    statement, parameters = seen[0]
+    _assert_by_unmarked_dead_letters(_plan(store, statement, parameters), statement)
+    marked = [r.superseded_at is not None for r in await store.dead_letters("a")]
+    assert marked == [False, True, False, False, False]  # only o1's
