@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -519,6 +520,27 @@ async def test_purge_deletes_in_short_transactions_a_writer_can_come_between(
     assert sorted(r.event.name for r in await store.pending_deliveries("a")) == ["o1", "o5", "o9"]
     assert await _rows(store, "events") == 3
     assert await store.purge_delivered_events() == 0
+
+
+async def test_purge_finds_events_to_delete_without_taking_the_write_lock(ready: Store) -> None:
+    """Finding them looks up every queued event too: under the write lock, a large backlog
+    made every outbox write wait for it once a minute."""
+    store = ready
+    ids = await _queue(store, "a", [_event(f"o{i}", i) for i in range(6)])
+    await store.delivered("a", ids[:3])
+    finds: list[bool] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM events" in statement:
+            finds.append(bool(conn.get_execution_options().get(dialects.WRITE_OPTION)))
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await store.purge_delivered_events() == 3
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    assert finds == [False]
+    assert await _rows(store, "events") == 3
 
 
 async def test_deleting_a_subscription_drops_its_queue(ready: Store) -> None:
