@@ -89,7 +89,8 @@ class Event:
     they are and CloudEvents bodies splice them in, so on the delivery path an object is
     encoded once, by the cache. Whoever keeps events long may drop their decoded trees
     (`without_decoded`): `object` then decodes its bytes again when read. A hand-written
-    slotted class rather than a dataclass, for the lazy fields.
+    slotted class rather than a dataclass, for the lazy fields. `object` may be None only
+    with `object_json` given (an event read back from the outbox: decoded on first read).
     """
 
     __slots__ = (
@@ -124,7 +125,7 @@ class Event:
         name: str,
         uid: str,
         resource_version: str,
-        object: KubeObject,
+        object: KubeObject | None,
         old_object: KubeObject | None = None,
         observed_at: float | None = None,
         ulid: str | None = None,
@@ -143,6 +144,8 @@ class Event:
         self.name = name
         self.uid = uid
         self.resource_version = resource_version
+        if object is None and object_json is None:
+            raise ValueError("an Event needs its object, or object_json to decode it from")
         self._object: KubeObject | None = object
         self.object_json = object_json
         """`object` as compact JSON bytes (`orjson.dumps(object)`), when they were at hand."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+import orjson
+
 from mic.events import Event, EventType, KubeObject
 
 TokenRole = Literal["admin", "viewer"]
@@ -116,10 +118,25 @@ class StoredEvent:
     resource_version: str
     type: EventType
     observed_at: float
-    object: KubeObject
-    old_object: KubeObject | None
+    object_json: bytes
+    """The object as stored (JSON). Kept as bytes, not decoded: a lane reading back a backlog
+    holds thousands of these, and a delivery splices the bytes into its body as they are (a
+    scale review: 10 lanes draining 300,000 rows grew from 172 to 428 MB decoding them)."""
+    old_json: bytes | None
     occasion: str | None = None
     """`Event.occasion`: None for a change as observed, a nonce for a send of MIC's own."""
+
+    @property
+    def object(self) -> KubeObject:
+        """The object, decoded anew on each read."""
+        result: KubeObject = orjson.loads(self.object_json)
+        return result
+
+    @property
+    def old_object(self) -> KubeObject | None:
+        """The state before the change, if MIC knew it; decoded anew on each read."""
+        result: KubeObject | None = None if self.old_json is None else orjson.loads(self.old_json)
+        return result
 
     def to_event(self) -> Event:
         """The `Event` that was stored (same id), for the encoders and sinks."""
@@ -134,10 +151,11 @@ class StoredEvent:
             name=self.name,
             uid=self.uid,
             resource_version=self.resource_version,
-            object=self.object,
-            old_object=self.old_object,
+            object=None,
             observed_at=self.observed_at,
             ulid=self.event_id,
+            object_json=self.object_json,
+            old_json=self.old_json,
             occasion=self.occasion,
         )
 

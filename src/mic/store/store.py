@@ -24,7 +24,6 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -1291,8 +1290,8 @@ def _delivery(row: Row[Any]) -> DeliveryRow:
             resource_version=resource_version,
             type=EventType(type_),
             observed_at=observed_at,
-            object=orjson.loads(obj),
-            old_object=None if old is None else orjson.loads(old),
+            object_json=obj.encode(),
+            old_json=None if old is None else old.encode(),
             occasion=occasion,
         ),
     )

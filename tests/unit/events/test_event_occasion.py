@@ -129,8 +129,8 @@ def test_a_stored_event_gives_its_occasion_back() -> None:
         resource_version=event.resource_version,
         type=event.type,
         observed_at=event.observed_at,
-        object=event.object,
-        old_object=event.old_object,
+        object_json=orjson.dumps(event.object),
+        old_json=None if event.old_object is None else orjson.dumps(event.old_object),
         occasion=event.occasion,
     )
     back = stored.to_event()
