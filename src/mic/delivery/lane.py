@@ -63,6 +63,10 @@ MAY_DELIVER_POLL = 0.05
 """Seconds between two looks at whether this MIC may deliver (see `may_deliver`)."""
 
 
+DUE_SLACK = 64
+"""Stale entries `_due` may hold beyond twice the objects before it is rebuilt."""
+
+
 def object_key(event: Event) -> str:
     """What per-object ordering and coalescing are keyed by: the object's name in its cluster.
 
@@ -283,6 +287,23 @@ class SubscriptionLane:
                 # new head (a new queue, or coalescing replaced the old head).
                 if len(queue.items) == 1 or head is not head_before:
                     heapq.heappush(self._due, (head.next_attempt_at, head.id, head.object_key))
+        if len(self._due) > 2 * len(self._objects) + DUE_SLACK:
+            self._compact_due()
+
+    def _compact_due(self) -> None:
+        """Rebuild `_due` from the heads, dropping stale entries.
+
+        A head replaced by coalescing leaves its entry behind until its time comes, and with a
+        recipient down, backoff puts that minutes away: a 120 s outage left 35,000 entries for
+        200 objects (memory, and `_batch_hold_until` reads them all). Every head not in flight
+        has exactly one live entry, at its `next_attempt_at` (`_retry_waiting_now` moves both).
+        """
+        self._due = [
+            (queue.items[0].next_attempt_at, queue.items[0].id, key)
+            for key, queue in self._objects.items()
+            if queue.items and not queue.in_flight
+        ]
+        heapq.heapify(self._due)
 
     @property
     def _coalescing(self) -> bool:
