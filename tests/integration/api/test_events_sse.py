@@ -171,6 +171,7 @@ async def test_a_cluster_selector_tails_the_clusters_whose_labels_match(
     dev: KubeEmulator = await kube_emulators(name="dev")
     prod.create(configmap("in-prod"))
     dev.create(configmap("in-dev"))
+    prod.register_crd("example.com", "v1", "Widget", "widgets")
     async with served.client() as client:
         for name, emulator, env in (("prod-1", prod, "prod"), ("dev-1", dev, "dev")):
             connection = kubeconfig_connection(emulator)
@@ -191,6 +192,12 @@ async def test_a_cluster_selector_tails_the_clusters_whose_labels_match(
             )
         bad = await client.get("/v1/events", params={"resource": "configmaps", "clusterSelector": "env in"})
         assert bad.status_code == 422, bad.text
+        # A resource only the selected clusters serve (a CRD installed in prod only) is no 404.
+        params = {"resource": "widgets.example.com", "clusterSelector": "env=prod"}
+        async with client.stream("GET", "/v1/events", params=params) as response:
+            assert response.status_code == 200
+        everywhere = await client.get("/v1/events", params={"resource": "widgets.example.com"})
+        assert everywhere.status_code == 404, everywhere.text
 
 
 async def test_secret_data_is_redacted(served: Served, kube_emulator: KubeEmulator) -> None:

@@ -266,7 +266,7 @@ async def tail_events(
             ) from None
     for name in clusters or ():
         await service.store.get_cluster(name)  # NotFoundError -> 404
-    await _check_resource(service, clusters or service.hub.cluster_names(), resource)
+    await _check_resource(service, clusters or service.hub.cluster_names(selector=clusters_wanted), resource)
     slots = tail_slots(service.hub)
     slots.reserve(service.settings.max_event_tails)
     stream: EventStream | None = None
