@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mic.cli.client import MicClient, MicError
+from mic.cli.output import cached_objects
 
 DEFAULT_WAIT_SECONDS = 10.0
 CONNECTED_STATE = "ready"
@@ -108,8 +109,9 @@ def connected_line(outcome: Outcome, name: str, done: str) -> str:
     status = _status(outcome.cluster)
     version = status.get("serverVersion")
     line = f"cluster '{name}' {done}: connected" + (f" (server {version})" if version else "")
-    objects = _object_count(status)
-    if objects is not None:
+    counts = cached_objects(outcome.cluster)
+    if counts:
+        objects = sum(counts.values())
         line += f", {objects} object{'' if objects == 1 else 's'} cached"
     return line
 
@@ -184,19 +186,6 @@ def _certificate_failed(outcome: Outcome) -> bool:
 
 def _last_error(outcome: Outcome) -> str:
     return " ".join(str(_status(outcome.cluster).get("lastError") or "").split())
-
-
-def _object_count(status: Mapping[str, Any]) -> int | None:
-    """Objects cached, counting each resource once: its widest informer (as `mic clusters list`)."""
-    resources = status.get("resources")
-    if not isinstance(resources, list) or not resources:
-        return None
-    counts: dict[str, int] = {}
-    for entry in resources:
-        if isinstance(entry, dict):
-            resource = str(entry.get("resource"))
-            counts[resource] = max(counts.get(resource, 0), int(entry.get("objectCount") or 0))
-    return sum(counts.values())
 
 
 def not_connected_error(outcome: Outcome, name: str, done: str, wait_seconds: float) -> MicError:

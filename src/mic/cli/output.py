@@ -169,18 +169,25 @@ def _watched(cluster: Mapping[str, Any]) -> list[dict[str, Any]]:
     return _list_of_dicts(_dict(cluster.get("status")).get("resources"))
 
 
+def cached_objects(cluster: Mapping[str, Any]) -> dict[str, int]:
+    """Objects cached per watched resource, each counted once.
+
+    The status has one entry per informer: a resource watched over several scopes (all
+    namespaces for the cluster, some namespaces or a selector for a subscription) has several.
+    Its widest informer's count is the resource's (the others cache copies of a subset).
+    """
+    counts: dict[str, int] = {}
+    for res in _watched(cluster):
+        name = _text(res.get("resource"))
+        counts[name] = max(counts.get(name, 0), int(res.get("objectCount") or 0))
+    return counts
+
+
 def cluster_row(cluster: Mapping[str, Any]) -> list[str]:
     """One line of `mic clusters list`: what a person checks first about a cluster."""
     status = _dict(cluster.get("status"))
-    watched = _watched(cluster)
-    if watched:
-        # One entry per informer: a resource watched over several scopes (all namespaces for
-        # the cluster, some namespaces or a selector for a subscription) has several. Show it
-        # once, counting its widest informer's objects (the others cache copies of a subset).
-        counts: dict[str, int] = {}
-        for res in watched:
-            name = _text(res.get("resource"))
-            counts[name] = max(counts.get(name, 0), int(res.get("objectCount") or 0))
+    counts = cached_objects(cluster)
+    if counts:
         resources = ",".join(counts)
         objects = str(sum(counts.values()))
     else:
@@ -188,7 +195,7 @@ def cluster_row(cluster: Mapping[str, Any]) -> list[str]:
         resources = ",".join(dict.fromkeys(str(r) for r in requested)) if isinstance(requested, list) else ""
         objects = "0" if resources else ""
     last_error = status.get("lastError") or next(
-        (res.get("lastError") for res in watched if res.get("lastError")), None
+        (res.get("lastError") for res in _watched(cluster) if res.get("lastError")), None
     )
     return [
         _text(cluster.get("name")),

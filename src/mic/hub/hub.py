@@ -562,7 +562,7 @@ class Hub:
         # makes `put` drop it (the epoch).
         name, labels = runtime.name, runtime.labels
         streams = [
-            (stream, stream.view_epoch(name))
+            (stream, (name, stream.view_epoch(name)) if stream.cluster_selector is not None else None)
             for spec in runtime.specs_for(key)
             for stream in self._streams.get(spec, ())
             if stream.selects(labels)
@@ -571,7 +571,7 @@ class Hub:
         for listener in self._listeners:
             await listener(name, key, events)
         for stream, epoch in streams:
-            await stream.put(events, epoch=(name, epoch))
+            await stream.put(events, epoch=epoch)
 
     # -- readiness and cache queries ------------------------------------------------------
 

@@ -85,7 +85,7 @@ def _connection_failure_reason(error: ConnectionFailure) -> ClusterReason:
     `ClusterRuntime._guarded_rediscover`): `Error`, not a network problem.
     """
     cause = error.__cause__
-    if cause is None or isinstance(cause, RuntimeError):  # RuntimeError: aiohttp's "Connection closed"
+    if cause is None or type(cause) is RuntimeError:  # aiohttp's "Connection closed", not a subclass
         return ClusterReason.CONNECTION_FAILED
     return _transport_reason(cause) or ClusterReason.ERROR
 

@@ -547,7 +547,8 @@ class Reflector:
     async def _pause(self, state: InformerState, message: str, delay: float, failure: BaseException) -> None:
         self.state = state
         self.last_error = message
-        self.last_failure = failure
+        # Without its traceback: the frames of a failed list hold its page and every key seen.
+        self.last_failure = failure.with_traceback(None)
         log.warning("%s: %s: %s; retrying in %.1fs", self._where, state.value, message, delay)
         await asyncio.sleep(delay)
 

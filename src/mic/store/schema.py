@@ -194,6 +194,8 @@ events = Table(
     CheckConstraint("type IN ('ADDED', 'MODIFIED', 'DELETED')", name="type"),
 )
 
+_UNMARKED_DEAD = text("state = 'dead' AND superseded_at IS NULL")
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -234,8 +236,8 @@ deliveries = Table(
         "subscription",
         "object_key",
         "event_seq",
-        sqlite_where=text("state = 'dead' AND superseded_at IS NULL"),
-        postgresql_where=text("state = 'dead' AND superseded_at IS NULL"),
+        sqlite_where=_UNMARKED_DEAD,
+        postgresql_where=_UNMARKED_DEAD,
     ),
 )
 

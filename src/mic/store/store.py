@@ -950,11 +950,11 @@ class Store:
                 )
             else:
                 found = []
+                by_id = (
+                    not_for_lookup(d.c.subscription) == subscription,
+                    not_for_lookup(d.c.state) == "dead",
+                )
                 for chunk in _chunks(sorted(set(ids))):
-                    by_id = (
-                        not_for_lookup(d.c.subscription) == subscription,
-                        not_for_lookup(d.c.state) == "dead",
-                    )
                     query = sa.select(*columns).select_from(joined).where(*by_id, d.c.id.in_(chunk))
                     found.extend((await conn.execute(query)).all())
             not_found = sorted(set(ids) - {row.id for row in found}) if ids is not None else []
