@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -89,20 +89,19 @@ def _statements(store: Store, wanted: str) -> Iterator[list[tuple[str, Sequence[
         sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
 
 
-@contextmanager
-def _statements_by_id(store: Store) -> Iterator[list[tuple[str, Sequence[Any]]]]:
+def _statements_by_id(store: Store) -> AbstractContextManager[list[tuple[str, Sequence[Any]]]]:
     """The statements run through SQLAlchemy that pick deliveries by a list of ids."""
-    seen: list[tuple[str, Sequence[Any]]] = []
+    return _statements(store, "deliveries.id IN (")
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if not many and "deliveries" in statement and ".id IN (" in statement:
-            seen.append((statement, tuple(parameters)))
 
-    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+@pytest.fixture
+def statement_by_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outbox writes the way PostgreSQL runs them (and SQLite without the driver's thread)."""
+
+    async def unavailable(*args: object) -> int:
+        raise dialects.DriverThreadUnavailable("cannot run a function in the thread of Connection")
+
+    monkeypatch.setattr(dialects, "run_sqlite_transaction", unavailable)
 
 
 def _plan(store: Store, statement: str, parameters: Sequence[Any]) -> list[str]:
@@ -137,16 +136,12 @@ async def test_dead_letters_coalescing_and_replay_find_their_rows_by_id(
         _assert_by_primary_key(_plan(store, statement, parameters), statement)
 
 
+@pytest.mark.usefixtures("statement_by_statement")
 async def test_acknowledgements_statement_by_statement_find_their_rows_by_id(
-    queued: tuple[Store, list[int]], monkeypatch: pytest.MonkeyPatch
+    queued: tuple[Store, list[int]],
 ) -> None:
     """The way PostgreSQL writes (and SQLite without the driver's thread) too."""
     store, ids = queued
-
-    async def unavailable(*args: object) -> int:
-        raise dialects.DriverThreadUnavailable("cannot run a function in the thread of Connection")
-
-    monkeypatch.setattr(dialects, "run_sqlite_transaction", unavailable)
     with _statements_by_id(store) as seen:
         await store.delivered("a", ids[20:23])
     assert len(seen) == 1
@@ -172,16 +167,12 @@ async def test_marking_dead_letters_superseded_reads_only_the_objects_unmarked_o
     _assert_by_unmarked_dead_letters(plan, statement)
 
 
+@pytest.mark.usefixtures("statement_by_statement")
 async def test_marking_dead_letters_statement_by_statement_reads_only_the_objects_unmarked_ones(
-    queued: tuple[Store, list[int]], monkeypatch: pytest.MonkeyPatch
+    queued: tuple[Store, list[int]],
 ) -> None:
     """The way PostgreSQL writes (and SQLite without the driver's thread) too."""
     store, ids = queued
-
-    async def unavailable(*args: object) -> int:
-        raise dialects.DriverThreadUnavailable("cannot run a function in the thread of Connection")
-
-    monkeypatch.setattr(dialects, "run_sqlite_transaction", unavailable)
     await store.dead_letter("a", ids[:5], "HTTP 400")
     newest = 10**6
     with _statements(store, "SET superseded_at") as seen:
