@@ -30,7 +30,7 @@ from mic.delivery.lane import Pending, SubscriptionLane, object_key
 from mic.delivery.signing import signature_headers
 from mic.delivery.sink import Outcome, WebhookClient
 from mic.delivery.status import PingResult, SubscriptionStatus
-from mic.delivery.writer import OutboxWriter, RoutedBatch, Written
+from mic.delivery.writer import LedgerItem, OutboxWriter, ReadyLedgerChange, RoutedBatch, Written
 from mic.events import Event, EventType, KubeObject, encode_ping, new_occasion, redact_secret_event
 from mic.hub import Hub, WatchSpec
 from mic.hub.cluster import InformerKey
@@ -369,7 +369,7 @@ class DeliveryEngine:
                 return
             labels = self._hub.cluster_labels(cluster)
             scope = key.scope
-            ledger = [_ledger_change(cluster, scope, event) for event in events]
+            ledger = [_ObservedState(cluster, scope, event) for event in events]
             pending = self._pending_snapshots(cluster, key, subscriptions)
             await self._writer.submit(self._route(cluster, labels, subscriptions, events, ledger, pending))
         await self._writer.wait_for_room()
@@ -394,7 +394,7 @@ class DeliveryEngine:
         labels: dict[str, str],
         subscriptions: Sequence[_Subscription],
         events: Sequence[Event],
-        ledger: Sequence[LedgerChange],
+        ledger: Sequence[LedgerItem],
         pending: dict[str, list[set[tuple[str, str]]]] | None = None,
     ) -> RoutedBatch:
         """Match events against subscriptions: the batch to write; the caller holds the route
@@ -778,7 +778,11 @@ class DeliveryEngine:
         # informer has cached but not routed yet (its batch waits for the route lock we hold):
         # killed before that batch is written, MIC would never report the change to them.
         behind = (cluster, key) in self._ledger_behind
-        ledger = await self._ledger_for_cache(cluster, key, cached) if behind else []
+        ledger = (
+            [ReadyLedgerChange(change) for change in await self._ledger_for_cache(cluster, key, cached)]
+            if behind
+            else []
+        )
         events = []
         if send:
             occasion = new_occasion()  # a new message about each object, not the first ADDED again
@@ -938,17 +942,26 @@ def _retyped(event: Event, event_type: EventType) -> Event:
     return event.replace(type=event_type, ulid=None)
 
 
-def _ledger_change(cluster: str, scope: str, event: Event) -> LedgerChange:
-    if event.type is EventType.DELETED:
-        return LedgerChange(cluster, scope, event.uid, None)
-    return LedgerChange(
-        cluster,
-        scope,
-        event.uid,
-        LedgerEntry(
+@dataclass(frozen=True, slots=True)
+class _ObservedState:
+    """The ledger change an informer event makes (a `LedgerItem`), hashed only if written."""
+
+    cluster: str
+    scope: str
+    event: Event
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.cluster, self.scope, self.event.uid)
+
+    def change(self) -> LedgerChange:
+        event = self.event
+        if event.type is EventType.DELETED:
+            return LedgerChange(self.cluster, self.scope, event.uid, None)
+        entry = LedgerEntry(
             namespace=event.namespace or "",
             name=event.name,
             resource_version=event.resource_version,
             content_hash=content_hash(event.object),
-        ),
-    )
+        )
+        return LedgerChange(self.cluster, self.scope, event.uid, entry)

@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mic.events import Event
 from mic.store import LedgerChange, NewDelivery
@@ -36,13 +36,39 @@ MAX_GROUP = 5_000
 """Events in one transaction at most (a longer queue takes several)."""
 
 
+class LedgerItem(Protocol):
+    """A ledger change as routing queues it: made (`change`) only for the last item of each
+    `key` in a transaction, as only that one is written (the ledger keeps the last state)."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(cluster, scope, uid)"""
+        ...
+
+    def change(self) -> LedgerChange: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyLedgerChange:
+    """A `LedgerItem` that is already a `LedgerChange`."""
+
+    ready: LedgerChange
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.ready.cluster, self.ready.scope, self.ready.uid)
+
+    def change(self) -> LedgerChange:
+        return self.ready
+
+
 @dataclass
 class RoutedBatch:
-    """One routed batch: its ledger changes, the events at least one subscription wants, one
+    """One routed batch: its ledger items, the events at least one subscription wants, one
     delivery per (subscription, event) with `event_index` into `events`, and for each delivery
     what the engine needs once its id is known (`owners`, same order)."""
 
-    ledger: Sequence[LedgerChange]
+    ledger: Sequence[LedgerItem]
     events: Sequence[Event]
     deliveries: Sequence[NewDelivery]
     owners: Sequence[Any]
@@ -149,16 +175,21 @@ class OutboxWriter:
                 batch.written.cancel()
 
     async def _commit(self, group: list[RoutedBatch]) -> None:
-        ledger: list[LedgerChange] = []
+        # The last item of each object wins (`Store.record_changes` would keep only that one
+        # anyway): a busy object changes many times per transaction, and making a change
+        # hashes the object's content.
+        latest: dict[tuple[str, str, str], LedgerItem] = {}
         events: list[Event] = []
         deliveries: list[NewDelivery] = []
         for batch in group:
             offset = len(events)
-            ledger.extend(batch.ledger)
+            for item in batch.ledger:
+                latest[item.key] = item
             events.extend(batch.events)
             deliveries.extend(
                 NewDelivery(d.subscription, d.event_index + offset, d.object_key) for d in batch.deliveries
             )
+        ledger = [item.change() for item in latest.values()]
         written = await self._write(ledger, events, deliveries)
         start = 0
         for batch in group:
@@ -178,4 +209,12 @@ class OutboxWriter:
         return group
 
 
-__all__ = ["MAX_GROUP", "MAX_QUEUED", "OutboxWriter", "RoutedBatch", "Written"]
+__all__ = [
+    "MAX_GROUP",
+    "MAX_QUEUED",
+    "LedgerItem",
+    "OutboxWriter",
+    "ReadyLedgerChange",
+    "RoutedBatch",
+    "Written",
+]

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from mic.delivery.writer import OutboxWriter, RoutedBatch, Written
+from mic.delivery.writer import OutboxWriter, ReadyLedgerChange, RoutedBatch, Written
 from mic.events import Event, EventType
-from mic.store import LedgerChange, NewDelivery
+from mic.store import LedgerChange, LedgerEntry, NewDelivery
 
 
 def event(name: str) -> Event:
@@ -32,6 +32,7 @@ class Store:
 
     def __init__(self) -> None:
         self.transactions: list[tuple[list[str], list[tuple[str, int, str]]]] = []
+        self.ledgers: list[list[LedgerChange]] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.next_id = 1
@@ -50,6 +51,7 @@ class Store:
         if self.fail_next:
             self.fail_next = False
             raise ValueError("a defect")
+        self.ledgers.append(list(ledger))
         self.transactions.append(
             ([e.name for e in events], [(d.subscription, d.event_index, d.object_key) for d in deliveries])
         )
@@ -111,6 +113,44 @@ async def test_batches_queued_while_a_write_runs_go_in_one_transaction_in_order(
         ]
         assert done[1][0] == [("s1", "b"), ("s2", "b"), ("s1", "c"), ("s2", "c")]
         assert all(b.written.done() for b in (first, second, third))
+
+
+class CountedLedgerItem:
+    """A ledger item that counts how often its change is made."""
+
+    made: list[str] = []
+
+    def __init__(self, uid: str, version: str) -> None:
+        self.uid, self.version = uid, version
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return ("c1", "configmaps", self.uid)
+
+    def change(self) -> LedgerChange:
+        CountedLedgerItem.made.append(f"{self.uid}@{self.version}")
+        return LedgerChange("c1", "configmaps", self.uid, LedgerEntry("ns", self.uid, self.version, "h"))
+
+
+async def test_only_the_last_ledger_item_of_an_object_in_a_transaction_is_made_and_written(
+    store: Store,
+) -> None:
+    CountedLedgerItem.made = []
+    async with running(OutboxWriter(store.write, lambda b, ids: None)) as writer:
+        store.gate.clear()
+        await writer.submit(RoutedBatch([CountedLedgerItem("x", "1")], [], [], []))
+        await store.writing()
+        forget_y = ReadyLedgerChange(LedgerChange("c1", "configmaps", "y", None))
+        items = [CountedLedgerItem("a", "2"), CountedLedgerItem("b", "2"), CountedLedgerItem("a", "3")]
+        await writer.submit(RoutedBatch(items, [], [], []))
+        await writer.submit(RoutedBatch([CountedLedgerItem("a", "4"), forget_y], [], [], []))
+        store.gate.set()
+        await writer.flush()
+    assert CountedLedgerItem.made == ["x@1", "a@4", "b@2"]
+    assert [[(c.uid, c.entry and c.entry.resource_version) for c in ledger] for ledger in store.ledgers] == [
+        [("x", "1")],
+        [("a", "4"), ("b", "2"), ("y", None)],
+    ]
 
 
 async def test_routing_waits_for_room_only_when_the_queue_is_full(store: Store) -> None:
